@@ -1,0 +1,203 @@
+"""The API function: API Gateway REST proxy events in, Panora-shaped JSON out.
+
+Thin on purpose: Powertools routes and validates, ``ledgerbridge.service`` does the work,
+this module only reads headers and query values and shapes responses. Authentication is
+checked before anything is said about the body, so an unauthenticated caller learns
+nothing but 401.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from ledgerbridge import errors, jsonutil, service
+from ledgerbridge.auth import Principal, authenticate
+from ledgerbridge.errors import ApiError, FieldError
+from ledgerbridge.models import MAX_BODY_BYTES, ErrorBody, Invoice, InvoiceInput, InvoicePage
+from ledgerbridge.observability import logger, tracer
+from pydantic import BaseModel
+
+app = APIGatewayRestResolver(
+    enable_validation=True,
+    serializer=jsonutil.dumps,
+    json_body_deserializer=jsonutil.loads,
+)
+_SECURITY = [{"apiKey": [], "connectionToken": []}]
+_ERRORS = {
+    code: {"description": text, "content": {"application/json": {"model": ErrorBody}}}
+    for code, text in {
+        400: "Malformed request (body not a JSON object, bad query parameter)",
+        401: "Missing or invalid x-api-key / x-connection-token",
+        404: "No such invoice for this connection",
+        413: "Body over 1 MB",
+        422: "Invalid field, unknown reference, or refused by the provider",
+        502: "Provider unreachable; the invoice is stored as pending",
+        503: "Storage unavailable; nothing was stored or sent",
+    }.items()
+}
+RemoteDataFlag = Annotated[
+    str | None,
+    Query(description="true/1: include the provider's own record in remote_data; false/0 or absent: null"),
+]
+
+
+def _json(status: int, body: Any) -> Response:
+    payload = body.model_dump() if isinstance(body, BaseModel) else body
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=jsonutil.dumps(payload)
+    )
+
+
+def _principal() -> Principal:
+    """Authenticate the current request; raises the one 401 for every failure."""
+    headers = app.current_event.headers  # case-insensitive
+    return authenticate(headers.get("x-api-key"), headers.get("x-connection-token"))
+
+
+def _check_body_size() -> None:
+    body = app.current_event.body or ""
+    if len(body.encode()) > MAX_BODY_BYTES:
+        raise ApiError(413, "payload_too_large", "Request body is over 1 MB.")
+
+
+@app.post(
+    "/accounting/invoices",
+    summary="Create an invoice in the connection's accounting software",
+    responses={
+        201: {"description": "Created and synced", "content": {"application/json": {"model": Invoice}}},
+        **_ERRORS,
+    },
+    security=_SECURITY,
+    tags=["Invoices"],
+)
+def create_invoice(invoice: Annotated[InvoiceInput, Body()], remote_data: RemoteDataFlag = None):
+    principal = _principal()
+    _check_body_size()
+    include_remote_data = service.parse_flag(remote_data, "remote_data")
+    created = service.create_invoice(principal, invoice, include_remote_data)
+    response = _json(201, created)
+    response.headers["Location"] = f"/accounting/invoices/{created.id}"
+    return response
+
+
+@app.get(
+    "/accounting/invoices",
+    summary="List the connection's invoices in creation order",
+    responses={
+        200: {"description": "A page", "content": {"application/json": {"model": InvoicePage}}},
+        **_ERRORS,
+    },
+    security=_SECURITY,
+    tags=["Invoices"],
+)
+def list_invoices(
+    limit: Annotated[int, Query(ge=1, le=100, description="page size, 1-100")] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor or previous_cursor of a page")] = None,
+    remote_data: RemoteDataFlag = None,
+):
+    principal = _principal()
+    include_remote_data = service.parse_flag(remote_data, "remote_data")
+    return _json(200, service.list_invoices(principal, limit, cursor, include_remote_data))
+
+
+@app.get(
+    "/accounting/invoices/<id>",
+    summary="Retrieve one invoice",
+    responses={
+        200: {"description": "The invoice", "content": {"application/json": {"model": Invoice}}},
+        **_ERRORS,
+    },
+    security=_SECURITY,
+    tags=["Invoices"],
+)
+def get_invoice(
+    id: Annotated[str, Path(description="invoice id")], remote_data: RemoteDataFlag = None
+):
+    principal = _principal()
+    include_remote_data = service.parse_flag(remote_data, "remote_data")
+    return _json(200, service.get_invoice(principal, id, include_remote_data))
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi_document():
+    return Response(200, content_types.APPLICATION_JSON, app.get_openapi_json_schema(**_OPENAPI))
+
+
+_OPENAPI: dict[str, Any] = {
+    "title": "Ledgerbridge",
+    "version": "1.0.0",
+    "description": "Panora-compatible unified accounting API that really creates invoices.",
+    "security_schemes": {
+        "apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header, description="identifies the project"),
+        "connectionToken": APIKey(
+            name="x-connection-token",
+            in_=APIKeyIn.header,
+            description="identifies one connection of that project",
+        ),
+    },
+}
+app.enable_swagger(path="/swagger", **_OPENAPI)
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+def _reason(error: dict) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    return error["msg"].removeprefix("Value error, ")
+
+
+def _request_error(validation_errors: list[dict]) -> ApiError:
+    """Powertools/Pydantic errors -> 400 (malformed request) or 422 (invalid field)."""
+    if any(error["type"] == "json_invalid" for error in validation_errors):
+        return errors.bad_request("Request body is not valid JSON.")
+    if any(tuple(error["loc"]) == ("body",) for error in validation_errors):
+        return errors.bad_request("Request body must be a JSON object.")
+    details = [
+        FieldError(".".join(str(part) for part in error["loc"][1:]), _reason(error))
+        for error in validation_errors
+    ]
+    if any(error["loc"][0] != "body" for error in validation_errors):
+        return errors.bad_request("Invalid query or path parameter.", details)
+    return errors.validation_error(details)
+
+
+@app.exception_handler(RequestValidationError)
+def on_validation_error(error: RequestValidationError) -> Response:
+    try:
+        _principal()
+        _check_body_size()
+    except ApiError as first:
+        return _json(first.status, first.body())
+    problem = _request_error(list(error.errors()))
+    return _json(problem.status, problem.body())
+
+
+@app.exception_handler(ApiError)
+def on_api_error(error: ApiError) -> Response:
+    return _json(error.status, error.body())
+
+
+@app.not_found
+def on_not_found(_: NotFoundError) -> Response:
+    return _json(404, errors.not_found("Route").body())
+
+
+@app.exception_handler(Exception)
+def on_unexpected(_: Exception) -> Response:
+    logger.exception("unhandled error")
+    return _json(500, ApiError(500, "internal_error", "Something went wrong on our side.").body())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+def handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

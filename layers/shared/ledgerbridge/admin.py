@@ -1,0 +1,203 @@
+"""``ledgerbridge-admin``: projects, API keys and connections, for operators.
+
+Talks to real AWS with the usual credentials chain, or to the local stack when
+``AWS_ENDPOINT_URL`` is set. Tables are found by stack name (``--stack`` or
+LEDGERBRIDGE_STACK, default ``ledgerbridge``) unless LEDGERBRIDGE_*_TABLE say otherwise.
+API keys and connection tokens are printed once, here, and stored only as hashes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ledgerbridge import service
+from ledgerbridge.auth import secret_hash
+from ledgerbridge.aws import client
+from ledgerbridge.config import settings
+from ledgerbridge.ids import reference_id, uuid7
+from ledgerbridge.store import accounts
+
+
+class AdminError(Exception):
+    """A mistake the operator can fix; printed without a traceback."""
+
+
+def create_project(name: str) -> dict[str, str]:
+    project_id = str(uuid7())
+    accounts.put_project(project_id, name, service.now_text())
+    return {"project_id": project_id, "name": name}
+
+
+def _require_project(project_id: str) -> None:
+    if accounts.get_project(project_id) is None:
+        raise AdminError(f"no project {project_id}")
+
+
+def create_api_key(project_id: str) -> dict[str, str]:
+    _require_project(project_id)
+    key_id = secrets.token_hex(8)
+    api_key = f"lbk_{key_id}_{secrets.token_urlsafe(32)}"
+    accounts.put_api_key(project_id, key_id, secret_hash(api_key), service.now_text())
+    return {"project_id": project_id, "key_id": key_id, "api_key": api_key}
+
+
+def revoke_api_key(key_id: str) -> dict[str, str]:
+    key = accounts.find_api_key_by_id(key_id)
+    if key is None:
+        raise AdminError(f"no API key {key_id}")
+    revoked_at = service.now_text()
+    accounts.revoke_api_key(key["project_id"], key_id, key["key_hash"], revoked_at)
+    return {"key_id": key_id, "revoked_at": revoked_at}
+
+
+def _encrypt_credentials(connection_id: str, credentials: dict[str, Any]) -> bytes:
+    """KMS-encrypt provider credentials, bound to their connection by encryption context."""
+    response = client("kms").encrypt(
+        KeyId=settings().credentials_key,
+        Plaintext=json.dumps(credentials).encode(),
+        EncryptionContext={"connection_id": connection_id},
+    )
+    return response["CiphertextBlob"]
+
+
+def create_connection(
+    project_id: str,
+    provider: str,
+    credentials: dict[str, Any] | None = None,
+    connection_settings: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    _require_project(project_id)
+    if provider not in service.PROVIDER_FACTORIES:
+        raise AdminError(f"provider must be one of: {', '.join(sorted(service.PROVIDER_FACTORIES))}")
+    connection_id = str(uuid7())
+    token = f"lbc_{secrets.token_urlsafe(32)}"
+    record = {
+        "project_id": project_id,
+        "connection_id": connection_id,
+        "provider": provider,
+        "settings": connection_settings or {},
+        "credentials": _encrypt_credentials(connection_id, credentials) if credentials else None,
+        "created_at": service.now_text(),
+    }
+    accounts.put_connection(record, secret_hash(token))
+    return {
+        "project_id": project_id,
+        "connection_id": connection_id,
+        "provider": provider,
+        "connection_token": token,
+        "references_synced": service.sync_references(connection_id, provider, record["settings"]),
+    }
+
+
+def list_connections(project_id: str | None) -> list[dict[str, Any]]:
+    project_ids = [project_id] if project_id else [p["pk"].split("#", 1)[1] for p in accounts.list_projects()]
+    return [
+        {
+            key: connection.get(key)
+            for key in ("project_id", "connection_id", "provider", "settings", "created_at")
+        }
+        for pid in project_ids
+        for connection in accounts.list_connections(pid)
+    ]
+
+
+def seed_demo() -> dict[str, Any]:
+    """A demo project, API key and sandbox connection (what ``make run`` prints)."""
+    project = create_project("Demo project")
+    key = create_api_key(project["project_id"])
+    connection = create_connection(project["project_id"], "sandbox")
+    demo_contact = reference_id(connection["connection_id"], "contact", "C-1001")
+    return {**project, **key, **connection, "contact_id": demo_contact}
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def _setting(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ledgerbridge-admin", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--stack", help="stack name (default: $LEDGERBRIDGE_STACK or ledgerbridge)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("create-project", help="create a project").add_argument("--name", required=True)
+    commands.add_parser("create-api-key", help="issue an API key (shown once)").add_argument(
+        "--project", required=True
+    )
+    commands.add_parser("revoke-api-key", help="revoke an API key").add_argument("--key-id", required=True)
+    connection = commands.add_parser("create-connection", help="connect a ledger (token shown once)")
+    connection.add_argument("--project", required=True)
+    connection.add_argument("--provider", required=True)
+    connection.add_argument("--credentials", type=Path, help="JSON file with the provider's OAuth tokens")
+    connection.add_argument("--setting", type=_setting, action="append", default=[], metavar="KEY=VALUE")
+    commands.add_parser("list-connections", help="list connections").add_argument("--project")
+    return parser
+
+
+def _read_credentials(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        credentials = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise AdminError(f"cannot read credentials from {path}: {exc}") from None
+    if not isinstance(credentials, dict):
+        raise AdminError("the credentials file must hold a JSON object")
+    return credentials
+
+
+def _run(args: argparse.Namespace) -> Any:
+    if args.command == "create-project":
+        return create_project(args.name)
+    if args.command == "create-api-key":
+        return create_api_key(args.project)
+    if args.command == "revoke-api-key":
+        return revoke_api_key(args.key_id)
+    if args.command == "create-connection":
+        credentials = _read_credentials(args.credentials)
+        return create_connection(args.project, args.provider, credentials, dict(args.setting))
+    return list_connections(args.project)
+
+
+def _print(result: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+        return
+    rows = result if isinstance(result, list) else [result]
+    for row in rows:
+        for key, value in row.items():
+            print(f"{key}: {json.dumps(value) if isinstance(value, dict | list) else value}")
+        print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.stack:
+        os.environ["LEDGERBRIDGE_STACK"] = args.stack
+        settings.cache_clear()
+    try:
+        _print(_run(args), args.json)
+    except AdminError as exc:
+        print(f"ledgerbridge-admin: {exc}", file=sys.stderr)
+        return 2
+    except (ClientError, BotoCoreError) as exc:
+        print(f"ledgerbridge-admin: AWS call failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Who is calling: API key -> project, connection token -> one of that project's connections.
+
+Every failure is the same 401, so a caller cannot tell an unknown token from another
+project's. Successful lookups are cached per container for up to
+LEDGERBRIDGE_AUTH_CACHE_SECONDS (at most 60 s) so the warm path reads nothing; failures
+are not cached, so a key works the moment it is created. A revoked key therefore keeps
+working on a warm container for at most that long.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from ledgerbridge.config import settings
+from ledgerbridge.errors import unauthorized
+from ledgerbridge.store import accounts
+
+
+@dataclass(frozen=True)
+class Principal:
+    project_id: str
+    connection_id: str
+    provider: str
+    connection_settings: dict[str, str] = field(default_factory=dict)
+
+
+_cache: dict[tuple[str, str], tuple[float, Principal]] = {}
+
+
+def secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _lookup(key_hash: str, token_hash: str) -> Principal:
+    api_key = accounts.find_api_key(key_hash)
+    if api_key is None or api_key.get("revoked_at"):
+        raise unauthorized()
+    token = accounts.find_connection_token(token_hash)
+    if token is None or token["project_id"] != api_key["project_id"]:
+        raise unauthorized()
+    connection = accounts.get_connection(token["project_id"], token["connection_id"])
+    if connection is None:
+        raise unauthorized()
+    return Principal(
+        project_id=token["project_id"],
+        connection_id=token["connection_id"],
+        provider=connection["provider"],
+        connection_settings=connection.get("settings") or {},
+    )
+
+
+def authenticate(api_key: str | None, connection_token: str | None) -> Principal:
+    if not api_key or not connection_token:
+        raise unauthorized()
+    cache_key = (secret_hash(api_key), secret_hash(connection_token))
+    now = time.monotonic()
+    cached = _cache.get(cache_key)
+    if cached and cached[0] > now:
+        return cached[1]
+    principal = _lookup(*cache_key)
+    _cache[cache_key] = (now + settings().auth_cache_seconds, principal)
+    return principal

@@ -1,0 +1,282 @@
+"""The unified invoice, as Panora's public API spells it.
+
+Input models are strict about what a ledger would choke on later (unknown fields, float
+drift, impossible dates, unknown currencies) so that errors come back at once, naming the
+field, instead of as a provider rejection minutes later. Output models render what is
+stored: exact decimals, RFC 3339 date-times, upper-case codes.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    field_validator,
+)
+
+from ledgerbridge.currencies import ISO_4217_CODES
+
+MAX_LINE_ITEMS = 1000
+MAX_BODY_BYTES = 1_000_000
+
+# --- scalar types -------------------------------------------------------------------------
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _parse_date_time(value: Any) -> datetime:
+    """``YYYY-MM-DD`` (midnight UTC) or an RFC 3339 date-time with an offset.
+
+    Offset-less date-times are refused: a due date that silently shifts by a time zone is
+    a wrong due date.
+    """
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a string: YYYY-MM-DD or an RFC 3339 date-time")
+    text = value.strip()
+    try:
+        if _DATE_ONLY.match(text):
+            return datetime.combine(date.fromisoformat(text), time(0), tzinfo=UTC)
+        if _RFC3339.match(text):
+            # fromisoformat takes at most 6 fractional digits; RFC 3339 allows more.
+            text = re.sub(r"(\.\d{6})\d+", r"\1", text.replace("z", "Z").replace("t", "T"))
+            return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"is not a real date: {exc}") from None
+    raise ValueError("must be YYYY-MM-DD or an RFC 3339 date-time with a time zone offset")
+
+
+def format_date_time(value: datetime) -> str:
+    """RFC 3339; UTC is written with ``Z``."""
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+DateTime = Annotated[
+    datetime,
+    BeforeValidator(_parse_date_time),
+    PlainSerializer(format_date_time, return_type=str),
+    Field(json_schema_extra={"format": "date-time"}),
+]
+
+
+def _parse_currency(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 4217 alphabetic code such as USD")
+    code = value.strip().upper()
+    if code not in ISO_4217_CODES:
+        raise ValueError(f"'{value}' is not an ISO 4217 currency code")
+    return code
+
+
+Currency = Annotated[str, BeforeValidator(_parse_currency), Field(examples=["USD"])]
+
+# DynamoDB Numbers hold 38 significant digits; 28 before and 10 after the point is more
+# than any ledger uses and leaves room for sums of 1,000 lines.
+Amount = Annotated[
+    Decimal,
+    Field(allow_inf_nan=False, max_digits=28, decimal_places=10, examples=["150.25"]),
+]
+ExchangeRate = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=28, decimal_places=12)]
+# Panora spells exchange rates as strings on the way out; stored, they are Numbers.
+ExchangeRateText = Annotated[Decimal, PlainSerializer(str, return_type=str)]
+# Ids are stored and rendered as their canonical text.
+Uuid = Annotated[UUID, PlainSerializer(str, return_type=str)]
+ShortText = Annotated[str, Field(max_length=255)]
+LongText = Annotated[str, Field(max_length=10_000)]
+
+
+class InvoiceType(StrEnum):
+    ACCOUNTS_RECEIVABLE = "ACCOUNTS_RECEIVABLE"
+    ACCOUNTS_PAYABLE = "ACCOUNTS_PAYABLE"
+
+
+_TYPE_SYNONYMS = {
+    InvoiceType.ACCOUNTS_RECEIVABLE: {
+        "ACCOUNTS_RECEIVABLE",
+        "RECEIVABLE",
+        "AR",
+        "ACCREC",
+        "SALES",
+        "SALE",
+        "INVOICE",
+        "SALES_INVOICE",
+        "CUSTOMER_INVOICE",
+    },
+    InvoiceType.ACCOUNTS_PAYABLE: {
+        "ACCOUNTS_PAYABLE",
+        "PAYABLE",
+        "AP",
+        "ACCPAY",
+        "BILL",
+        "PURCHASE",
+        "PURCHASE_INVOICE",
+        "SUPPLIER_INVOICE",
+        "VENDOR_BILL",
+    },
+}
+_TYPE_BY_SYNONYM = {word: kind for kind, words in _TYPE_SYNONYMS.items() for word in words}
+
+
+def _normalise_word(value: Any) -> Any:
+    if isinstance(value, str):
+        return re.sub(r"[\s\-]+", "_", value.strip()).upper()
+    return value
+
+
+def _parse_type(value: Any) -> Any:
+    word = _normalise_word(value)
+    if isinstance(word, str) and word not in _TYPE_BY_SYNONYM:
+        raise ValueError("must be ACCOUNTS_RECEIVABLE or ACCOUNTS_PAYABLE (or a synonym like ACCREC, Bill)")
+    return _TYPE_BY_SYNONYM.get(word, value)
+
+
+class InvoiceStatus(StrEnum):
+    DRAFT = "DRAFT"
+    SUBMITTED = "SUBMITTED"
+    OPEN = "OPEN"
+    PAID = "PAID"
+    PARTIALLY_PAID = "PARTIALLY_PAID"
+    VOID = "VOID"
+
+
+class SyncStatus(StrEnum):
+    PENDING = "pending"
+    SYNCED = "synced"
+    FAILED = "failed"
+
+
+InvoiceTypeField = Annotated[InvoiceType, BeforeValidator(_parse_type)]
+InvoiceStatusField = Annotated[InvoiceStatus, BeforeValidator(_normalise_word)]
+References = Annotated[list[Uuid], Field(max_length=50)]
+FieldMappings = Annotated[dict[str, Any], Field(max_length=100)]
+
+# --- input --------------------------------------------------------------------------------
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class LineItemInput(_Input):
+    description: LongText | None = None
+    unit_price: Amount | None = None
+    quantity: Amount | None = None
+    total_amount: Amount | None = None
+    currency: Currency | None = None
+    exchange_rate: ExchangeRate | None = None
+    item_id: Uuid | None = None
+    tracking_categories: References | None = None
+
+
+class InvoiceInput(_Input):
+    """Body of ``POST /accounting/invoices``: every field optional and nullable, as in Panora."""
+
+    type: InvoiceTypeField | None = None
+    number: ShortText | None = None
+    issue_date: DateTime | None = None
+    due_date: DateTime | None = None
+    paid_on_date: DateTime | None = None
+    memo: LongText | None = None
+    currency: Currency | None = None
+    exchange_rate: ExchangeRate | None = None
+    total_discount: Amount | None = None
+    sub_total: Amount | None = None
+    status: InvoiceStatusField | None = None
+    total_tax_amount: Amount | None = None
+    total_amount: Amount | None = None
+    balance: Amount | None = None
+    contact_id: Uuid | None = None
+    accounting_period_id: Uuid | None = None
+    tracking_categories: References | None = None
+    line_items: Annotated[list[LineItemInput], Field(max_length=MAX_LINE_ITEMS)] | None = None
+    field_mappings: FieldMappings | None = None
+
+    @field_validator("due_date")
+    @classmethod
+    def _due_after_issue(cls, due_date: datetime | None, info: ValidationInfo) -> datetime | None:
+        issue_date = info.data.get("issue_date")
+        if due_date and issue_date and due_date < issue_date:
+            raise ValueError("is before issue_date")
+        return due_date
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+class LineItem(BaseModel):
+    id: Uuid
+    remote_id: str | None = None
+    description: str | None = None
+    unit_price: Decimal | None = None
+    quantity: Decimal | None = None
+    total_amount: Decimal | None = None
+    currency: str | None = None
+    exchange_rate: ExchangeRateText | None = None
+    item_id: Uuid | None = None
+    tracking_categories: list[Uuid] | None = None
+    created_at: DateTime
+    modified_at: DateTime
+
+
+class Invoice(BaseModel):
+    """An invoice as Ledgerbridge answers it (201 body, GET body)."""
+
+    id: Uuid
+    type: InvoiceType = InvoiceType.ACCOUNTS_RECEIVABLE
+    number: str | None = None
+    issue_date: DateTime | None = None
+    due_date: DateTime | None = None
+    paid_on_date: DateTime | None = None
+    memo: str | None = None
+    currency: str | None = None
+    exchange_rate: ExchangeRateText | None = None
+    total_discount: Decimal | None = None
+    sub_total: Decimal | None = None
+    status: InvoiceStatus | None = None
+    total_tax_amount: Decimal | None = None
+    total_amount: Decimal | None = None
+    balance: Decimal | None = None
+    contact_id: Uuid | None = None
+    accounting_period_id: Uuid | None = None
+    tracking_categories: list[Uuid] | None = None
+    line_items: list[LineItem] = Field(default_factory=list)
+    field_mappings: dict[str, Any] | None = None
+    remote_id: str | None = None
+    remote_data: dict[str, Any] | None = None
+    remote_updated_at: DateTime | None = None
+    created_at: DateTime
+    modified_at: DateTime
+    sync_status: SyncStatus = Field(description="pending: stored, not yet confirmed by the provider")
+    sync_error: str | None = Field(default=None, description="why the provider refused it, when failed")
+
+
+class InvoicePage(BaseModel):
+    data: list[Invoice]
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+class FieldErrorBody(BaseModel):
+    field: str
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    statusCode: int
+    error: str
+    message: str
+    details: list[FieldErrorBody] = Field(default_factory=list)

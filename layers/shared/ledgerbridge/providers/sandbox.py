@@ -1,0 +1,191 @@
+"""The built-in ``sandbox`` ledger: a small accounting system that behaves like a real one.
+
+It numbers invoices, computes line amounts and totals, refuses what a real ledger refuses
+(nothing to bill, a line with no price, totals that do not add up, a reused invoice
+number), honours an idempotency key, and keeps its books through a ``SandboxLedger`` so
+this module stays free of storage details. The local stack connects to it by default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from ledgerbridge.models import InvoiceInput, InvoiceStatus, InvoiceType, LineItemInput, format_date_time
+from ledgerbridge.providers.base import (
+    ConnectionContext,
+    OutboundInvoice,
+    ProviderRejected,
+    RemoteInvoice,
+    RemoteReference,
+)
+
+ZERO = Decimal(0)
+
+
+class NumberTaken(Exception):
+    """Another invoice of this connection already carries the number."""
+
+
+class SandboxLedger(Protocol):
+    """Storage for the sandbox's books, one set per connection."""
+
+    def find(self, connection_id: str, request_key: str) -> dict[str, Any] | None: ...
+
+    def next_sequence(self, connection_id: str) -> int: ...
+
+    def record(self, connection_id: str, request_key: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Store a new invoice once per request key; raise NumberTaken for a reused number."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Line:
+    description: str | None
+    quantity: Decimal
+    unit_price: Decimal | None
+    amount: Decimal
+    item: str | None
+
+
+def _line(index: int, line: LineItemInput, item: str | None) -> _Line:
+    quantity = line.quantity if line.quantity is not None else Decimal(1)
+    computed = quantity * line.unit_price if line.unit_price is not None else None
+    if computed is None and line.total_amount is None:
+        raise ProviderRejected([f"Line {index + 1} has neither a unit price nor an amount."])
+    if computed is not None and line.total_amount is not None and computed != line.total_amount:
+        raise ProviderRejected(
+            [f"Line {index + 1} amount {line.total_amount} is not quantity x unit price ({computed})."]
+        )
+    amount = line.total_amount if line.total_amount is not None else computed
+    return _Line(line.description, quantity, line.unit_price, amount, item)
+
+
+def _totals(invoice: InvoiceInput, lines: list[_Line]) -> dict[str, Decimal]:
+    discount = invoice.total_discount or ZERO
+    tax = invoice.total_tax_amount or ZERO
+    if lines:
+        sub_total = sum((line.amount for line in lines), ZERO)
+        total = sub_total - discount + tax
+        if invoice.total_amount is not None and invoice.total_amount != total:
+            raise ProviderRejected(
+                [f"total_amount {invoice.total_amount} does not match the lines ({total})."]
+            )
+    else:
+        total = invoice.total_amount
+        sub_total = total + discount - tax
+    if invoice.sub_total is not None and invoice.sub_total != sub_total:
+        raise ProviderRejected([f"sub_total {invoice.sub_total} does not match the lines ({sub_total})."])
+    paid = invoice.status == InvoiceStatus.PAID
+    balance = ZERO if paid else (invoice.balance if invoice.balance is not None else total)
+    return {
+        "sub_total": sub_total,
+        "total_discount": discount,
+        "total_tax_amount": tax,
+        "total_amount": total,
+        "balance": balance,
+    }
+
+
+def _date(value: datetime | None) -> str | None:
+    return value.date().isoformat() if value else None
+
+
+# The sandbox company's directory: what a fresh sandbox ledger already knows.
+DIRECTORY = (
+    RemoteReference("contact", "C-1001", "Acme Corporation (customer)"),
+    RemoteReference("contact", "C-1002", "Globex Ltd (customer)"),
+    RemoteReference("contact", "V-2001", "Initech Supplies (vendor)"),
+    RemoteReference("item", "I-1", "Consulting hour"),
+    RemoteReference("item", "I-2", "Software licence"),
+    RemoteReference("tracking_category", "T-1", "Department: Sales"),
+    RemoteReference("tracking_category", "T-2", "Department: Engineering"),
+    RemoteReference("accounting_period", "P-2026", "Fiscal year 2026"),
+)
+
+
+class SandboxProvider:
+    """Creates invoices in the sandbox ledger; see the module docstring."""
+
+    def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
+        return list(DIRECTORY)
+
+    def __init__(self, ledger: SandboxLedger):
+        self._ledger = ledger
+
+    def create_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice:
+        existing = self._ledger.find(connection.connection_id, outbound.invoice_id)
+        if existing is not None:
+            return _remote(existing)
+        invoice = outbound.invoice
+        if not invoice.line_items and invoice.total_amount is None:
+            raise ProviderRejected(["An invoice needs at least one line item or a total_amount."])
+        lines = [
+            _line(i, line, outbound.remote_ids.get(f"line_items.{i}.item_id"))
+            for i, line in enumerate(invoice.line_items or [])
+        ]
+        totals = _totals(invoice, lines)
+        sequence = self._ledger.next_sequence(connection.connection_id)
+        record = _record(sequence, outbound, lines, totals)
+        try:
+            stored = self._ledger.record(connection.connection_id, outbound.invoice_id, record)
+        except NumberTaken:
+            raise ProviderRejected([f"Invoice number {record['invoice_number']} is already used."]) from None
+        return _remote(stored)
+
+
+def _record(sequence: int, outbound: OutboundInvoice, lines: list[_Line], totals: dict) -> dict[str, Any]:
+    invoice = outbound.invoice
+    now = format_date_time(datetime.now(UTC))
+    kind = "bill" if invoice.type == InvoiceType.ACCOUNTS_PAYABLE else "sales_invoice"
+    return {
+        "id": str(sequence),
+        "kind": kind,
+        "invoice_number": invoice.number or f"{'BILL' if kind == 'bill' else 'INV'}-{sequence:05d}",
+        "status": (invoice.status or InvoiceStatus.OPEN).value,
+        "contact": outbound.remote_ids.get("contact_id"),
+        "issued_on": _date(invoice.issue_date) or now[:10],
+        "due_on": _date(invoice.due_date),
+        "currency": invoice.currency or "USD",
+        "exchange_rate": invoice.exchange_rate,
+        "reference": invoice.memo,
+        "lines": [
+            {
+                "line_id": f"{sequence}-{index + 1}",
+                "description": line.description,
+                "item": line.item,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+                "amount": line.amount,
+            }
+            for index, line in enumerate(lines)
+        ],
+        "subtotal": totals["sub_total"],
+        "discount": totals["total_discount"],
+        "tax": totals["total_tax_amount"],
+        "total": totals["total_amount"],
+        "amount_due": totals["balance"],
+        "external_id": outbound.invoice_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _remote(record: dict[str, Any]) -> RemoteInvoice:
+    return RemoteInvoice(
+        remote_id=record["id"],
+        remote_data=record,
+        remote_updated_at=datetime.fromisoformat(record["updated_at"]),
+        fields={
+            "number": record["invoice_number"],
+            "status": record["status"],
+            "sub_total": record["subtotal"],
+            "total_discount": record["discount"],
+            "total_tax_amount": record["tax"],
+            "total_amount": record["total"],
+            "balance": record["amount_due"],
+        },
+        line_remote_ids=[line["line_id"] for line in record["lines"]],
+    )

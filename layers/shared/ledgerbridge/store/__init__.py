@@ -1,0 +1,1 @@
+"""Data access: DynamoDB only, no HTTP, no provider knowledge."""

@@ -1,0 +1,148 @@
+"""The invoices table: one item per invoice, partition = connection, sort = UUIDv7 id.
+
+Because ids are time-ordered, a connection's invoices are one Query in creation order and
+a cursor is just the last id seen. Amounts are DynamoDB Numbers (Decimals in, Decimals
+out). The provider's own record is kept as a JSON string: it is opaque to us, and storing
+it as a DynamoDB map would turn its floats into errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ledgerbridge import jsonutil
+from ledgerbridge.config import settings
+from ledgerbridge.store.dynamo import (
+    STORAGE_ERRORS,
+    dynamodb,
+    from_item,
+    is_condition_failure,
+    storage_unavailable,
+    to_item,
+    to_values,
+)
+
+
+class InvoiceConflict(Exception):
+    """The item is not in the state the write expected (e.g. settled twice)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    records: list[dict[str, Any]]
+    has_more: bool
+
+
+def _decode(item: dict[str, Any]) -> dict[str, Any]:
+    record = from_item(item)
+    raw = record.pop("remote_data_json", None)
+    record["remote_data"] = jsonutil.loads(raw) if raw else None
+    return record
+
+
+def _table() -> str:
+    return settings().invoices_table
+
+
+def create_pending(record: dict[str, Any]) -> None:
+    """The first write of the write path: the invoice exists before any provider sees it."""
+    try:
+        dynamodb().put_item(
+            TableName=_table(),
+            Item=to_item(record),
+            ConditionExpression="attribute_not_exists(id)",
+        )
+    except STORAGE_ERRORS as exc:
+        raise storage_unavailable() from exc
+
+
+def _update(connection_id: str, invoice_id: str, changes: dict[str, Any], expected_status: str) -> dict:
+    """Set ``changes`` (None removes the attribute) if the invoice is still ``expected_status``."""
+    names = {f"#f{i}": key for i, key in enumerate(changes)}
+    sets = [f"#f{i} = :v{i}" for i, value in enumerate(changes.values()) if value is not None]
+    removes = [f"#f{i}" for i, value in enumerate(changes.values()) if value is None]
+    values = {f":v{i}": value for i, value in enumerate(changes.values()) if value is not None}
+    values[":expected"] = expected_status
+    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+    try:
+        response = dynamodb().update_item(
+            TableName=_table(),
+            Key=to_values({"connection_id": connection_id, "id": invoice_id}),
+            UpdateExpression=expression,
+            ConditionExpression="sync_status = :expected",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_values(values),
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        if is_condition_failure(exc):
+            raise InvoiceConflict(invoice_id) from exc
+        raise storage_unavailable() from exc
+    except STORAGE_ERRORS as exc:
+        raise storage_unavailable() from exc
+    return _decode(response["Attributes"])
+
+
+def settle(connection_id: str, invoice_id: str, changes: dict[str, Any], remote_data: Any) -> dict:
+    """pending -> synced, with what the provider answered."""
+    changes = {**changes, "sync_status": "synced", "remote_data_json": jsonutil.dumps(remote_data)}
+    return _update(connection_id, invoice_id, changes, expected_status="pending")
+
+
+def mark_failed(connection_id: str, invoice_id: str, reason: str, modified_at: str) -> dict:
+    """pending -> failed, keeping the provider's reason for the caller to read."""
+    changes = {"sync_status": "failed", "sync_error": reason, "modified_at": modified_at}
+    return _update(connection_id, invoice_id, changes, expected_status="pending")
+
+
+def record_attempt_error(connection_id: str, invoice_id: str, reason: str, modified_at: str) -> dict:
+    """Keep a pending invoice pending, noting why the last forward did not get through."""
+    changes = {"sync_error": reason, "modified_at": modified_at}
+    return _update(connection_id, invoice_id, changes, expected_status="pending")
+
+
+def get(connection_id: str, invoice_id: str) -> dict[str, Any] | None:
+    try:
+        response = dynamodb().get_item(
+            TableName=_table(),
+            Key=to_values({"connection_id": connection_id, "id": invoice_id}),
+            ConsistentRead=True,
+        )
+    except STORAGE_ERRORS as exc:
+        raise storage_unavailable() from exc
+    item = response.get("Item")
+    return _decode(item) if item else None
+
+
+def query(connection_id: str, limit: int, after_id: str | None = None, before_id: str | None = None) -> Page:
+    """Up to ``limit`` invoices after (or before) an id, always returned oldest first."""
+    forward = before_id is None
+    anchor = after_id if forward else before_id
+    request: dict[str, Any] = {
+        "TableName": _table(),
+        "KeyConditionExpression": "connection_id = :c",
+        "ExpressionAttributeValues": to_values({":c": connection_id}),
+        "ScanIndexForward": forward,
+        "Limit": limit + 1,
+    }
+    if anchor:
+        request["ExclusiveStartKey"] = to_values({"connection_id": connection_id, "id": anchor})
+    items: list[dict] = []
+    try:
+        # A query page stops at 1 MB, so big invoices can need more than one round trip.
+        while len(items) <= limit:
+            response = dynamodb().query(**request)
+            items.extend(response["Items"])
+            if "LastEvaluatedKey" not in response:
+                break
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            request["Limit"] = limit + 1 - len(items)
+    except STORAGE_ERRORS as exc:
+        raise storage_unavailable() from exc
+    records = [_decode(item) for item in items[:limit]]
+    if not forward:
+        records.reverse()
+    return Page(records=records, has_more=len(items) > limit)

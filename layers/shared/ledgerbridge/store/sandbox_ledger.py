@@ -1,0 +1,67 @@
+"""The sandbox provider's books, in the accounts table.
+
+    SANDBOX#<conn_id>   SEQUENCE           n (atomic counter: remote ids and numbers)
+    SANDBOX#<conn_id>   REQUEST#<key>      record (the invoice, keyed by idempotency key)
+    SANDBOX#<conn_id>   NUMBER#<number>    remote_id (keeps invoice numbers unique)
+
+The request item and the number claim are written in one transaction, so a resend with
+the same key finds the first invoice and a reused number is refused, never half-written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ledgerbridge.config import settings
+from ledgerbridge.providers.base import ProviderUnavailable
+from ledgerbridge.providers.sandbox import NumberTaken
+from ledgerbridge.store.dynamo import STORAGE_ERRORS, dynamodb, from_item, put_new_items, to_values
+
+
+class DynamoSandboxLedger:
+    """``SandboxLedger`` on DynamoDB. Storage trouble is the sandbox being unavailable."""
+
+    def find(self, connection_id: str, request_key: str) -> dict[str, Any] | None:
+        key = to_values({"pk": f"SANDBOX#{connection_id}", "sk": f"REQUEST#{request_key}"})
+        try:
+            item = dynamodb().get_item(TableName=settings().accounts_table, Key=key, ConsistentRead=True)
+        except STORAGE_ERRORS as exc:
+            raise ProviderUnavailable("sandbox ledger unavailable") from exc
+        return from_item(item["Item"])["record"] if "Item" in item else None
+
+    def next_sequence(self, connection_id: str) -> int:
+        try:
+            response = dynamodb().update_item(
+                TableName=settings().accounts_table,
+                Key=to_values({"pk": f"SANDBOX#{connection_id}", "sk": "SEQUENCE"}),
+                UpdateExpression="ADD n :one",
+                ExpressionAttributeValues=to_values({":one": 1}),
+                ReturnValues="UPDATED_NEW",
+            )
+        except STORAGE_ERRORS as exc:
+            raise ProviderUnavailable("sandbox ledger unavailable") from exc
+        return int(from_item(response["Attributes"])["n"])
+
+    def record(self, connection_id: str, request_key: str, record: dict[str, Any]) -> dict[str, Any]:
+        partition = f"SANDBOX#{connection_id}"
+        items = [
+            {"pk": partition, "sk": f"REQUEST#{request_key}", "record": record},
+            {"pk": partition, "sk": f"NUMBER#{record['invoice_number']}", "remote_id": record["id"]},
+        ]
+        try:
+            put_new_items(settings().accounts_table, items)
+        except ClientError as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
+            if reasons[:1] == ["ConditionalCheckFailed"]:  # same request key: a resend
+                existing = self.find(connection_id, request_key)
+                if existing is None:
+                    raise ProviderUnavailable("sandbox ledger unavailable") from exc
+                return existing
+            if reasons[1:2] == ["ConditionalCheckFailed"]:
+                raise NumberTaken(record["invoice_number"]) from exc
+            raise ProviderUnavailable("sandbox ledger unavailable") from exc
+        except STORAGE_ERRORS as exc:
+            raise ProviderUnavailable("sandbox ledger unavailable") from exc
+        return record

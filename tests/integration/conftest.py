@@ -1,0 +1,90 @@
+"""Drive the API handler with API Gateway REST proxy events, against moto."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pytest
+from ledgerbridge import jsonutil
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    text: str
+
+    @property
+    def json(self) -> Any:
+        return jsonutil.loads(self.text)
+
+
+def rest_event(
+    method: str,
+    path: str,
+    *,
+    resource: str,
+    body: str | None = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    path_parameters: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    headers = {"content-type": "application/json", **(headers or {})}
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": query or None,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "path": f"/v1{path}",
+            "stage": "v1",
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+class Api:
+    """A tiny client: each call is one Lambda invocation of the real handler."""
+
+    def __init__(self, module: ModuleType, context: Any, credentials: dict[str, str]):
+        self._module, self._context, self.credentials = module, context, credentials
+
+    def call(self, method: str, path: str, *, body: Any = None, raw: str | None = None,
+             headers: dict[str, str] | None = None, query: dict[str, str] | None = None,
+             auth: bool = True) -> Answer:
+        resource, params = path, None
+        if path.startswith("/accounting/invoices/"):
+            resource, params = "/accounting/invoices/{id}", {"id": path.rsplit("/", 1)[1]}
+        sent = {**(self.credentials if auth else {}), **(headers or {})}
+        text = raw if raw is not None else (jsonutil.dumps(body) if body is not None else None)
+        event = rest_event(method, path, resource=resource, body=text, headers=sent, query=query,
+                           path_parameters=params)
+        result = self._module.handler(event, self._context)
+        assert result["statusCode"] != 500, result["body"]
+        return Answer(result["statusCode"], result.get("headers") or {}, result["body"])
+
+    def create(self, body: Any, **kwargs: Any) -> Answer:
+        return self.call("POST", "/accounting/invoices", body=body, **kwargs)
+
+
+@pytest.fixture
+def api(api_module: ModuleType, lambda_context: Any, demo: dict[str, Any]) -> Api:
+    return Api(api_module, lambda_context,
+               {"x-api-key": demo["api_key"], "x-connection-token": demo["connection_token"]})
+
+
+def as_json(answer: Answer) -> str:
+    return json.dumps(answer.json, default=str)

@@ -17,12 +17,13 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
 from ledgerbridge import errors, jsonutil, service
 from ledgerbridge.auth import Principal, authenticate
 from ledgerbridge.errors import ApiError, FieldError
 from ledgerbridge.models import MAX_BODY_BYTES, ErrorBody, Invoice, InvoiceInput, InvoicePage
 from ledgerbridge.observability import logger, tracer
-from pydantic import BaseModel
 
 app = APIGatewayRestResolver(
     enable_validation=True,
@@ -117,9 +118,7 @@ def list_invoices(
     security=_SECURITY,
     tags=["Invoices"],
 )
-def get_invoice(
-    id: Annotated[str, Path(description="invoice id")], remote_data: RemoteDataFlag = None
-):
+def get_invoice(id: Annotated[str, Path(description="invoice id")], remote_data: RemoteDataFlag = None):
     principal = _principal()
     include_remote_data = service.parse_flag(remote_data, "remote_data")
     return _json(200, service.get_invoice(principal, id, include_remote_data))

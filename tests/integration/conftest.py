@@ -8,6 +8,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
 from ledgerbridge import jsonutil
 
 
@@ -62,19 +63,29 @@ class Api:
     def __init__(self, module: ModuleType, context: Any, credentials: dict[str, str]):
         self._module, self._context, self.credentials = module, context, credentials
 
-    def call(self, method: str, path: str, *, body: Any = None, raw: str | None = None,
-             headers: dict[str, str] | None = None, query: dict[str, str] | None = None,
-             auth: bool = True) -> Answer:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        raw: str | None = None,
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+        auth: bool = True,
+    ) -> Answer:
         resource, params = path, None
         if path.startswith("/accounting/invoices/"):
             resource, params = "/accounting/invoices/{id}", {"id": path.rsplit("/", 1)[1]}
         sent = {**(self.credentials if auth else {}), **(headers or {})}
         text = raw if raw is not None else (jsonutil.dumps(body) if body is not None else None)
-        event = rest_event(method, path, resource=resource, body=text, headers=sent, query=query,
-                           path_parameters=params)
+        event = rest_event(
+            method, path, resource=resource, body=text, headers=sent, query=query, path_parameters=params
+        )
         result = self._module.handler(event, self._context)
         assert result["statusCode"] != 500, result["body"]
-        return Answer(result["statusCode"], result.get("headers") or {}, result["body"])
+        headers = {k: v[-1] for k, v in (result.get("multiValueHeaders") or {}).items()}
+        return Answer(result["statusCode"], {**headers, **(result.get("headers") or {})}, result["body"])
 
     def create(self, body: Any, **kwargs: Any) -> Answer:
         return self.call("POST", "/accounting/invoices", body=body, **kwargs)
@@ -82,8 +93,11 @@ class Api:
 
 @pytest.fixture
 def api(api_module: ModuleType, lambda_context: Any, demo: dict[str, Any]) -> Api:
-    return Api(api_module, lambda_context,
-               {"x-api-key": demo["api_key"], "x-connection-token": demo["connection_token"]})
+    return Api(
+        api_module,
+        lambda_context,
+        {"x-api-key": demo["api_key"], "x-connection-token": demo["connection_token"]},
+    )
 
 
 def as_json(answer: Answer) -> str:

@@ -2,12 +2,14 @@
 
 Because ids are time-ordered, a connection's invoices are one Query in creation order and
 a cursor is just the last id seen. Amounts are DynamoDB Numbers (Decimals in, Decimals
-out). The provider's own record is kept as a JSON string: it is opaque to us, and storing
-it as a DynamoDB map would turn its floats into errors.
+out). The provider's own record is kept as zlib-compressed JSON: it is opaque to us,
+often as large as the invoice itself, and compresses tenfold, which keeps big invoices
+under the 400 KB item limit.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from ledgerbridge import jsonutil
 from ledgerbridge.config import settings
+from ledgerbridge.errors import ApiError
 from ledgerbridge.store.dynamo import (
     STORAGE_ERRORS,
     dynamodb,
@@ -38,8 +41,8 @@ class Page:
 
 def _decode(item: dict[str, Any]) -> dict[str, Any]:
     record = from_item(item)
-    raw = record.pop("remote_data_json", None)
-    record["remote_data"] = jsonutil.loads(raw) if raw else None
+    packed = record.pop("remote_data_z", None)
+    record["remote_data"] = jsonutil.loads(zlib.decompress(packed.value)) if packed else None
     return record
 
 
@@ -47,14 +50,27 @@ def _table() -> str:
     return settings().invoices_table
 
 
+def _too_large(error: ClientError) -> bool:
+    details = error.response.get("Error", {})
+    return details.get("Code") == "ValidationException" and "size" in details.get("Message", "")
+
+
 def create_pending(record: dict[str, Any]) -> None:
-    """The first write of the write path: the invoice exists before any provider sees it."""
+    """The first write of the write path: the invoice exists before any provider sees it.
+
+    An invoice over DynamoDB's 400 KB item limit is refused here (413) rather than stored
+    in part; large invoices are offloaded in a later version.
+    """
     try:
         dynamodb().put_item(
             TableName=_table(),
             Item=to_item(record),
             ConditionExpression="attribute_not_exists(id)",
         )
+    except ClientError as exc:
+        if _too_large(exc):
+            raise ApiError(413, "invoice_too_large", "The invoice is over 400 KB once stored.") from exc
+        raise storage_unavailable() from exc
     except STORAGE_ERRORS as exc:
         raise storage_unavailable() from exc
 
@@ -88,7 +104,8 @@ def _update(connection_id: str, invoice_id: str, changes: dict[str, Any], expect
 
 def settle(connection_id: str, invoice_id: str, changes: dict[str, Any], remote_data: Any) -> dict:
     """pending -> synced, with what the provider answered."""
-    changes = {**changes, "sync_status": "synced", "remote_data_json": jsonutil.dumps(remote_data)}
+    packed = zlib.compress(jsonutil.dumps(remote_data).encode(), level=6)
+    changes = {**changes, "sync_status": "synced", "remote_data_z": packed}
     return _update(connection_id, invoice_id, changes, expected_status="pending")
 
 

@@ -1,0 +1,389 @@
+"""Create, list and get through the real handler, with DynamoDB in moto."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+
+from ledgerbridge import admin, service
+from ledgerbridge.config import settings
+from ledgerbridge.ids import reference_id
+from ledgerbridge.providers.base import ProviderUnavailable
+from tests.integration.conftest import Api
+
+FULL_INVOICE = (
+    '{"type": "ACCREC", "number": "LB-1001", "issue_date": "2026-11-24",'
+    ' "due_date": "2026-12-24T17:00:00+01:00",'
+    ' "memo": "November retainer", "currency": "eur", "exchange_rate": "1.0825", "total_discount": 0.00,'
+    ' "total_tax_amount": 0.03, "status": "open",'
+    ' "line_items": [{"description": "Consulting", "quantity": 2, "unit_price": 150.25},'
+    ' {"description": "Rounding test", "quantity": 3, "unit_price": 0.1, "total_amount": 0.3}],'
+    ' "field_mappings": {"po_number": "PO-7"}}'
+)
+OUTPUT_FIELDS = {
+    "id",
+    "type",
+    "number",
+    "issue_date",
+    "due_date",
+    "paid_on_date",
+    "memo",
+    "currency",
+    "exchange_rate",
+    "total_discount",
+    "sub_total",
+    "status",
+    "total_tax_amount",
+    "total_amount",
+    "balance",
+    "contact_id",
+    "accounting_period_id",
+    "tracking_categories",
+    "line_items",
+    "field_mappings",
+    "remote_id",
+    "remote_data",
+    "remote_updated_at",
+    "created_at",
+    "modified_at",
+}
+LINE_FIELDS = {
+    "id",
+    "remote_id",
+    "description",
+    "unit_price",
+    "quantity",
+    "total_amount",
+    "currency",
+    "exchange_rate",
+    "item_id",
+    "tracking_categories",
+    "created_at",
+    "modified_at",
+}
+
+
+def stored_items(connection_id: str) -> list[dict[str, Any]]:
+    """Raw DynamoDB items (attribute-value form), to check types as well as values."""
+    response = boto3.client("dynamodb").query(
+        TableName=settings().invoices_table,
+        KeyConditionExpression="connection_id = :c",
+        ExpressionAttributeValues={":c": {"S": connection_id}},
+    )
+    return response["Items"]
+
+
+# --- create -------------------------------------------------------------------------------
+
+
+def test_create_answers_201_with_every_field(api: Api, demo: dict[str, Any]) -> None:
+    answer = api.create(None, raw=FULL_INVOICE)
+    assert answer.status == 201, answer.text
+    invoice = answer.json
+    assert set(invoice) >= OUTPUT_FIELDS
+    assert all(set(line) >= LINE_FIELDS for line in invoice["line_items"])
+    assert answer.headers["Location"] == f"/accounting/invoices/{invoice['id']}"
+    assert invoice["sync_status"] == "synced"
+    assert invoice["remote_id"] == "1"
+    assert invoice["number"] == "LB-1001"
+    assert invoice["type"] == "ACCOUNTS_RECEIVABLE"
+    assert invoice["currency"] == "EUR"
+    assert invoice["status"] == "OPEN"
+    assert invoice["issue_date"] == "2026-11-24T00:00:00Z"
+    assert invoice["due_date"] == "2026-12-24T17:00:00+01:00"
+    assert invoice["exchange_rate"] == "1.0825"
+    assert invoice["remote_data"] is None  # not asked for
+    assert invoice["remote_updated_at"].endswith("Z")
+    assert [line["remote_id"] for line in invoice["line_items"]] == ["1-1", "1-2"]
+
+
+def test_amounts_come_back_exactly_as_sent(api: Api) -> None:
+    answer = api.create(None, raw=FULL_INVOICE)
+    assert '"unit_price":0.1,' in answer.text
+    assert '"unit_price":150.25,' in answer.text
+    assert '"total_amount":0.3,' in answer.text
+    invoice = answer.json
+    assert invoice["sub_total"] == Decimal("300.80")  # computed by the ledger, exactly
+    assert invoice["total_amount"] == Decimal("300.83")
+
+
+def test_create_stores_exactly_one_item_with_numbers_for_amounts(api: Api, demo: dict[str, Any]) -> None:
+    invoice = api.create(None, raw=FULL_INVOICE).json
+    [item] = stored_items(demo["connection_id"])
+    assert item["id"] == {"S": invoice["id"]}
+    assert item["sync_status"] == {"S": "synced"}
+    assert item["total_tax_amount"] == {"N": "0.03"}
+    assert Decimal(item["total_discount"]["N"]) == 0
+    assert item["exchange_rate"] == {"N": "1.0825"}
+    first, second = item["line_items"]["L"]
+    assert first["M"]["unit_price"] == {"N": "150.25"}
+    assert second["M"]["unit_price"] == {"N": "0.1"}
+    assert second["M"]["total_amount"] == {"N": "0.3"}
+    assert Decimal(item["total_amount"]["N"]) == Decimal("300.83")
+    assert item["remote_id"] == {"S": "1"}
+
+
+def test_the_invoice_is_stored_pending_before_the_provider_is_called(
+    api: Api, demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox = service.provider_for("sandbox")
+    seen: list[list[dict]] = []
+
+    def create_invoice(connection, outbound):
+        seen.append(stored_items(connection.connection_id))
+        return type(sandbox).create_invoice(sandbox, connection, outbound)
+
+    monkeypatch.setattr(sandbox, "create_invoice", create_invoice)
+    invoice = api.create({"total_amount": Decimal("5")}).json
+    [[item]] = seen
+    assert item["id"] == {"S": invoice["id"]}
+    assert item["sync_status"] == {"S": "pending"}
+
+
+def test_a_provider_rejection_answers_422_and_leaves_a_failed_record(api: Api) -> None:
+    answer = api.create({"memo": "nothing to bill"})
+    assert answer.status == 422
+    body = answer.json
+    assert body["error"] == "provider_rejected"
+    assert "at least one line item or a total_amount" in body["message"]
+    stored = api.call("GET", f"/accounting/invoices/{body['invoice_id']}").json
+    assert stored["sync_status"] == "failed"
+    assert "at least one line item" in stored["sync_error"]
+    assert stored["memo"] == "nothing to bill"
+    assert stored["remote_id"] is None
+
+
+def test_provider_unreachable_answers_502_and_keeps_the_invoice_pending(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(connection, outbound):
+        raise ProviderUnavailable("connection reset by peer")
+
+    monkeypatch.setattr(service.provider_for("sandbox"), "create_invoice", unreachable)
+    answer = api.create({"total_amount": Decimal("5")})
+    assert answer.status == 502
+    stored = api.call("GET", f"/accounting/invoices/{answer.json['invoice_id']}").json
+    assert (stored["sync_status"], stored["sync_error"]) == ("pending", "connection reset by peer")
+
+
+def test_storage_failure_answers_503_and_never_calls_the_provider(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[Any] = []
+    monkeypatch.setattr(service.provider_for("sandbox"), "create_invoice", lambda *a: calls.append(a))
+    boto3.client("dynamodb").delete_table(TableName=settings().invoices_table)
+    answer = api.create({"total_amount": Decimal("5")})
+    assert answer.status == 503
+    assert answer.json["error"] == "storage_unavailable"
+    assert calls == []
+
+
+def test_remote_data_is_returned_only_when_asked(api: Api) -> None:
+    for flag in ("true", "1", "TRUE"):
+        invoice = api.create({"total_amount": Decimal("5")}, query={"remote_data": flag}).json
+        assert invoice["remote_data"]["id"] == invoice["remote_id"]
+        assert invoice["remote_data"]["total"] == Decimal("5")
+    for flag in ("false", "0"):
+        assert (
+            api.create({"total_amount": Decimal("5")}, query={"remote_data": flag}).json["remote_data"]
+            is None
+        )
+
+
+@pytest.mark.parametrize("flag", ["yes", "2", "", "truee"])
+def test_other_remote_data_values_are_400(api: Api, flag: str) -> None:
+    answer = api.create({"total_amount": Decimal("5")}, query={"remote_data": flag})
+    assert answer.status == 400
+    assert answer.json["details"] == [{"field": "remote_data", "reason": "must be true, false, 1 or 0"}]
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "fields"),
+    [
+        ("{not json", 400, []),
+        ("[1, 2]", 400, []),
+        ('"text"', 400, []),
+        ("", 400, []),
+        ('{"total_amount": NaN}', 422, ["total_amount"]),
+        ('{"line_items": [{"unit_price": Infinity}]}', 422, ["line_items.0.unit_price"]),
+        ('{"issue_date": "2026-02-30"}', 422, ["issue_date"]),
+        ('{"issue_date": "2026-03-02", "due_date": "2026-03-01"}', 422, ["due_date"]),
+        ('{"currency": "EURO"}', 422, ["currency"]),
+        ('{"exchange_rate": "-1"}', 422, ["exchange_rate"]),
+        ('{"contact_id": "acme"}', 422, ["contact_id"]),
+        ('{"type": "refund"}', 422, ["type"]),
+        ('{"status": "sent"}', 422, ["status"]),
+        ('{"totl_amount": 5}', 422, ["totl_amount"]),
+        ('{"line_items": [{"qty": 1}]}', 422, ["line_items.0.qty"]),
+    ],
+)
+def test_bad_input_gets_a_json_error_naming_the_field(
+    api: Api, raw: str, status: int, fields: list[str]
+) -> None:
+    answer = api.call("POST", "/accounting/invoices", raw=raw)
+    assert answer.status == status, answer.text
+    body = answer.json
+    assert set(body) == {"statusCode", "error", "message", "details"}
+    assert body["statusCode"] == status
+    assert [detail["field"] for detail in body["details"]] == fields
+    assert "Traceback" not in answer.text
+
+
+def test_over_1000_line_items_is_422(api: Api) -> None:
+    lines = [{"total_amount": Decimal("1")}] * 1001
+    answer = api.create({"line_items": lines})
+    assert answer.status == 422
+    assert answer.json["details"][0]["field"] == "line_items"
+
+
+def test_a_body_over_1_mb_is_413(api: Api) -> None:
+    answer = api.create({"memo": "x", "field_mappings": {"blob": "y" * 1_000_001}})
+    assert answer.status == 413
+    assert answer.json["error"] == "payload_too_large"
+
+
+def test_a_full_1000_line_invoice_is_created(api: Api) -> None:
+    lines = [{"description": "d" * 120, "quantity": Decimal("1"), "unit_price": Decimal("0.01")}] * 1000
+    answer = api.create({"line_items": lines})
+    assert answer.status == 201
+    assert answer.json["total_amount"] == Decimal("10.00")
+    assert len(api.call("GET", f"/accounting/invoices/{answer.json['id']}").json["line_items"]) == 1000
+
+
+# --- references ---------------------------------------------------------------------------
+
+
+def test_an_invoice_too_big_to_store_is_413_not_a_server_error(api: Api, demo: dict[str, Any]) -> None:
+    lines = [{"description": "d" * 500, "total_amount": Decimal("1")}] * 1000  # ~550 KB stored
+    answer = api.create({"line_items": lines})
+    assert answer.status == 413
+    assert answer.json["error"] == "invoice_too_large"
+    assert stored_items(demo["connection_id"]) == []
+
+
+def test_known_references_are_sent_as_the_providers_ids(api: Api, demo: dict[str, Any]) -> None:
+    item = reference_id(demo["connection_id"], "item", "I-1")
+    tracking = reference_id(demo["connection_id"], "tracking_category", "T-1")
+    body = {
+        "contact_id": demo["contact_id"],
+        "tracking_categories": [tracking],
+        "line_items": [{"item_id": item, "total_amount": Decimal("1"), "tracking_categories": [tracking]}],
+    }
+    answer = api.create(body, query={"remote_data": "true"})
+    assert answer.status == 201, answer.text
+    assert answer.json["contact_id"] == demo["contact_id"]
+    assert answer.json["remote_data"]["contact"] == "C-1001"
+    assert answer.json["remote_data"]["lines"][0]["item"] == "I-1"
+
+
+def test_unknown_references_are_422_naming_each_field(api: Api, demo: dict[str, Any]) -> None:
+    stranger = "0b9a4f4e-7f1d-4d4b-9a0e-1c2d3e4f5a6b"
+    other_connection = admin.create_connection(demo["project_id"], "sandbox")["connection_id"]
+    foreign_item = reference_id(other_connection, "item", "I-1")  # exists, but not on this connection
+    body = {
+        "contact_id": stranger,
+        "line_items": [{"total_amount": Decimal("1"), "item_id": foreign_item}],
+    }
+    answer = api.create(body)
+    assert answer.status == 422
+    assert answer.json["details"] == [
+        {"field": "contact_id", "reason": "unknown contact for this connection"},
+        {"field": "line_items.0.item_id", "reason": "unknown item for this connection"},
+    ]
+    assert stored_items(demo["connection_id"]) == []  # refused before anything was stored
+
+
+# --- reads --------------------------------------------------------------------------------
+
+
+def test_get_returns_the_stored_invoice(api: Api) -> None:
+    created = api.create(None, raw=FULL_INVOICE).json
+    fetched = api.call("GET", f"/accounting/invoices/{created['id']}")
+    assert fetched.status == 200
+    assert fetched.json == created
+
+
+def test_get_is_404_for_another_connections_invoice_and_for_garbage(api: Api, demo: dict[str, Any]) -> None:
+    invoice_id = api.create({"total_amount": Decimal("5")}).json["id"]
+    sibling = admin.create_connection(demo["project_id"], "sandbox")
+    headers = {"x-connection-token": sibling["connection_token"]}
+    for path in (f"/accounting/invoices/{invoice_id}", "/accounting/invoices/not-a-uuid"):
+        answer = api.call("GET", path, headers=headers)
+        assert answer.status == 404
+        assert answer.json["error"] == "not_found"
+    assert api.call("GET", f"/accounting/invoices/{invoice_id}", headers=headers | {}).status == 404
+
+
+def test_list_pages_in_creation_order_both_ways(api: Api) -> None:
+    ids = [api.create({"total_amount": Decimal(n)}).json["id"] for n in range(1, 8)]
+    pages, cursor = [], None
+    while True:
+        page = api.call(
+            "GET", "/accounting/invoices", query={"limit": "3", **({"cursor": cursor} if cursor else {})}
+        )
+        assert page.status == 200
+        pages.append(page.json)
+        cursor = page.json["next_cursor"]
+        if cursor is None:
+            break
+    assert [[i["id"] for i in p["data"]] for p in pages] == [ids[0:3], ids[3:6], ids[6:7]]
+    assert pages[0]["previous_cursor"] is None
+    back = api.call(
+        "GET", "/accounting/invoices", query={"limit": "3", "cursor": pages[2]["previous_cursor"]}
+    ).json
+    assert [i["id"] for i in back["data"]] == ids[3:6]
+    first = api.call(
+        "GET", "/accounting/invoices", query={"limit": "3", "cursor": back["previous_cursor"]}
+    ).json
+    assert [i["id"] for i in first["data"]] == ids[0:3]
+    assert first["previous_cursor"] is None
+    assert first["next_cursor"] is not None
+
+
+def test_list_defaults_to_50_and_honours_remote_data(api: Api) -> None:
+    for n in range(3):
+        api.create({"total_amount": Decimal(n + 1)})
+    page = api.call("GET", "/accounting/invoices").json
+    assert len(page["data"]) == 3
+    assert (page["next_cursor"], page["previous_cursor"]) == (None, None)
+    assert all(invoice["remote_data"] is None for invoice in page["data"])
+    page = api.call("GET", "/accounting/invoices", query={"remote_data": "1"}).json
+    assert all(invoice["remote_data"]["id"] == invoice["remote_id"] for invoice in page["data"])
+
+
+def test_list_shows_only_this_connections_invoices(api: Api, demo: dict[str, Any]) -> None:
+    api.create({"total_amount": Decimal("5")})
+    sibling = admin.create_connection(demo["project_id"], "sandbox")
+    page = api.call(
+        "GET", "/accounting/invoices", headers={"x-connection-token": sibling["connection_token"]}
+    )
+    assert page.json["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "101"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"cursor": "bm9wZQ"}, "cursor"),
+        ({"cursor": "%%%"}, "cursor"),
+        ({"remote_data": "y"}, "remote_data"),
+    ],
+)
+def test_bad_list_parameters_are_400(api: Api, query: dict[str, str], field: str) -> None:
+    answer = api.call("GET", "/accounting/invoices", query=query)
+    assert answer.status == 400
+    assert [d["field"] for d in answer.json["details"]] == [field]
+
+
+def test_unknown_routes_are_json_404(api: Api) -> None:
+    answer = api.call("GET", "/accounting/contacts")
+    assert answer.status == 404
+    assert answer.json["error"] == "not_found"

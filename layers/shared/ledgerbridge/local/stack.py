@@ -35,12 +35,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ledgerbridge import jsonutil
 from ledgerbridge.local.template import (
     LOCAL_ACCOUNT_ID,
     Route,
@@ -61,8 +63,8 @@ DEMO_INVOICE = {
     "due_date": "2026-12-24",
     "memo": "Demo invoice",
     "line_items": [
-        {"description": "Consulting", "quantity": 2, "unit_price": 150.25},
-        {"description": "Expenses", "quantity": 1, "unit_price": 0.1},
+        {"description": "Consulting", "quantity": 2, "unit_price": Decimal("150.25")},
+        {"description": "Expenses", "quantity": 1, "unit_price": Decimal("0.1")},
     ],
 }
 _HOP_BY_HOP = {"connection", "content-length", "keep-alive", "transfer-encoding"}
@@ -404,7 +406,7 @@ def banner(demo: dict[str, str], api_url: str, aws: dict[str, str]) -> str:
         f"  -H {shlex.quote('x-api-key: ' + demo['api_key'])}",
         f"  -H {shlex.quote('x-connection-token: ' + demo['connection_token'])}",
     ]
-    body = json.dumps(DEMO_INVOICE, separators=(",", ":"))
+    body = jsonutil.dumps(DEMO_INVOICE)
     exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in aws.items() if name != "AWS_REGION")
     return "\n".join(
         [

@@ -1,0 +1,113 @@
+"""ledgerbridge-admin against moto: secrets shown once, stored only hashed or encrypted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from ledgerbridge import admin
+from ledgerbridge.config import settings
+from ledgerbridge.ids import reference_id
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    assert admin.main(["--json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def all_items() -> list[dict[str, Any]]:
+    return boto3.client("dynamodb").scan(TableName=settings().accounts_table)["Items"]
+
+
+def test_create_project_key_and_connection(
+    aws: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    project = run(capsys, "create-project", "--name", "Acme SaaS")
+    key = run(capsys, "create-api-key", "--project", project["project_id"])
+    credentials = tmp_path / "tokens.json"
+    credentials.write_text(json.dumps({"access_token": "at-SECRET-1", "refresh_token": "rt-SECRET-2"}))
+    connection = run(
+        capsys, "create-connection", "--project", project["project_id"], "--provider", "sandbox",
+        "--credentials", str(credentials), "--setting", "realm_id=123", "--setting", "note=a=b",
+    )  # fmt: skip
+    assert key["api_key"].startswith("lbk_") and connection["connection_token"].startswith("lbc_")
+    assert connection["references_synced"] == 8
+
+    stored = repr(all_items())
+    for secret in (key["api_key"], connection["connection_token"], "at-SECRET-1", "rt-SECRET-2"):
+        assert secret not in stored
+
+    [listed] = run(capsys, "list-connections", "--project", project["project_id"])
+    assert listed["settings"] == {"realm_id": "123", "note": "a=b"}
+    assert listed["provider"] == "sandbox"
+
+
+def test_credentials_are_kms_encrypted_for_their_connection(aws: Any, tmp_path: Path) -> None:
+    project = admin.create_project("P")
+    connection = admin.create_connection(project["project_id"], "sandbox", {"refresh_token": "rt-1"})
+    item = boto3.client("dynamodb").get_item(
+        TableName=settings().accounts_table,
+        Key={
+            "pk": {"S": f"PROJECT#{project['project_id']}"},
+            "sk": {"S": f"CONNECTION#{connection['connection_id']}"},
+        },
+    )["Item"]
+    plaintext = boto3.client("kms").decrypt(
+        CiphertextBlob=item["credentials"]["B"],
+        EncryptionContext={"connection_id": connection["connection_id"]},
+    )["Plaintext"]
+    assert json.loads(plaintext) == {"refresh_token": "rt-1"}
+
+
+def test_sandbox_connections_know_their_ledgers_directory(aws: Any) -> None:
+    project = admin.create_project("P")
+    connection_id = admin.create_connection(project["project_id"], "sandbox")["connection_id"]
+    refs = {item["sk"]["S"] for item in all_items() if item["pk"]["S"] == f"CONNECTION#{connection_id}"}
+    assert f"REF#contact#{reference_id(connection_id, 'contact', 'C-1001')}" in refs
+    assert len(refs) == 8
+
+
+def test_list_connections_without_project_lists_every_project(
+    aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("A", "B"):
+        admin.create_connection(admin.create_project(name)["project_id"], "sandbox")
+    assert len(run(capsys, "list-connections")) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["create-api-key", "--project", "nope"], "no project nope"),
+        (["revoke-api-key", "--key-id", "nope"], "no API key nope"),
+        (["create-connection", "--project", "{project}", "--provider", "quickbooks"], "provider must be"),
+        (["create-connection", "--project", "{project}", "--provider", "sandbox", "--credentials", "/no"],
+         "cannot read credentials"),
+    ],
+)  # fmt: skip
+def test_operator_mistakes_exit_2_with_a_message(
+    aws: Any, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    project = admin.create_project("P")["project_id"]
+    assert admin.main([arg.format(project=project) for arg in args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_setting_syntax_is_refused_by_argparse(aws: Any) -> None:
+    with pytest.raises(SystemExit):
+        admin.main(["create-connection", "--project", "p", "--provider", "sandbox", "--setting", "novalue"])
+
+
+def test_stack_option_picks_the_tables(
+    aws: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("LEDGERBRIDGE_ACCOUNTS_TABLE")
+    monkeypatch.delenv("LEDGERBRIDGE_STACK", raising=False)
+    assert admin.main(["--stack", "ledgerbridge", "create-project", "--name", "found"]) == 0
+    assert admin.main(["--stack", "missing", "create-project", "--name", "lost"]) == 1
+    assert "AWS call failed" in capsys.readouterr().err
+    assert settings().accounts_table == "missing-accounts"

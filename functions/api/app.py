@@ -12,7 +12,10 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -38,6 +41,7 @@ _ERRORS = {
         401: "Missing or invalid x-api-key / x-connection-token",
         404: "No such invoice for this connection",
         413: "Body over 1 MB",
+        415: "Body sent as something other than JSON",
         422: "Invalid field, unknown reference, or refused by the provider",
         502: "Provider unreachable; the invoice is stored as pending",
         503: "Storage unavailable; nothing was stored or sent",
@@ -62,10 +66,20 @@ def _principal() -> Principal:
     return authenticate(headers.get("x-api-key"), headers.get("x-connection-token"))
 
 
-def _check_body_size() -> None:
-    body = app.current_event.body or ""
-    if len(body.encode()) > MAX_BODY_BYTES:
+def _check_body() -> None:
+    """Size and media type, before anything is said about the content.
+
+    A missing Content-Type is taken as JSON; any other type is refused rather than guessed
+    at (curl's -d sends form encoding, which would otherwise parse into nonsense fields).
+    """
+    event = app.current_event
+    if len((event.body or "").encode()) > MAX_BODY_BYTES:
         raise ApiError(413, "payload_too_large", "Request body is over 1 MB.")
+    content_type = (event.headers.get("content-type") or "application/json").lower()
+    if event.http_method == "POST" and not content_type.startswith("application/json"):
+        raise ApiError(
+            415, "unsupported_media_type", "Send the body as JSON with Content-Type: application/json."
+        )
 
 
 @app.post(
@@ -80,7 +94,7 @@ def _check_body_size() -> None:
 )
 def create_invoice(invoice: Annotated[InvoiceInput, Body()], remote_data: RemoteDataFlag = None):
     principal = _principal()
-    _check_body_size()
+    _check_body()
     include_remote_data = service.parse_flag(remote_data, "remote_data")
     created = service.create_invoice(principal, invoice, include_remote_data)
     response = _json(201, created)
@@ -169,11 +183,11 @@ def _request_error(validation_errors: list[dict]) -> ApiError:
     return errors.validation_error(details)
 
 
-@app.exception_handler(RequestValidationError)
-def on_validation_error(error: RequestValidationError) -> Response:
+@app.exception_handler([RequestValidationError, RequestUnsupportedContentType])
+def on_validation_error(error: RequestValidationError | RequestUnsupportedContentType) -> Response:
     try:
         _principal()
-        _check_body_size()
+        _check_body()
     except ApiError as first:
         return _json(first.status, first.body())
     problem = _request_error(list(error.errors()))

@@ -29,11 +29,12 @@ def rest_event(
     *,
     resource: str,
     body: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: dict[str, str | None] | None = None,
     query: dict[str, str] | None = None,
     path_parameters: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    headers = {"content-type": "application/json", **(headers or {})}
+    merged = {"content-type": "application/json", **(headers or {})}
+    headers = {name: value for name, value in merged.items() if value is not None}  # None: leave it out
     return {
         "resource": resource,
         "path": path,
@@ -70,7 +71,7 @@ class Api:
         *,
         body: Any = None,
         raw: str | None = None,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, str | None] | None = None,
         query: dict[str, str] | None = None,
         auth: bool = True,
     ) -> Answer:

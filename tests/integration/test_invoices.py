@@ -387,3 +387,20 @@ def test_unknown_routes_are_json_404(api: Api) -> None:
     answer = api.call("GET", "/accounting/contacts")
     assert answer.status == 404
     assert answer.json["error"] == "not_found"
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain"])
+def test_a_body_that_is_not_sent_as_json_is_415(api: Api, content_type: str) -> None:
+    answer = api.call(
+        "POST", "/accounting/invoices", raw='{"total_amount": 5}', headers={"content-type": content_type}
+    )
+    assert answer.status == 415
+    assert answer.json["error"] == "unsupported_media_type"
+
+
+def test_json_with_a_charset_or_no_content_type_is_accepted(api: Api) -> None:
+    for content_type in ("application/json; charset=utf-8", None):
+        answer = api.call(
+            "POST", "/accounting/invoices", raw='{"total_amount": 5}', headers={"content-type": content_type}
+        )
+        assert answer.status == 201

@@ -1,0 +1,27 @@
+"""The generated OpenAPI document and Swagger UI, served without auth."""
+
+from __future__ import annotations
+
+from tests.integration.conftest import Api
+
+
+def test_openapi_document_describes_the_invoice_routes(api: Api) -> None:
+    answer = api.call("GET", "/openapi.json", auth=False)
+    assert answer.status == 200
+    document = answer.json
+    assert set(document["paths"]) == {"/accounting/invoices", "/accounting/invoices/{id}"}
+    create = document["paths"]["/accounting/invoices"]["post"]
+    assert {"201", "400", "401", "413", "422"} <= set(create["responses"])
+    assert create["security"] == [{"apiKey": [], "connectionToken": []}]
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["apiKey"] == {"type": "apiKey", "in": "header", "name": "x-api-key",
+                                 "description": "identifies the project"}  # fmt: skip
+    assert "line_items" in document["components"]["schemas"]["InvoiceInput"]["properties"]
+    parameters = {p["name"] for p in document["paths"]["/accounting/invoices"]["get"]["parameters"]}
+    assert parameters == {"limit", "cursor", "remote_data"}
+
+
+def test_swagger_ui_is_served(api: Api) -> None:
+    answer = api.call("GET", "/swagger", auth=False)
+    assert answer.status == 200
+    assert "swagger" in answer.text.lower()

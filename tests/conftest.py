@@ -9,6 +9,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+# Powertools reads these when ledgerbridge.observability is first imported (below).
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "ledgerbridge")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Ledgerbridge")
+os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
+
 import boto3
 import pytest
 from moto import mock_aws
@@ -19,11 +24,6 @@ from ledgerbridge.config import settings
 from ledgerbridge.local.template import Stack, create_resources, function_environment, load_template
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# Powertools reads these when the handler module is imported, before any fixture runs.
-os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "ledgerbridge")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Ledgerbridge")
-os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
 
 
 def _reset_caches() -> None:

@@ -31,6 +31,7 @@ class LocalStack:
     connection_token: str
     env: dict[str, str]  # the banner's export line: AWS SDKs and ledgerbridge-admin against the stack
     fields: dict[str, str]  # every "name: value" line of the banner (project-id, connection-id, ...)
+    banner: list[str]  # what `make run` printed up to the ready line
 
 
 def _free_port() -> int:
@@ -70,6 +71,7 @@ def _parse(lines: list[str]) -> LocalStack:
         connection_token=fields["x-connection-token"],
         env=env,
         fields=fields,
+        banner=list(lines),
     )
 
 

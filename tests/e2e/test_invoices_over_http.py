@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,3 +117,39 @@ def test_admin_cli_sets_up_a_working_connection(local_stack: LocalStack) -> None
     )
     revoked = admin(local_stack, "revoke-api-key", "--key-id", key["key_id"])
     assert revoked["key_id"] == key["key_id"]
+
+
+def printed_command(stack: LocalStack, heading: str) -> str:
+    """The shell command the banner prints under ``heading``, exactly as a user would paste it."""
+    start = stack.banner.index(heading) + 1
+    end = stack.banner.index("", start)
+    return "\n".join(stack.banner[start:end])
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the banner's command is a curl command")
+def test_pasting_the_printed_curl_gets_201_with_every_field(local_stack: LocalStack) -> None:
+    command = printed_command(local_stack, "Create an invoice:")
+    done = subprocess.run(
+        ["bash", "-c", command + " -w '\\n%{http_code}'"], capture_output=True, text=True, timeout=30
+    )
+    body, status = done.stdout.rsplit("\n", 1)
+    assert status == "201", done.stdout + done.stderr
+    invoice = jsonutil.loads(body)
+    assert set(invoice) >= OUTPUT_FIELDS
+    assert invoice["line_items"][1]["unit_price"] == Decimal("0.1")
+    list_command = printed_command(local_stack, "List invoices:")
+    listed = subprocess.run(["bash", "-c", list_command], capture_output=True, text=True, timeout=30)
+    assert invoice["id"] in listed.stdout
+
+
+def test_concurrent_requests_each_create_one_invoice(
+    local_stack: LocalStack, demo_auth: dict[str, str]
+) -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(
+            pool.map(lambda n: post(local_stack, {"total_amount": Decimal(n)}, demo_auth), range(1, 25))
+        )
+    assert [r.status_code for r in responses] == [201] * 24
+    invoices = [jsonutil.loads(r.text) for r in responses]
+    assert sorted(i["total_amount"] for i in invoices) == list(range(1, 25))
+    assert len({i["id"] for i in invoices}) == len({i["number"] for i in invoices}) == 24

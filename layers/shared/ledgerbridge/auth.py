@@ -27,6 +27,7 @@ class Principal:
 
 
 _cache: dict[tuple[str, str], tuple[float, Principal]] = {}
+_CACHE_LIMIT = 1024  # a container serves few callers; this only bounds memory
 
 
 def secret_hash(secret: str) -> str:
@@ -60,5 +61,7 @@ def authenticate(api_key: str | None, connection_token: str | None) -> Principal
     if cached and cached[0] > now:
         return cached[1]
     principal = _lookup(*cache_key)
+    if len(_cache) >= _CACHE_LIMIT:
+        _cache.clear()
     _cache[cache_key] = (now + settings().auth_cache_seconds, principal)
     return principal

@@ -75,13 +75,19 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 @dataclass(frozen=True)
 class LocalFunction:
-    """A template function imported into this process, with what its Lambda context reports."""
+    """A template function imported into this process, with what its Lambda context reports.
+
+    It is one warm container: Lambda gives a container one event at a time, and handlers
+    rely on that (Powertools keeps the current event on the resolver), so ``busy`` makes
+    concurrent HTTP requests take turns.
+    """
 
     name: str
     arn: str
     handler: Handler
     memory_mb: int
     timeout_seconds: int
+    busy: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
 
 class LambdaContext:
@@ -302,7 +308,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 def _invoke(bound: BoundRoute, event: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
     """Call the handler as Lambda would; a crash or a malformed result is API Gateway's 502."""
     try:
-        status, headers, body = proxy_response(bound.function.handler(event, LambdaContext(bound.function)))
+        with bound.function.busy:
+            result = bound.function.handler(event, LambdaContext(bound.function))
+        status, headers, body = proxy_response(result)
     except Exception:
         traceback.print_exc()  # what the function's log would show
         return _json_response(502, {"message": "Internal server error"})

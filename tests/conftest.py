@@ -18,7 +18,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ledgerbridge import auth, service
+from ledgerbridge import auth, connections
 from ledgerbridge.aws import client
 from ledgerbridge.config import settings
 from ledgerbridge.local.template import Stack, create_resources, function_environment, load_template
@@ -26,11 +26,21 @@ from ledgerbridge.local.template import Stack, create_resources, function_enviro
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _reset_powertools_parameters() -> None:
+    """Powertools Parameters keeps its boto3 clients and values per process; moto is per test."""
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.base.DEFAULT_PROVIDERS.clear()
+    parameters.clear_caches()
+
+
 def _reset_caches() -> None:
     settings.cache_clear()
     client.cache_clear()
     auth._cache.clear()
-    service._providers.clear()
+    connections._providers.clear()
+    connections._token_sources.clear()
+    _reset_powertools_parameters()
 
 
 @pytest.fixture
@@ -46,7 +56,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
         stack = Stack(load_template())
-        create_resources(stack, boto3.client("dynamodb"), boto3.client("kms"))
+        create_resources(stack, boto3.client("dynamodb"), boto3.client("kms"), boto3.client("secretsmanager"))
         for name, value in function_environment(stack, "ApiFunction").items():
             if not name.startswith("POWERTOOLS_"):
                 monkeypatch.setenv(name, value)

@@ -8,6 +8,7 @@ nothing but 401.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -22,11 +23,21 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from ledgerbridge import errors, jsonutil, service
+from ledgerbridge import connections, errors, jsonutil, service
 from ledgerbridge.auth import Principal, authenticate
 from ledgerbridge.errors import ApiError, FieldError
-from ledgerbridge.models import MAX_BODY_BYTES, ErrorBody, Invoice, InvoiceInput, InvoicePage
+from ledgerbridge.models import (
+    MAX_BODY_BYTES,
+    ContactPage,
+    ErrorBody,
+    Invoice,
+    InvoiceInput,
+    InvoicePage,
+    ItemPage,
+    TrackingCategoryPage,
+)
 from ledgerbridge.observability import logger, tracer
+from ledgerbridge.params import parse_flag
 
 app = APIGatewayRestResolver(
     enable_validation=True,
@@ -47,6 +58,7 @@ _ERRORS = {
         503: "Storage unavailable; nothing was stored or sent",
     }.items()
 }
+SETTLE_MARGIN_SECONDS = 3.0
 RemoteDataFlag = Annotated[
     str | None,
     Query(description="true/1: include the provider's own record in remote_data; false/0 or absent: null"),
@@ -64,6 +76,12 @@ def _principal() -> Principal:
     """Authenticate the current request; raises the one 401 for every failure."""
     headers = app.current_event.headers  # case-insensitive
     return authenticate(headers.get("x-api-key"), headers.get("x-connection-token"))
+
+
+def _deadline() -> float:
+    """When the provider call must be over: the Lambda's remaining time, less room to settle and answer."""
+    remaining = app.lambda_context.get_remaining_time_in_millis() / 1000
+    return time.monotonic() + remaining - SETTLE_MARGIN_SECONDS
 
 
 def _check_body() -> None:
@@ -95,8 +113,8 @@ def _check_body() -> None:
 def create_invoice(invoice: Annotated[InvoiceInput, Body()], remote_data: RemoteDataFlag = None):
     principal = _principal()
     _check_body()
-    include_remote_data = service.parse_flag(remote_data, "remote_data")
-    created = service.create_invoice(principal, invoice, include_remote_data)
+    include_remote_data = parse_flag(remote_data, "remote_data")
+    created = service.create_invoice(principal, invoice, include_remote_data, _deadline())
     response = _json(201, created)
     response.headers["Location"] = f"/accounting/invoices/{created.id}"
     return response
@@ -118,7 +136,7 @@ def list_invoices(
     remote_data: RemoteDataFlag = None,
 ):
     principal = _principal()
-    include_remote_data = service.parse_flag(remote_data, "remote_data")
+    include_remote_data = parse_flag(remote_data, "remote_data")
     return _json(200, service.list_invoices(principal, limit, cursor, include_remote_data))
 
 
@@ -134,8 +152,46 @@ def list_invoices(
 )
 def get_invoice(id: Annotated[str, Path(description="invoice id")], remote_data: RemoteDataFlag = None):
     principal = _principal()
-    include_remote_data = service.parse_flag(remote_data, "remote_data")
+    include_remote_data = parse_flag(remote_data, "remote_data")
     return _json(200, service.get_invoice(principal, id, include_remote_data))
+
+
+ListLimit = Annotated[int, Query(ge=1, le=100, description="page size, 1-100")]
+ListCursor = Annotated[str | None, Query(description="next_cursor of a page")]
+_REFERENCE_LISTS = {
+    "/accounting/contacts": ("contact", ContactPage, "Customers and suppliers synced from the ledger"),
+    "/accounting/items": ("item", ItemPage, "Products and services synced from the ledger"),
+    "/accounting/trackingcategories": (
+        "tracking_category",
+        TrackingCategoryPage,
+        "Classes, departments, tracking",
+    ),
+}
+
+
+def _reference_route(path: str, kind: str, page_model: type[BaseModel], summary: str) -> None:
+    """GET routes listing synced references: the ids to put in an invoice."""
+
+    def list_references(limit: ListLimit = 50, cursor: ListCursor = None, remote_data: RemoteDataFlag = None):
+        principal = _principal()
+        include_remote_data = parse_flag(remote_data, "remote_data")
+        records, next_cursor = connections.list_references(
+            principal, kind, limit, cursor, include_remote_data
+        )
+        return _json(200, page_model.model_validate({"data": records, "next_cursor": next_cursor}))
+
+    list_references.__name__ = f"list_{kind}s"
+    responses = {
+        200: {"description": "A page", "content": {"application/json": {"model": page_model}}},
+        **_ERRORS,
+    }
+    app.get(path, summary=summary, responses=responses, security=_SECURITY, tags=["References"])(
+        list_references
+    )
+
+
+for _path, (_kind, _model, _summary) in _REFERENCE_LISTS.items():
+    _reference_route(_path, _kind, _model, _summary)
 
 
 @app.get("/openapi.json", include_in_schema=False)

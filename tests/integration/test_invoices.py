@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from ledgerbridge import admin, service
+from ledgerbridge import admin, connections
 from ledgerbridge.config import settings
 from ledgerbridge.ids import reference_id
 from ledgerbridge.providers.base import ProviderUnavailable
@@ -129,14 +129,14 @@ def test_create_stores_exactly_one_item_with_numbers_for_amounts(api: Api, demo:
 def test_the_invoice_is_stored_pending_before_the_provider_is_called(
     api: Api, demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sandbox = service.provider_for("sandbox")
+    sandbox = connections.provider_for("sandbox")
     seen: list[list[dict]] = []
 
-    def create_invoice(connection, outbound):
+    def send_invoice(connection, outbound, request):
         seen.append(stored_items(connection.connection_id))
-        return type(sandbox).create_invoice(sandbox, connection, outbound)
+        return type(sandbox).send_invoice(sandbox, connection, outbound, request)
 
-    monkeypatch.setattr(sandbox, "create_invoice", create_invoice)
+    monkeypatch.setattr(sandbox, "send_invoice", send_invoice)
     invoice = api.create({"total_amount": Decimal("5")}).json
     [[item]] = seen
     assert item["id"] == {"S": invoice["id"]}
@@ -159,21 +159,22 @@ def test_a_provider_rejection_answers_422_and_leaves_a_failed_record(api: Api) -
 def test_provider_unreachable_answers_502_and_keeps_the_invoice_pending(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def unreachable(connection, outbound):
+    def unreachable(connection, outbound, request):
         raise ProviderUnavailable("connection reset by peer")
 
-    monkeypatch.setattr(service.provider_for("sandbox"), "create_invoice", unreachable)
+    monkeypatch.setattr(connections.provider_for("sandbox"), "send_invoice", unreachable)
     answer = api.create({"total_amount": Decimal("5")})
     assert answer.status == 502
     stored = api.call("GET", f"/accounting/invoices/{answer.json['invoice_id']}").json
     assert (stored["sync_status"], stored["sync_error"]) == ("pending", "connection reset by peer")
+    assert "connection reset by peer" in answer.json["message"]
 
 
 def test_storage_failure_answers_503_and_never_calls_the_provider(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[Any] = []
-    monkeypatch.setattr(service.provider_for("sandbox"), "create_invoice", lambda *a: calls.append(a))
+    monkeypatch.setattr(connections.provider_for("sandbox"), "send_invoice", lambda *a: calls.append(a))
     boto3.client("dynamodb").delete_table(TableName=settings().invoices_table)
     answer = api.create({"total_amount": Decimal("5")})
     assert answer.status == 503

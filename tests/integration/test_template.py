@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -78,14 +79,18 @@ def test_local_stack_creates_the_declared_tables_and_key(
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=stack.region)
         kms = boto3.client("kms", region_name=stack.region)
-        create_resources(stack, dynamodb, kms)
+        secrets = boto3.client("secretsmanager", region_name=stack.region)
+        create_resources(stack, dynamodb, kms, secrets)
         invoices = dynamodb.describe_table(TableName="ledgerbridge-invoices")["Table"]
+        oauth = json.loads(secrets.get_secret_value(SecretId="ledgerbridge/oauth-clients")["SecretString"])
         aliases = {alias["AliasName"]: alias.get("TargetKeyId") for alias in kms.list_aliases()["Aliases"]}
     declared = template.body["Resources"]["InvoicesTable"]["Properties"]
     assert invoices["KeySchema"] == declared["KeySchema"]
     assert invoices["BillingModeSummary"]["BillingMode"] == declared["BillingMode"]
     assert stack.refs["AccountsTable"] == "ledgerbridge-accounts"
     assert aliases["alias/ledgerbridge-credentials"] == stack.refs["CredentialsKey"]
+    assert set(oauth) == {"quickbooks", "xero"}
+    assert stack.refs["OAuthClientsSecret"].startswith("arn:aws:secretsmanager:")
 
 
 def _sam(*args: str | Path) -> subprocess.CompletedProcess[str]:

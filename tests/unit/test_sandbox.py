@@ -9,7 +9,7 @@ import pytest
 
 from ledgerbridge import jsonutil
 from ledgerbridge.models import InvoiceInput
-from ledgerbridge.providers.base import ConnectionContext, OutboundInvoice, ProviderRejected
+from ledgerbridge.providers.base import ConnectionContext, OutboundInvoice, ProviderRejected, RemoteReference
 from ledgerbridge.providers.sandbox import NumberTaken, SandboxProvider
 
 
@@ -46,9 +46,11 @@ def ledger() -> MemoryLedger:
     return MemoryLedger()
 
 
-def create(ledger: MemoryLedger, body: str, key: str = "inv-1", remote_ids: dict | None = None):
+def create(ledger: MemoryLedger, body: str, key: str = "inv-1", references: dict | None = None):
     invoice = InvoiceInput.model_validate(jsonutil.loads(body))
-    return SandboxProvider(ledger).create_invoice(CONNECTION, OutboundInvoice(key, invoice, remote_ids or {}))
+    outbound = OutboundInvoice(key, invoice, references or {})
+    sandbox = SandboxProvider(ledger)
+    return sandbox.send_invoice(CONNECTION, outbound, sandbox.map_invoice(CONNECTION, outbound))
 
 
 def test_totals_are_computed_exactly_from_the_lines(ledger: MemoryLedger) -> None:
@@ -90,7 +92,10 @@ def test_references_reach_the_ledger_as_remote_ids(ledger: MemoryLedger) -> None
     remote = create(
         ledger,
         '{"line_items": [{"total_amount": 1}]}',
-        remote_ids={"contact_id": "C-1001", "line_items.0.item_id": "I-1"},
+        references={
+            "contact_id": RemoteReference("contact", "C-1001", "Acme"),
+            "line_items.0.item_id": RemoteReference("item", "I-1", "Consulting hour"),
+        },
     )
     assert remote.remote_data["contact"] == "C-1001"
     assert remote.remote_data["lines"][0]["item"] == "I-1"

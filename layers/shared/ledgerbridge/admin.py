@@ -13,17 +13,19 @@ import json
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ledgerbridge import service
-from ledgerbridge.auth import secret_hash
-from ledgerbridge.aws import client
+from ledgerbridge import connections
+from ledgerbridge.auth import Principal, secret_hash
 from ledgerbridge.config import settings
 from ledgerbridge.ids import reference_id, uuid7
+from ledgerbridge.models import now_text
 from ledgerbridge.store import accounts
+from ledgerbridge.store.credentials import encrypt_credentials
 
 
 class AdminError(Exception):
@@ -32,7 +34,7 @@ class AdminError(Exception):
 
 def create_project(name: str) -> dict[str, str]:
     project_id = str(uuid7())
-    accounts.put_project(project_id, name, service.now_text())
+    accounts.put_project(project_id, name, now_text())
     return {"project_id": project_id, "name": name}
 
 
@@ -45,7 +47,7 @@ def create_api_key(project_id: str) -> dict[str, str]:
     _require_project(project_id)
     key_id = secrets.token_hex(8)
     api_key = f"lbk_{key_id}_{secrets.token_urlsafe(32)}"
-    accounts.put_api_key(project_id, key_id, secret_hash(api_key), service.now_text())
+    accounts.put_api_key(project_id, key_id, secret_hash(api_key), now_text())
     return {"project_id": project_id, "key_id": key_id, "api_key": api_key}
 
 
@@ -53,19 +55,24 @@ def revoke_api_key(key_id: str) -> dict[str, str]:
     key = accounts.find_api_key_by_id(key_id)
     if key is None:
         raise AdminError(f"no API key {key_id}")
-    revoked_at = service.now_text()
+    revoked_at = now_text()
     accounts.revoke_api_key(key["project_id"], key_id, key["key_hash"], revoked_at)
     return {"key_id": key_id, "revoked_at": revoked_at}
 
 
-def _encrypt_credentials(connection_id: str, credentials: dict[str, Any]) -> bytes:
-    """KMS-encrypt provider credentials, bound to their connection by encryption context."""
-    response = client("kms").encrypt(
-        KeyId=settings().credentials_key,
-        Plaintext=json.dumps(credentials).encode(),
-        EncryptionContext={"connection_id": connection_id},
-    )
-    return response["CiphertextBlob"]
+def _oauth_credentials(provider: str, credentials: dict[str, Any] | None) -> dict[str, Any]:
+    """The tokens from the OAuth consent flow, with ``expires_in`` turned into ``expires_at``."""
+    if not credentials:
+        raise AdminError(f"{provider} needs --credentials: a JSON file with access_token and refresh_token")
+    missing = [key for key in ("access_token", "refresh_token") if not credentials.get(key)]
+    if missing:
+        raise AdminError(f"the credentials file has no {', '.join(missing)}")
+    expires_at = credentials.get("expires_at") or time.time() + float(credentials.get("expires_in", 0))
+    return {
+        "access_token": credentials["access_token"],
+        "refresh_token": credentials["refresh_token"],
+        "expires_at": float(expires_at),
+    }
 
 
 def create_connection(
@@ -75,8 +82,10 @@ def create_connection(
     connection_settings: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     _require_project(project_id)
-    if provider not in service.PROVIDER_FACTORIES:
-        raise AdminError(f"provider must be one of: {', '.join(sorted(service.PROVIDER_FACTORIES))}")
+    if provider not in connections.PROVIDER_FACTORIES:
+        raise AdminError(f"provider must be one of: {', '.join(sorted(connections.PROVIDER_FACTORIES))}")
+    if connections.provider_for(provider).oauth_token_url():
+        credentials = _oauth_credentials(provider, credentials)
     connection_id = str(uuid7())
     token = f"lbc_{secrets.token_urlsafe(32)}"
     record = {
@@ -84,8 +93,9 @@ def create_connection(
         "connection_id": connection_id,
         "provider": provider,
         "settings": connection_settings or {},
-        "credentials": _encrypt_credentials(connection_id, credentials) if credentials else None,
-        "created_at": service.now_text(),
+        "credentials": encrypt_credentials(connection_id, credentials) if credentials else None,
+        "credentials_version": 0 if credentials else None,
+        "created_at": now_text(),
     }
     accounts.put_connection(record, secret_hash(token))
     return {
@@ -93,7 +103,6 @@ def create_connection(
         "connection_id": connection_id,
         "provider": provider,
         "connection_token": token,
-        "references_synced": service.sync_references(connection_id, provider, record["settings"]),
     }
 
 
@@ -109,11 +118,37 @@ def list_connections(project_id: str | None) -> list[dict[str, Any]]:
     ]
 
 
+def sync_references(project_id: str | None = None, connection_id: str | None = None) -> list[dict[str, Any]]:
+    """Sync one connection, a project's, or every connection; one failure does not stop the rest."""
+    results = []
+    for connection in list_connections(project_id):
+        if connection_id and connection["connection_id"] != connection_id:
+            continue
+        principal = Principal(
+            connection["project_id"],
+            connection["connection_id"],
+            connection["provider"],
+            connection["settings"] or {},
+        )
+        try:
+            results.append(
+                {"connection_id": principal.connection_id, "synced": connections.sync_references(principal)}
+            )
+        except Exception as exc:  # report per connection, go on with the others
+            results.append(
+                {"connection_id": principal.connection_id, "error": f"{type(exc).__name__}: {exc}"}
+            )
+    if connection_id and not results:
+        raise AdminError(f"no connection {connection_id}")
+    return results
+
+
 def seed_demo() -> dict[str, Any]:
     """A demo project, API key and sandbox connection (what ``make run`` prints)."""
     project = create_project("Demo project")
     key = create_api_key(project["project_id"])
     connection = create_connection(project["project_id"], "sandbox")
+    sync_references(connection_id=connection["connection_id"])
     demo_contact = reference_id(connection["connection_id"], "contact", "C-1001")
     return {**project, **key, **connection, "contact_id": demo_contact}
 
@@ -144,6 +179,11 @@ def _parser() -> argparse.ArgumentParser:
     connection.add_argument("--credentials", type=Path, help="JSON file with the provider's OAuth tokens")
     connection.add_argument("--setting", type=_setting, action="append", default=[], metavar="KEY=VALUE")
     commands.add_parser("list-connections", help="list connections").add_argument("--project")
+    sync = commands.add_parser(
+        "sync-references", help="sync contacts, items, accounts, tracking from providers"
+    )
+    sync.add_argument("--project")
+    sync.add_argument("--connection")
     return parser
 
 
@@ -169,6 +209,8 @@ def _run(args: argparse.Namespace) -> Any:
     if args.command == "create-connection":
         credentials = _read_credentials(args.credentials)
         return create_connection(args.project, args.provider, credentials, dict(args.setting))
+    if args.command == "sync-references":
+        return sync_references(args.project, args.connection)
     return list_connections(args.project)
 
 

@@ -18,6 +18,7 @@ class Settings:
     invoices_table: str
     accounts_table: str
     credentials_key: str
+    oauth_clients_secret: str
     auth_cache_seconds: float
 
 
@@ -29,5 +30,6 @@ def settings() -> Settings:
         invoices_table=os.environ.get("LEDGERBRIDGE_INVOICES_TABLE", f"{stack}-invoices"),
         accounts_table=os.environ.get("LEDGERBRIDGE_ACCOUNTS_TABLE", f"{stack}-accounts"),
         credentials_key=os.environ.get("LEDGERBRIDGE_CREDENTIALS_KEY", f"alias/{stack}-credentials"),
+        oauth_clients_secret=os.environ.get("LEDGERBRIDGE_OAUTH_CLIENTS_SECRET", f"{stack}/oauth-clients"),
         auth_cache_seconds=min(float(os.environ.get("LEDGERBRIDGE_AUTH_CACHE_SECONDS", "60")), 60.0),
     )

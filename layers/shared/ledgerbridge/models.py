@@ -65,6 +65,11 @@ def format_date_time(value: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+def now_text() -> str:
+    """The current time as Ledgerbridge stores and answers it."""
+    return format_date_time(datetime.now(UTC))
+
+
 DateTime = Annotated[
     datetime,
     BeforeValidator(_parse_date_time),
@@ -280,3 +285,62 @@ class ErrorBody(BaseModel):
     error: str
     message: str
     details: list[FieldErrorBody] = Field(default_factory=list)
+
+
+# --- synced references (Panora's contact, item and tracking category shapes) ----------------
+
+
+class _Reference(BaseModel):
+    """Fields every synced record shares; provider-specific extras are dropped."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: Uuid
+    name: str | None = None
+    remote_id: str
+    remote_data: dict[str, Any] | None = None
+    remote_updated_at: str | None = None
+    field_mappings: dict[str, Any] | None = None
+    created_at: DateTime
+    modified_at: DateTime
+
+
+class Contact(_Reference):
+    is_customer: bool | None = None
+    is_supplier: bool | None = None
+    email_address: str | None = None
+    tax_number: str | None = None
+    status: str | None = None
+    currency: str | None = None
+
+
+class Item(_Reference):
+    status: str | None = None
+    unit_price: Decimal | None = None
+    purchase_price: Decimal | None = None
+    sales_account: str | None = None
+    purchase_account: str | None = None
+
+
+class TrackingCategory(_Reference):
+    status: str | None = None
+    category_type: str | None = None
+    parent_category: str | None = None
+
+
+class ContactPage(BaseModel):
+    data: list[Contact]
+    next_cursor: str | None
+    previous_cursor: str | None = None
+
+
+class ItemPage(BaseModel):
+    data: list[Item]
+    next_cursor: str | None
+    previous_cursor: str | None = None
+
+
+class TrackingCategoryPage(BaseModel):
+    data: list[TrackingCategory]
+    next_cursor: str | None
+    previous_cursor: str | None = None

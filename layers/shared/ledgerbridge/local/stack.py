@@ -400,7 +400,7 @@ def deploy(stack: Stack) -> Gateway:
     """Create the template's resources, give this process the functions' environment, import them."""
     import boto3  # dev-only here; imported once AWS_ENDPOINT_URL points at moto
 
-    create_resources(stack, boto3.client("dynamodb"), boto3.client("kms"))
+    create_resources(stack, boto3.client("dynamodb"), boto3.client("kms"), boto3.client("secretsmanager"))
     routes = api_routes(stack.template)
     for function in {route.function for route in routes}:
         os.environ.update(function_environment(stack, function))

@@ -189,10 +189,21 @@ class Stack:
         return _SUB_VARIABLE.sub(substitute, text).replace("${!", "${")
 
 
-def create_resources(stack: Stack, dynamodb: Any, kms: Any) -> None:
-    """Create the template's DynamoDB tables, KMS keys and aliases, recording them in ``stack``."""
+def create_resources(stack: Stack, dynamodb: Any, kms: Any, secretsmanager: Any) -> None:
+    """Create the template's tables, KMS keys and aliases, and secrets, recording them in ``stack``."""
     create_tables(stack, dynamodb)
     create_keys(stack, kms)
+    create_secrets(stack, secretsmanager)
+
+
+def create_secrets(stack: Stack, secretsmanager: Any) -> None:
+    """Create each AWS::SecretsManager::Secret with its name, initial value and key."""
+    for logical_id, resource in stack.template.resources("AWS::SecretsManager::Secret").items():
+        properties = stack.resolve(resource.get("Properties", {}))
+        request = {"Name": properties.get("Name", f"{stack.name}-{logical_id}")}
+        request.update(_only(properties, ("Description", "KmsKeyId", "SecretString")))
+        secret = secretsmanager.create_secret(**request)
+        stack.created(logical_id, secret["ARN"], Id=secret["ARN"])
 
 
 def create_tables(stack: Stack, dynamodb: Any) -> None:

@@ -1,25 +1,62 @@
 """The interface every accounting provider implements.
 
-A provider maps a unified invoice to its own request, sends it and maps the answer back.
-It knows nothing of DynamoDB or API Gateway: references arrive already resolved to the
-provider's ids, and storage it needs (the sandbox's ledger; later, OAuth tokens) is passed
-in behind a small protocol.
+A provider does three things: turn a unified invoice into its own request (``map_invoice``,
+pure, no I/O: mapping errors are caught before anything is stored or sent), send that
+request and map the answer back (``send_invoice``), and list the records invoices point at
+(``list_references``). It knows nothing of DynamoDB or API Gateway: references arrive
+already resolved, and what it needs from outside (the sandbox's books, OAuth tokens, HTTP)
+comes through ``ConnectionContext`` behind small protocols.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ledgerbridge.models import InvoiceInput
+
+if TYPE_CHECKING:
+    from ledgerbridge.providers.http import ProviderHttp
+
+
+@dataclass(frozen=True)
+class RemoteReference:
+    """A record of the provider's that invoices point at.
+
+    ``kind`` is one of contact, item, account, tracking_category, accounting_period.
+    ``fields`` holds what a mapper or a reader needs beyond the id (``is_customer``,
+    ``is_supplier``, a tracking category's ``category_name``/``option_name``, an item's
+    ``code``, ...); ``remote_data`` is the provider's own record.
+    """
+
+    kind: str
+    remote_id: str
+    name: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    remote_data: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class ConnectionContext:
+    """One connection, as a provider sees it during one request.
+
+    ``settings`` are the operator's ``--setting`` values (``realm_id``, ``tenant_id``,
+    defaults, and ``custom_field.<slug>=<provider field id>`` definitions). ``http`` sends
+    requests with retries and OAuth (None for the sandbox). ``deadline`` is the
+    ``time.monotonic()`` by which the provider call must be over (the Lambda's remaining
+    time minus a margin), or None for no limit.
+    """
+
     connection_id: str
     provider: str
     settings: dict[str, str] = field(default_factory=dict)
+    http: ProviderHttp | None = None
+    deadline: float | None = None
+
+    def custom_field_definitions(self) -> dict[str, str]:
+        prefix = "custom_field."
+        return {key[len(prefix) :]: value for key, value in self.settings.items() if key.startswith(prefix)}
 
 
 @dataclass(frozen=True)
@@ -27,14 +64,18 @@ class OutboundInvoice:
     """What a provider is asked to create.
 
     ``invoice_id`` is Ledgerbridge's id, passed to the provider as its idempotency key so a
-    resend can never create a second invoice. ``remote_ids`` maps each reference's field
-    path (``contact_id``, ``line_items.0.item_id``, ``tracking_categories.1``) to the
-    provider's id for it.
+    resend can never create a second invoice. ``references`` maps each reference's field
+    path (``contact_id``, ``line_items.0.item_id``, ``tracking_categories.1``,
+    ``line_items.0.tracking_categories.0``) to the provider's record for it.
     """
 
     invoice_id: str
     invoice: InvoiceInput
-    remote_ids: dict[str, str] = field(default_factory=dict)
+    references: dict[str, RemoteReference] = field(default_factory=dict)
+
+    def remote_id(self, path: str) -> str | None:
+        reference = self.references.get(path)
+        return reference.remote_id if reference else None
 
 
 @dataclass(frozen=True)
@@ -48,13 +89,15 @@ class RemoteInvoice:
     line_remote_ids: list[str | None]
 
 
-@dataclass(frozen=True)
-class RemoteReference:
-    """A record of the provider's that invoices point at: contact, item, tracking category."""
+class InvalidInvoice(Exception):
+    """The invoice cannot be expressed in this provider (found while mapping, before sending).
 
-    kind: str  # contact | item | tracking_category | accounting_period
-    remote_id: str
-    name: str
+    ``details`` are (field path, reason) pairs, answered as a 422 naming each field.
+    """
+
+    def __init__(self, details: list[tuple[str, str]]):
+        super().__init__("; ".join(f"{path}: {reason}" for path, reason in details))
+        self.details = details
 
 
 class ProviderRejected(Exception):
@@ -69,7 +112,26 @@ class ProviderUnavailable(Exception):
     """The provider could not be reached or failed on its side: the invoice may be resent."""
 
 
+class ReauthorizationRequired(Exception):
+    """The provider refused the connection's refresh token: a person must connect it again."""
+
+
 class Provider(Protocol):
-    def create_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice: ...
+    #: The name in LEDGERBRIDGE_<NAME>_API_URL / _TOKEN_URL and in the OAuth client secret.
+    name: str
+
+    def oauth_token_url(self) -> str | None:
+        """Where refresh tokens are exchanged (after overrides); None without OAuth."""
+        ...
+
+    def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> Any:
+        """The provider's request for ``outbound``; raises InvalidInvoice. No I/O."""
+        ...
+
+    def send_invoice(
+        self, connection: ConnectionContext, outbound: OutboundInvoice, request: Any
+    ) -> RemoteInvoice:
+        """Create ``request`` at the provider, with ``outbound.invoice_id`` as idempotency key."""
+        ...
 
     def list_references(self, connection: ConnectionContext) -> list[RemoteReference]: ...

@@ -8,7 +8,7 @@ this module stays free of storage details. The local stack connects to it by def
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -94,28 +94,52 @@ def _date(value: datetime | None) -> str | None:
 
 
 # The sandbox company's directory: what a fresh sandbox ledger already knows.
+_CUSTOMER = {"is_customer": True, "is_supplier": False, "status": "ACTIVE", "currency": "USD"}
+_SUPPLIER = {"is_customer": False, "is_supplier": True, "status": "ACTIVE", "currency": "USD"}
 DIRECTORY = (
-    RemoteReference("contact", "C-1001", "Acme Corporation (customer)"),
-    RemoteReference("contact", "C-1002", "Globex Ltd (customer)"),
-    RemoteReference("contact", "V-2001", "Initech Supplies (vendor)"),
-    RemoteReference("item", "I-1", "Consulting hour"),
-    RemoteReference("item", "I-2", "Software licence"),
-    RemoteReference("tracking_category", "T-1", "Department: Sales"),
-    RemoteReference("tracking_category", "T-2", "Department: Engineering"),
-    RemoteReference("accounting_period", "P-2026", "Fiscal year 2026"),
+    RemoteReference(
+        "contact", "C-1001", "Acme Corporation", _CUSTOMER | {"email_address": "ap@acme.example"}
+    ),
+    RemoteReference(
+        "contact", "C-1002", "Globex Ltd", _CUSTOMER | {"email_address": "billing@globex.example"}
+    ),
+    RemoteReference(
+        "contact", "V-2001", "Initech Supplies", _SUPPLIER | {"email_address": "ar@initech.example"}
+    ),
+    RemoteReference("item", "I-1", "Consulting hour", {"status": "ACTIVE", "unit_price": Decimal("150.25")}),
+    RemoteReference("item", "I-2", "Software licence", {"status": "ACTIVE", "unit_price": Decimal("99.00")}),
+    RemoteReference("tracking_category", "T-1", "Sales", {"status": "ACTIVE", "category_type": "DEPARTMENT"}),
+    RemoteReference(
+        "tracking_category", "T-2", "Engineering", {"status": "ACTIVE", "category_type": "DEPARTMENT"}
+    ),
+    RemoteReference("accounting_period", "P-2026", "Fiscal year 2026", {"status": "ACTIVE"}),
 )
 
 
 class SandboxProvider:
     """Creates invoices in the sandbox ledger; see the module docstring."""
 
+    name = "sandbox"
+
+    def oauth_token_url(self) -> str | None:
+        return None
+
+    def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> None:
+        """The sandbox takes the unified invoice as it is; its checks are the ledger's own."""
+
     def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
-        return list(DIRECTORY)
+        """A fresh sandbox company's directory, with itself as the provider's record."""
+        return [
+            replace(ref, remote_data={"id": ref.remote_id, "name": ref.name, **ref.fields})
+            for ref in DIRECTORY
+        ]
 
     def __init__(self, ledger: SandboxLedger):
         self._ledger = ledger
 
-    def create_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice:
+    def send_invoice(
+        self, connection: ConnectionContext, outbound: OutboundInvoice, request: None
+    ) -> RemoteInvoice:
         existing = self._ledger.find(connection.connection_id, outbound.invoice_id)
         if existing is not None:
             return _remote(existing)
@@ -123,7 +147,7 @@ class SandboxProvider:
         if not invoice.line_items and invoice.total_amount is None:
             raise ProviderRejected(["An invoice needs at least one line item or a total_amount."])
         lines = [
-            _line(i, line, outbound.remote_ids.get(f"line_items.{i}.item_id"))
+            _line(i, line, outbound.remote_id(f"line_items.{i}.item_id"))
             for i, line in enumerate(invoice.line_items or [])
         ]
         totals = _totals(invoice, lines)
@@ -145,7 +169,7 @@ def _record(sequence: int, outbound: OutboundInvoice, lines: list[_Line], totals
         "kind": kind,
         "invoice_number": invoice.number or f"{'BILL' if kind == 'bill' else 'INV'}-{sequence:05d}",
         "status": (invoice.status or InvoiceStatus.OPEN).value,
-        "contact": outbound.remote_ids.get("contact_id"),
+        "contact": outbound.remote_id("contact_id"),
         "issued_on": _date(invoice.issue_date) or now[:10],
         "due_on": _date(invoice.due_date),
         "currency": invoice.currency or "USD",

@@ -7,7 +7,7 @@ Single-table layout (pk / sk):
     PROJECT#<project_id>      CONNECTION#<conn_id>    provider, settings, credentials (KMS blob)
     APIKEY#<sha256>           APIKEY                  project_id, key_id, revoked_at
     CONNTOKEN#<sha256>        CONNTOKEN               project_id, connection_id
-    CONNECTION#<conn_id>      REF#<kind>#<uuid>       remote_id, name
+    CONNECTION#<conn_id>      REF#<kind>#<uuid>       synced references (store/references.py)
 
 Keys and tokens exist only as SHA-256 hashes: the lookup item is keyed by the hash, so
 authentication is a GetItem and nothing stored can be replayed.
@@ -25,7 +25,6 @@ from ledgerbridge.store.dynamo import (
     from_item,
     put_new_items,
     storage_unavailable,
-    to_item,
     to_values,
 )
 
@@ -155,47 +154,3 @@ def list_connections(project_id: str) -> list[dict[str, Any]]:
 
 def list_projects() -> list[dict[str, Any]]:
     return list(_scan_by_sort_key("PROJECT"))
-
-
-# --- references ---------------------------------------------------------------------------
-
-
-def put_reference(connection_id: str, kind: str, reference_id: str, remote_id: str, name: str) -> None:
-    """Upsert: a re-sync of the same remote record keeps its UUID and refreshes its name."""
-    dynamodb().put_item(
-        TableName=_table(),
-        Item=to_item(
-            {
-                "pk": f"CONNECTION#{connection_id}",
-                "sk": f"REF#{kind}#{reference_id}",
-                "remote_id": remote_id,
-                "name": name,
-            }
-        ),
-    )
-
-
-def get_references(connection_id: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """Remote ids for (kind, uuid) pairs of one connection; unknown pairs are absent."""
-    found: dict[tuple[str, str], str] = {}
-    unique = list(dict.fromkeys(keys))
-    for start in range(0, len(unique), 100):  # BatchGetItem takes at most 100 keys
-        pending = {
-            _table(): {
-                "Keys": [
-                    to_values({"pk": f"CONNECTION#{connection_id}", "sk": f"REF#{kind}#{ref}"})
-                    for kind, ref in unique[start : start + 100]
-                ]
-            }
-        }
-        while pending:
-            try:
-                response = dynamodb().batch_get_item(RequestItems=pending)
-            except STORAGE_ERRORS as exc:
-                raise storage_unavailable() from exc
-            for item in response["Responses"].get(_table(), []):
-                record = from_item(item)
-                _, kind, ref = record["sk"].split("#", 2)
-                found[(kind, ref)] = record["remote_id"]
-            pending = response.get("UnprocessedKeys") or {}
-    return found

@@ -6,11 +6,13 @@ refuses floats, so a float can never sneak into a stored amount.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ledgerbridge import jsonutil
 from ledgerbridge.aws import client
 from ledgerbridge.errors import ApiError
 
@@ -25,6 +27,16 @@ def to_item(record: dict[str, Any]) -> dict[str, Any]:
 
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+def pack_json(value: Any) -> bytes:
+    """A provider's own record, compressed: opaque to us, often large, compresses tenfold."""
+    return zlib.compress(jsonutil.dumps(value).encode(), level=6)
+
+
+def unpack_json(packed: Any) -> Any:
+    """Inverse of pack_json for a Binary attribute as the deserializer returns it."""
+    return jsonutil.loads(zlib.decompress(packed.value))
 
 
 def to_values(values: dict[str, Any]) -> dict[str, Any]:
@@ -52,6 +64,24 @@ def put_new_items(table: str, records: list[dict[str, Any]]) -> None:
             for record in records
         ]
     )
+
+
+def query_page(request: dict[str, Any], limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """Up to ``limit`` decoded items of a Query, and whether more follow.
+
+    Asks for one item more than needed to know if there is a next page, and follows
+    LastEvaluatedKey because a Query page stops at 1 MB whatever the Limit.
+    """
+    request = {**request, "Limit": limit + 1}
+    items: list[dict] = []
+    while len(items) <= limit:
+        response = dynamodb().query(**request)
+        items.extend(response["Items"])
+        if "LastEvaluatedKey" not in response:
+            break
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        request["Limit"] = limit + 1 - len(items)
+    return [from_item(item) for item in items[:limit]], len(items) > limit
 
 
 def is_condition_failure(error: ClientError) -> bool:

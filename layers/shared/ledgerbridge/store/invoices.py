@@ -9,13 +9,11 @@ under the 400 KB item limit.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ledgerbridge import jsonutil
 from ledgerbridge.config import settings
 from ledgerbridge.errors import ApiError
 from ledgerbridge.store.dynamo import (
@@ -23,9 +21,12 @@ from ledgerbridge.store.dynamo import (
     dynamodb,
     from_item,
     is_condition_failure,
+    pack_json,
+    query_page,
     storage_unavailable,
     to_item,
     to_values,
+    unpack_json,
 )
 
 
@@ -40,9 +41,12 @@ class Page:
 
 
 def _decode(item: dict[str, Any]) -> dict[str, Any]:
-    record = from_item(item)
+    return _unpack(from_item(item))
+
+
+def _unpack(record: dict[str, Any]) -> dict[str, Any]:
     packed = record.pop("remote_data_z", None)
-    record["remote_data"] = jsonutil.loads(zlib.decompress(packed.value)) if packed else None
+    record["remote_data"] = unpack_json(packed) if packed else None
     return record
 
 
@@ -104,8 +108,7 @@ def _update(connection_id: str, invoice_id: str, changes: dict[str, Any], expect
 
 def settle(connection_id: str, invoice_id: str, changes: dict[str, Any], remote_data: Any) -> dict:
     """pending -> synced, with what the provider answered."""
-    packed = zlib.compress(jsonutil.dumps(remote_data).encode(), level=6)
-    changes = {**changes, "sync_status": "synced", "remote_data_z": packed}
+    changes = {**changes, "sync_status": "synced", "remote_data_z": pack_json(remote_data)}
     return _update(connection_id, invoice_id, changes, expected_status="pending")
 
 
@@ -143,23 +146,14 @@ def query(connection_id: str, limit: int, after_id: str | None = None, before_id
         "KeyConditionExpression": "connection_id = :c",
         "ExpressionAttributeValues": to_values({":c": connection_id}),
         "ScanIndexForward": forward,
-        "Limit": limit + 1,
     }
     if anchor:
         request["ExclusiveStartKey"] = to_values({"connection_id": connection_id, "id": anchor})
-    items: list[dict] = []
     try:
-        # A query page stops at 1 MB, so big invoices can need more than one round trip.
-        while len(items) <= limit:
-            response = dynamodb().query(**request)
-            items.extend(response["Items"])
-            if "LastEvaluatedKey" not in response:
-                break
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-            request["Limit"] = limit + 1 - len(items)
+        records, has_more = query_page(request, limit)
     except STORAGE_ERRORS as exc:
         raise storage_unavailable() from exc
-    records = [_decode(item) for item in items[:limit]]
+    records = [_unpack(record) for record in records]
     if not forward:
         records.reverse()
-    return Page(records=records, has_more=len(items) > limit)
+    return Page(records=records, has_more=has_more)

@@ -1,0 +1,173 @@
+"""Connections at work: which provider, with which credentials, and what it knows.
+
+This is where a connection's provider module meets Ledgerbridge's storage: the provider
+registry, the per-request ConnectionContext (HTTP with the connection's OAuth tokens and
+the request's deadline), and references (sync from the provider, resolve for an invoice,
+list for the reference routes). Provider modules stay free of DynamoDB; the store stays
+free of HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from ledgerbridge import errors
+from ledgerbridge.auth import Principal
+from ledgerbridge.errors import ApiError, FieldError
+from ledgerbridge.ids import reference_id
+from ledgerbridge.models import InvoiceInput, now_text
+from ledgerbridge.params import decode_cursor, encode_cursor
+from ledgerbridge.providers.base import ConnectionContext, Provider, RemoteReference
+from ledgerbridge.store import references
+
+
+def _sandbox() -> Provider:
+    from ledgerbridge.providers.sandbox import SandboxProvider
+    from ledgerbridge.store.sandbox_ledger import DynamoSandboxLedger
+
+    return SandboxProvider(DynamoSandboxLedger())
+
+
+def _quickbooks() -> Provider:
+    from ledgerbridge.providers.quickbooks import QuickBooksProvider
+
+    return QuickBooksProvider()
+
+
+def _xero() -> Provider:
+    from ledgerbridge.providers.xero import XeroProvider
+
+    return XeroProvider()
+
+
+# Imported on first use, so a container only loads the providers its connections use.
+PROVIDER_FACTORIES: dict[str, Callable[[], Provider]] = {
+    "sandbox": _sandbox,
+    "quickbooks": _quickbooks,
+    "xero": _xero,
+}
+_providers: dict[str, Provider] = {}
+_token_sources: dict[str, Any] = {}
+
+
+def provider_for(name: str) -> Provider:
+    """One provider instance per container."""
+    if name not in _providers:
+        factory = PROVIDER_FACTORIES.get(name)
+        if factory is None:
+            raise ApiError(422, "provider_not_supported", f"Provider '{name}' is not supported.")
+        _providers[name] = factory()
+    return _providers[name]
+
+
+def _token_source(principal: Principal, provider: Provider, token_url: str) -> Any:
+    """The connection's TokenSource, kept per container so warm calls skip KMS and refreshes."""
+    source = _token_sources.get(principal.connection_id)
+    if source is None:
+        from ledgerbridge.providers.http import shared_client
+        from ledgerbridge.providers.oauth import OAuthApp, TokenSource
+        from ledgerbridge.secrets import oauth_client
+        from ledgerbridge.store.credentials import DynamoCredentialStore
+
+        app = OAuthApp(token_url, *oauth_client(provider.name))
+        store = DynamoCredentialStore(principal.project_id, principal.connection_id)
+        source = _token_sources[principal.connection_id] = TokenSource(store, app, shared_client())
+    return source
+
+
+def connection_context(principal: Principal, deadline: float | None = None) -> ConnectionContext:
+    """What the connection's provider needs for one call: settings, and HTTP with its tokens."""
+    provider = provider_for(principal.provider)
+    http = None
+    token_url = provider.oauth_token_url()
+    if token_url:
+        from ledgerbridge.providers.http import ProviderHttp, shared_client
+
+        http = ProviderHttp(shared_client(), _token_source(principal, provider, token_url), deadline)
+    return ConnectionContext(
+        principal.connection_id, principal.provider, principal.connection_settings, http, deadline
+    )
+
+
+# --- references ---------------------------------------------------------------------------
+
+
+def sync_references(principal: Principal) -> dict[str, int]:
+    """Store every record the provider lists under its stable Ledgerbridge id; counts by kind."""
+    connection = connection_context(principal)
+    counts: dict[str, int] = {}
+    synced_at = now_text()
+    for ref in provider_for(principal.provider).list_references(connection):
+        ref_id = reference_id(principal.connection_id, ref.kind, ref.remote_id)
+        references.put(principal.connection_id, ref_id, ref, synced_at)
+        counts[ref.kind] = counts.get(ref.kind, 0) + 1
+    return counts
+
+
+def _reference_fields(invoice: InvoiceInput) -> list[tuple[str, str, UUID]]:
+    """(field path, reference kind, uuid) of every Ledgerbridge id the invoice points at."""
+    fields: list[tuple[str, str, UUID]] = []
+    if invoice.contact_id:
+        fields.append(("contact_id", "contact", invoice.contact_id))
+    if invoice.accounting_period_id:
+        fields.append(("accounting_period_id", "accounting_period", invoice.accounting_period_id))
+    for j, ref in enumerate(invoice.tracking_categories or []):
+        fields.append((f"tracking_categories.{j}", "tracking_category", ref))
+    for i, line in enumerate(invoice.line_items or []):
+        if line.item_id:
+            fields.append((f"line_items.{i}.item_id", "item", line.item_id))
+        for j, ref in enumerate(line.tracking_categories or []):
+            fields.append((f"line_items.{i}.tracking_categories.{j}", "tracking_category", ref))
+    return fields
+
+
+def resolve_references(connection_id: str, invoice: InvoiceInput) -> dict[str, RemoteReference]:
+    """The provider's record behind each referenced UUID; unknown ones are a 422 naming the field."""
+    fields = _reference_fields(invoice)
+    if not fields:
+        return {}
+    found = references.get_many(connection_id, [(kind, str(ref)) for _, kind, ref in fields])
+    unknown = [
+        FieldError(path, f"unknown {kind.replace('_', ' ')} for this connection")
+        for path, kind, ref in fields
+        if (kind, str(ref)) not in found
+    ]
+    if unknown:
+        raise errors.validation_error(unknown)
+    return {path: _remote_reference(found[(kind, str(ref))]) for path, kind, ref in fields}
+
+
+def _remote_reference(record: dict[str, Any]) -> RemoteReference:
+    return RemoteReference(
+        kind=record["kind"],
+        remote_id=record["remote_id"],
+        name=record["name"],
+        fields=record.get("fields") or {},
+        remote_data=record.get("remote_data"),
+    )
+
+
+def list_references(
+    principal: Principal, kind: str, limit: int, cursor: str | None, include_remote_data: bool
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of one kind's references as flat records, and the next cursor (forward only)."""
+    after = None
+    if cursor:
+        direction, after = decode_cursor(cursor)
+        if direction != "after":
+            raise errors.bad_request(
+                "Reference lists page forward only.", [FieldError("cursor", "forward only")]
+            )
+    records, has_more = references.page(principal.connection_id, kind, limit, after)
+    flat = [
+        {
+            **(record.get("fields") or {}),
+            **{key: record[key] for key in ("id", "name", "remote_id", "created_at", "modified_at")},
+            "remote_data": record["remote_data"] if include_remote_data else None,
+        }
+        for record in records
+    ]
+    next_cursor = encode_cursor("after", records[-1]["id"]) if has_more and records else None
+    return flat, next_cursor

@@ -1,0 +1,44 @@
+"""Query parameters shared by every list and read route: flags and opaque cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from uuid import UUID
+
+from ledgerbridge import errors
+from ledgerbridge.errors import FieldError
+
+
+def parse_flag(value: str | None, name: str) -> bool:
+    """``true``/``false``/``1``/``0`` (any case); absent is false; anything else is a 400."""
+    if value is None:
+        return False
+    lowered = value.strip().lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise errors.bad_request(
+        f"Query parameter {name} must be true, false, 1 or 0.",
+        [FieldError(name, "must be true, false, 1 or 0")],
+    )
+
+
+def encode_cursor(direction: str, record_id: str) -> str:
+    """An opaque cursor: page ``after`` or ``before`` the record with this id."""
+    return base64.urlsafe_b64encode(f"{direction}:{record_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        direction, record_id = raw.split(":", 1)
+        if direction not in ("after", "before"):
+            raise ValueError(direction)
+        return direction, str(UUID(record_id))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise errors.bad_request(
+            "Query parameter cursor is not a cursor this API returned.",
+            [FieldError("cursor", "not a cursor this API returned")],
+        ) from None

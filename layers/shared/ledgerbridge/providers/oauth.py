@@ -1,0 +1,152 @@
+"""OAuth 2 access tokens for one connection: refresh ahead of expiry, and once on a 401.
+
+Xero and Exact Online rotate refresh tokens: each refresh returns a new one and retires
+the old. Several Lambda containers may refresh one connection at the same moment, so the
+stored tokens carry a version and a save only succeeds against the version it replaces.
+The loser of a race re-reads and uses the winner's tokens; a refresh refused because the
+refresh token was just rotated by someone else is resolved the same way. Only a refusal
+with nothing newer stored means the connection must be authorised again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from ledgerbridge.providers.base import ProviderUnavailable, ReauthorizationRequired
+from ledgerbridge.providers.http import json_body
+
+REFRESH_MARGIN_SECONDS = 120  # refresh this long before expiry, so a token never dies mid-call
+
+
+@dataclass(frozen=True)
+class OAuthTokens:
+    access_token: str
+    refresh_token: str
+    expires_at: float  # Unix seconds
+    version: int = 0  # the store's version of these tokens (for conditional saves)
+
+    def to_credentials(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "expires_at": self.expires_at,
+        }
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any], version: int) -> OAuthTokens:
+        return cls(
+            access_token=str(credentials["access_token"]),
+            refresh_token=str(credentials["refresh_token"]),
+            expires_at=float(credentials.get("expires_at", 0)),
+            version=version,
+        )
+
+
+class CredentialStore(Protocol):
+    """Where one connection's tokens live (DynamoDB + KMS in production)."""
+
+    def load(self) -> OAuthTokens:
+        """The stored tokens (consistent read); raises ReauthorizationRequired if marked so."""
+        ...
+
+    def save(self, tokens: OAuthTokens, replaces: OAuthTokens) -> bool:
+        """Store ``tokens`` if ``replaces`` is still what is stored; False if someone was first."""
+        ...
+
+    def mark_needs_reauthorization(self, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class OAuthApp:
+    """The deployment's OAuth app at one provider (client id/secret are configuration)."""
+
+    token_url: str
+    client_id: str
+    client_secret: str
+
+
+class TokenSource:
+    """Access tokens for one connection, kept in memory between invocations of a container."""
+
+    def __init__(
+        self,
+        store: CredentialStore,
+        app: OAuthApp,
+        client: httpx.Client,
+        clock: Callable[[], float] = time.time,
+    ):
+        self._store, self._app, self._client, self._clock = store, app, client, clock
+        self._tokens: OAuthTokens | None = None
+
+    def access_token(self) -> str:
+        tokens = self._tokens or self._remember(self._store.load())
+        if self._expiring(tokens):
+            tokens = self._refresh(tokens)
+        return tokens.access_token
+
+    def refresh_after_rejection(self, rejected_access_token: str) -> str:
+        """After a 401: use a newer token if someone refreshed meanwhile, else refresh now."""
+        tokens = self._remember(self._store.load())
+        if tokens.access_token != rejected_access_token and not self._expiring(tokens):
+            return tokens.access_token
+        return self._refresh(tokens, force=True).access_token
+
+    def _expiring(self, tokens: OAuthTokens) -> bool:
+        return tokens.expires_at - self._clock() < REFRESH_MARGIN_SECONDS
+
+    def _remember(self, tokens: OAuthTokens) -> OAuthTokens:
+        self._tokens = tokens
+        return tokens
+
+    def _refresh(self, stale: OAuthTokens, force: bool = False) -> OAuthTokens:
+        latest = self._store.load()
+        if latest.version != stale.version and not self._expiring(latest):
+            return self._remember(latest)  # another container refreshed already
+        if not force and not self._expiring(latest):
+            return self._remember(latest)
+        response = self._post_refresh(latest.refresh_token)
+        if response.status_code in (400, 401):
+            return self._refused(latest, response)
+        if response.status_code != 200:
+            raise ProviderUnavailable(f"token endpoint answered HTTP {response.status_code}")
+        fresh = self._parse(response, latest)
+        if self._store.save(fresh, replaces=latest):
+            return self._remember(fresh)
+        return self._remember(self._store.load())  # lost the race: the stored tokens are newest
+
+    def _post_refresh(self, refresh_token: str) -> httpx.Response:
+        try:
+            return self._client.post(
+                self._app.token_url,
+                data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+                auth=(self._app.client_id, self._app.client_secret),
+                headers={"accept": "application/json"},
+            )
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(f"{type(exc).__name__} calling the token endpoint") from exc
+
+    def _refused(self, latest: OAuthTokens, response: httpx.Response) -> OAuthTokens:
+        """A refused refresh token: maybe rotated by a concurrent refresh, else truly revoked."""
+        again = self._store.load()
+        if again.version != latest.version:
+            return self._remember(again)
+        body = json_body(response)
+        reason = body.get("error", "refused") if isinstance(body, dict) else "refused"
+        self._store.mark_needs_reauthorization(f"refresh token {reason}")
+        raise ReauthorizationRequired(f"the provider refused the refresh token ({reason})")
+
+    def _parse(self, response: httpx.Response, latest: OAuthTokens) -> OAuthTokens:
+        body = json_body(response)
+        if not isinstance(body, dict) or "access_token" not in body:
+            raise ProviderUnavailable("token endpoint answered without an access token")
+        return OAuthTokens(
+            access_token=str(body["access_token"]),
+            refresh_token=str(body.get("refresh_token") or latest.refresh_token),
+            expires_at=self._clock() + float(body.get("expires_in", 1800)),
+            version=latest.version + 1,
+        )

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO
 
@@ -77,8 +78,15 @@ def _parse(lines: list[str]) -> LocalStack:
 
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[LocalStack]:
+    with start_local_stack() as stack:
+        yield stack
+
+
+@contextmanager
+def start_local_stack(extra_env: dict[str, str] | None = None) -> Iterator[LocalStack]:
+    """`make run` in a subprocess on free ports, with ``extra_env`` (e.g. provider URL overrides)."""
     ports = {"API_PORT": str(_free_port()), "AWS_PORT": str(_free_port())}
-    env = {**os.environ, **ports, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **ports, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "ledgerbridge.local.stack"],

@@ -385,7 +385,7 @@ def test_bad_list_parameters_are_400(api: Api, query: dict[str, str], field: str
 
 
 def test_unknown_routes_are_json_404(api: Api) -> None:
-    answer = api.call("GET", "/accounting/contacts")
+    answer = api.call("GET", "/accounting/journalentries")
     assert answer.status == 404
     assert answer.json["error"] == "not_found"
 

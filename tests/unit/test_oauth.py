@@ -143,3 +143,15 @@ def test_a_failing_token_endpoint_is_provider_unavailable_not_reauthorization() 
     with pytest.raises(ProviderUnavailable):
         source(store, endpoint).access_token()
     assert store.reauthorization is None
+
+
+def test_a_wrong_client_secret_does_not_send_connections_back_to_consent() -> None:
+    store = MemoryStore(tokens(10))
+
+    def invalid_client(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"error": "invalid_client"})
+
+    client = httpx.Client(transport=httpx.MockTransport(invalid_client))
+    with pytest.raises(ProviderUnavailable, match="invalid_client"):
+        TokenSource(store, APP, client, clock=lambda: NOW).access_token()
+    assert store.reauthorization is None

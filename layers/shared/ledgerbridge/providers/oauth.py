@@ -131,14 +131,23 @@ class TokenSource:
             raise ProviderUnavailable(f"{type(exc).__name__} calling the token endpoint") from exc
 
     def _refused(self, latest: OAuthTokens, response: httpx.Response) -> OAuthTokens:
-        """A refused refresh token: maybe rotated by a concurrent refresh, else truly revoked."""
+        """A refused refresh: rotated by a concurrent refresh, truly revoked, or our app's fault.
+
+        Only ``invalid_grant`` speaks about the connection's refresh token; anything else
+        (``invalid_client``: a wrong client secret) is the deployment's problem, and must
+        not send every connection back through the consent screen.
+        """
         again = self._store.load()
         if again.version != latest.version:
             return self._remember(again)
         body = json_body(response)
-        reason = body.get("error", "refused") if isinstance(body, dict) else "refused"
-        self._store.mark_needs_reauthorization(f"refresh token {reason}")
-        raise ReauthorizationRequired(f"the provider refused the refresh token ({reason})")
+        reason = str(body.get("error", "")) if isinstance(body, dict) else ""
+        if reason != "invalid_grant":
+            raise ProviderUnavailable(
+                f"token endpoint refused Ledgerbridge's OAuth app ({reason or response.status_code})"
+            )
+        self._store.mark_needs_reauthorization("refresh token invalid_grant")
+        raise ReauthorizationRequired("the provider refused the refresh token (invalid_grant)")
 
     def _parse(self, response: httpx.Response, latest: OAuthTokens) -> OAuthTokens:
         body = json_body(response)

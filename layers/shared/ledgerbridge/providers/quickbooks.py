@@ -1,0 +1,669 @@
+"""QuickBooks Online: receivables become Invoices, payables become Bills (Accounting API v3).
+
+Why it looks the way it does:
+
+- Idempotency: every create carries ``requestid=<invoice id>``. QuickBooks answers a repeated
+  requestid with the response of the first request instead of creating again, so the HTTP
+  retries and the retry queue can resend freely. Every call pins ``minorversion=75``
+  (the oldest version QuickBooks still honours), so field behaviour does not move under us.
+- QuickBooks has no draft invoices and records payments and voids as separate transactions,
+  so DRAFT, VOID, PAID, PARTIALLY_PAID and a ``paid_on_date`` are refused before anything is
+  stored (OPEN, SUBMITTED or no status create a normal open invoice). Its own answer
+  decides the status we report: PAID when nothing is left to pay, PARTIALLY_PAID when some is.
+- QuickBooks computes tax from its tax codes and the total from the lines: ``sub_total`` given
+  in the request must match the lines; ``total_tax_amount``, ``total_amount`` and
+  ``balance`` are not sent, and QuickBooks' own figures come back in the response.
+- Classes and departments (QuickBooks calls departments "locations" in its UI) are the
+  tracking categories. Their Ids come from different lists, so their remote ids are prefixed:
+  ``class:5``, ``department:2``. QuickBooks takes one department per transaction and one class
+  per line; a class given for the whole invoice is sent as the invoice's ``ClassRef`` and also
+  on every line without a class of its own, so it lands whichever class-tracking mode the
+  company uses (bills have no header ``ClassRef``: it goes on their lines only).
+- Customers and vendors are contacts. QuickBooks draws their Ids from one sequence, so the
+  plain Id is unique among contacts. A receivable must point at a customer and a payable at
+  a vendor: the other kind is refused by name rather than sent as a dangling reference.
+- Everything QuickBooks cannot express is collected and raised as one InvalidInvoice, so the
+  caller sees every field at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ledgerbridge.models import InvoiceInput, InvoiceStatus, InvoiceType, LineItemInput
+from ledgerbridge.providers.base import (
+    ConnectionContext,
+    InvalidInvoice,
+    OutboundInvoice,
+    ProviderRejected,
+    ProviderUnavailable,
+    RemoteInvoice,
+    RemoteReference,
+)
+from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
+
+ENV_NAME = "QUICKBOOKS"
+PRODUCTION_API_URL = "https://quickbooks.api.intuit.com"
+SANDBOX_API_URL = "https://sandbox-quickbooks.api.intuit.com"
+TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
+MINOR_VERSION = "75"
+PAGE_SIZE = 1000  # the most a QuickBooks query returns at once
+
+# Lengths QuickBooks documents for these fields; longer values are refused, not truncated.
+MAX_DOC_NUMBER = 21
+MAX_PRIVATE_NOTE = 4000
+MAX_LINE_DESCRIPTION = 4000
+MAX_CUSTOM_FIELD_VALUE = 31
+
+ZERO = Decimal(0)
+UNSUPPORTED_STATUSES = {
+    InvoiceStatus.DRAFT: "QuickBooks has no draft invoices: send OPEN or leave status empty",
+    InvoiceStatus.VOID: "QuickBooks cannot create a voided invoice",
+    InvoiceStatus.PAID: "QuickBooks records payments as separate transactions: create the invoice OPEN",
+    InvoiceStatus.PARTIALLY_PAID: "QuickBooks records payments as separate transactions: create it OPEN",
+}
+# Line detail types that stand for one of our line items (not subtotal or discount lines).
+ITEM_LINE_DETAILS = ("SalesItemLineDetail", "ItemBasedExpenseLineDetail", "AccountBasedExpenseLineDetail")
+# Query faults meaning "this company's plan has no such list" (classes and locations are
+# Plus/Advanced features): the list is empty, not broken.
+FEATURE_FAULT_CODES = {"5020", "5030"}
+
+
+@dataclass(frozen=True)
+class QuickBooksRequest:
+    """One create call: the entity (``Invoice``/``Bill``), its URL segment and JSON body."""
+
+    entity: str
+    resource: str
+    realm_id: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Entity:
+    """A QuickBooks list that the reference sync reads, and how its records become references."""
+
+    name: str
+    kind: str
+    optional: bool = False
+
+
+REFERENCE_ENTITIES = (
+    _Entity("Customer", "contact"),
+    _Entity("Vendor", "contact"),
+    _Entity("Item", "item"),
+    _Entity("Account", "account"),
+    _Entity("Class", "tracking_category", optional=True),
+    _Entity("Department", "tracking_category", optional=True),
+)
+
+
+# --- connection settings ------------------------------------------------------------------
+
+
+def _realm_id(settings: dict[str, str]) -> str:
+    """The company the connection points at; without it no URL can be built."""
+    realm = (settings.get("realm_id") or "").strip()
+    if not realm:
+        raise InvalidInvoice([("connection", "QuickBooks connection has no realm_id setting")])
+    return realm
+
+
+def api_base_url(settings: dict[str, str]) -> str:
+    """Production or sandbox host by the ``environment`` setting; the env var overrides both."""
+    environment = (settings.get("environment") or "production").strip().lower()
+    if environment not in ("production", "sandbox"):
+        raise InvalidInvoice(
+            [("connection", f"QuickBooks environment must be sandbox or production, not '{environment}'")]
+        )
+    default = SANDBOX_API_URL if environment == "sandbox" else PRODUCTION_API_URL
+    return endpoint(ENV_NAME, "API", default)
+
+
+# --- mapping: unified invoice -> QuickBooks ------------------------------------------------
+
+
+def _ref(value: str) -> dict[str, str]:
+    return {"value": value}
+
+
+def _date(value: datetime | None) -> str | None:
+    """The calendar date in the invoice's own offset (what the sender meant by that day)."""
+    return value.date().isoformat() if value else None
+
+
+@dataclass
+class _Tracking:
+    """Classes and departments picked from tracking category references."""
+
+    classes: list[str] = field(default_factory=list)
+    departments: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Mapper:
+    """Builds one request body, collecting every field QuickBooks cannot take."""
+
+    settings: dict[str, str]
+    outbound: OutboundInvoice
+    custom_fields: dict[str, str]
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def invoice(self) -> InvoiceInput:
+        return self.outbound.invoice
+
+    @property
+    def payable(self) -> bool:
+        return self.invoice.type == InvoiceType.ACCOUNTS_PAYABLE
+
+    def refuse(self, path: str, reason: str) -> None:
+        self.problems.append((path, reason))
+
+    def body(self) -> dict[str, Any]:
+        self._unsupported()
+        header_tracking = self._header_tracking()
+        lines = self._lines(header_tracking)
+        body: dict[str, Any] = {**self._contact(), **self._header(), "Line": lines}
+        if header_tracking.departments:
+            body["DepartmentRef"] = _ref(header_tracking.departments[0])
+        if header_tracking.classes and not self.payable:
+            body["ClassRef"] = _ref(header_tracking.classes[0])
+        custom = self._custom_fields()
+        if custom:
+            body["CustomField"] = custom
+        return body
+
+    def _unsupported(self) -> None:
+        invoice = self.invoice
+        if invoice.status in UNSUPPORTED_STATUSES:
+            self.refuse(
+                "status", f"{invoice.status.value} is not supported: {UNSUPPORTED_STATUSES[invoice.status]}"
+            )
+        if invoice.paid_on_date is not None:
+            self.refuse("paid_on_date", "QuickBooks records payments as separate transactions; not supported")
+        if invoice.accounting_period_id is not None:
+            self.refuse("accounting_period_id", "QuickBooks has no accounting periods; not supported")
+        if invoice.number is not None and len(invoice.number) > MAX_DOC_NUMBER:
+            self.refuse("number", f"QuickBooks document numbers hold at most {MAX_DOC_NUMBER} characters")
+        if invoice.memo is not None and len(invoice.memo) > MAX_PRIVATE_NOTE:
+            self.refuse("memo", f"QuickBooks private notes hold at most {MAX_PRIVATE_NOTE} characters")
+        if not invoice.line_items:
+            self.refuse("line_items", "QuickBooks needs at least one line item")
+
+    def _contact(self) -> dict[str, Any]:
+        key, wanted, label = (
+            ("VendorRef", "is_supplier", "vendor")
+            if self.payable
+            else ("CustomerRef", "is_customer", "customer")
+        )
+        reference = self.outbound.references.get("contact_id")
+        if reference is None:
+            kind = "bill" if self.payable else "invoice"
+            self.refuse("contact_id", f"a QuickBooks {kind} needs a {label}: give contact_id")
+            return {}
+        if reference.fields.get(wanted) is False:
+            kind = "payable" if self.payable else "receivable"
+            self.refuse("contact_id", f"this contact is not a QuickBooks {label}; a {kind} needs one")
+        return {key: _ref(reference.remote_id)}
+
+    def _header(self) -> dict[str, Any]:
+        invoice = self.invoice
+        currency, rate = self._currency()
+        values = {
+            "DocNumber": invoice.number,
+            "TxnDate": _date(invoice.issue_date),
+            "DueDate": _date(invoice.due_date),
+            "CurrencyRef": _ref(currency) if currency else None,
+            "ExchangeRate": rate,
+            "PrivateNote": invoice.memo,
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+    def _currency(self) -> tuple[str | None, Decimal | None]:
+        """QuickBooks has one currency and rate per transaction: lines must agree with it."""
+        lines = self.invoice.line_items or []
+        currency = self.invoice.currency or next((ln.currency for ln in lines if ln.currency), None)
+        rate = self.invoice.exchange_rate or next(
+            (ln.exchange_rate for ln in lines if ln.exchange_rate), None
+        )
+        for index, line in enumerate(lines):
+            if line.currency and line.currency != currency:
+                self.refuse(
+                    f"line_items.{index}.currency",
+                    f"QuickBooks lines take the invoice's currency ({currency})",
+                )
+            if line.exchange_rate and line.exchange_rate != rate:
+                self.refuse(
+                    f"line_items.{index}.exchange_rate",
+                    f"QuickBooks lines take the invoice's exchange rate ({rate})",
+                )
+        return currency, rate
+
+    # -- tracking categories
+
+    def _tracking(self, path: str, count: int) -> _Tracking:
+        picked = _Tracking()
+        for j in range(count):
+            reference = self.outbound.references.get(f"{path}.{j}")
+            kind, _, remote_id = (reference.remote_id if reference else "").partition(":")
+            if kind == "class" and remote_id:
+                picked.classes.append(remote_id)
+            elif kind == "department" and remote_id:
+                picked.departments.append(remote_id)
+            else:
+                self.refuse(f"{path}.{j}", "not a QuickBooks class or department")
+        return picked
+
+    def _header_tracking(self) -> _Tracking:
+        picked = self._tracking("tracking_categories", len(self.invoice.tracking_categories or []))
+        if len(picked.classes) > 1:
+            self.refuse("tracking_categories", "QuickBooks takes one class per transaction")
+        if len(picked.departments) > 1:
+            self.refuse("tracking_categories", "QuickBooks takes one department (location) per transaction")
+        return picked
+
+    def _line_class(self, index: int, line: LineItemInput, header: _Tracking) -> str | None:
+        path = f"line_items.{index}.tracking_categories"
+        picked = self._tracking(path, len(line.tracking_categories or []))
+        if picked.departments:
+            self.refuse(
+                path,
+                "QuickBooks departments (locations) apply to the whole transaction: set it on the invoice",
+            )
+        if len(picked.classes) > 1:
+            self.refuse(path, "QuickBooks takes one class per line")
+        classes = picked.classes or header.classes
+        return classes[0] if classes else None
+
+    # -- lines
+
+    def _lines(self, header: _Tracking) -> list[dict[str, Any]]:
+        lines = [self._line(i, line, header) for i, line in enumerate(self.invoice.line_items or [])]
+        self._check_sub_total([line["Amount"] for line in lines if line["Amount"] is not None])
+        discount = self.invoice.total_discount
+        if discount:
+            if self.payable:
+                self.refuse("total_discount", "QuickBooks bills have no discount; put it on a line")
+            elif discount < 0:
+                self.refuse("total_discount", "must not be negative")
+            else:
+                lines.append(
+                    {
+                        "DetailType": "DiscountLineDetail",
+                        "Amount": discount,
+                        "DiscountLineDetail": {"PercentBased": False},
+                    }
+                )
+        return lines
+
+    def _check_sub_total(self, amounts: list[Decimal]) -> None:
+        expected = self.invoice.sub_total
+        lines = self.invoice.line_items or []
+        if expected is None or len(amounts) != len(lines):
+            return
+        actual = sum(amounts, ZERO)
+        if actual != expected:
+            self.refuse("sub_total", f"does not match the lines ({actual})")
+
+    def _amount(self, index: int, line: LineItemInput) -> Decimal | None:
+        """QuickBooks refuses an Amount that is not Qty x UnitPrice, so we check it here, exactly."""
+        computed = None
+        if line.unit_price is not None:
+            computed = (line.quantity if line.quantity is not None else Decimal(1)) * line.unit_price
+        if computed is None and line.total_amount is None:
+            self.refuse(
+                f"line_items.{index}.unit_price", "a QuickBooks line needs unit_price or total_amount"
+            )
+        if computed is not None and line.total_amount is not None and computed != line.total_amount:
+            self.refuse(
+                f"line_items.{index}.total_amount",
+                f"is not quantity x unit_price ({computed}); QuickBooks refuses such a line",
+            )
+        return line.total_amount if line.total_amount is not None else computed
+
+    def _line(self, index: int, line: LineItemInput, header: _Tracking) -> dict[str, Any]:
+        if line.description is not None and len(line.description) > MAX_LINE_DESCRIPTION:
+            self.refuse(
+                f"line_items.{index}.description",
+                f"QuickBooks line descriptions hold at most {MAX_LINE_DESCRIPTION}",
+            )
+        detail_type, detail = self._line_detail(index, line)
+        class_id = self._line_class(index, line, header)
+        if class_id:
+            detail["ClassRef"] = _ref(class_id)
+        tax_code = self.settings.get("default_tax_code_id")
+        if tax_code:
+            detail["TaxCodeRef"] = _ref(tax_code)
+        mapped: dict[str, Any] = {"DetailType": detail_type, "Amount": self._amount(index, line)}
+        if line.description is not None:
+            mapped["Description"] = line.description
+        mapped[detail_type] = detail
+        return mapped
+
+    def _line_detail(self, index: int, line: LineItemInput) -> tuple[str, dict[str, Any]]:
+        item = self.outbound.remote_id(f"line_items.{index}.item_id")
+        if self.payable and item is None:
+            account = self.settings.get("default_expense_account_id")
+            if not account:
+                self.refuse(
+                    f"line_items.{index}.item_id",
+                    "a QuickBooks bill line needs an item or an expense account: give item_id or set the "
+                    "connection's default_expense_account_id",
+                )
+            return "AccountBasedExpenseLineDetail", {"AccountRef": _ref(account or "")}
+        item = item or self.settings.get("default_item_id")
+        if not item:
+            self.refuse(
+                f"line_items.{index}.item_id",
+                "a QuickBooks invoice line needs an item: give item_id or set the connection's "
+                "default_item_id",
+            )
+        detail: dict[str, Any] = {"ItemRef": _ref(item or "")}
+        if line.quantity is not None or line.unit_price is not None:
+            detail["Qty"] = line.quantity if line.quantity is not None else Decimal(1)
+        if line.unit_price is not None:
+            detail["UnitPrice"] = line.unit_price
+        return ("ItemBasedExpenseLineDetail" if self.payable else "SalesItemLineDetail"), detail
+
+    # -- custom fields
+
+    def _custom_fields(self) -> list[dict[str, Any]]:
+        fields = []
+        for slug, value in (self.invoice.field_mappings or {}).items():
+            path = f"field_mappings.{slug}"
+            if self.payable:
+                self.refuse(path, "QuickBooks bills have no custom fields")
+                continue
+            definition = self.custom_fields.get(slug)
+            if definition is None:
+                self.refuse(
+                    path, f"no QuickBooks custom field is defined for '{slug}' (setting custom_field.{slug})"
+                )
+                continue
+            text = self._custom_value(path, value)
+            if text is not None:
+                fields.append(
+                    {"DefinitionId": definition, "Name": slug, "Type": "StringType", "StringValue": text}
+                )
+        return fields
+
+    def _custom_value(self, path: str, value: Any) -> str | None:
+        """QuickBooks custom fields are short strings; numbers are written exactly, as text."""
+        if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+            self.refuse(path, "QuickBooks custom fields take text or a number")
+            return None
+        text = str(value)
+        if len(text) > MAX_CUSTOM_FIELD_VALUE:
+            self.refuse(path, f"QuickBooks custom fields hold at most {MAX_CUSTOM_FIELD_VALUE} characters")
+            return None
+        return text
+
+
+# --- mapping: QuickBooks -> unified --------------------------------------------------------
+
+
+def _money(value: Any) -> Decimal | None:
+    """QuickBooks amounts (int or Decimal once parsed by json_body) as exact Decimals."""
+    if value is None or isinstance(value, bool):
+        return None
+    return Decimal(str(value))
+
+
+def _status(total: Decimal | None, balance: Decimal | None) -> str:
+    if total is None or balance is None or total <= 0:
+        return InvoiceStatus.OPEN.value
+    if balance == 0:
+        return InvoiceStatus.PAID.value
+    if balance < total:
+        return InvoiceStatus.PARTIALLY_PAID.value
+    return InvoiceStatus.OPEN.value
+
+
+def _updated_at(record: dict[str, Any]) -> datetime | None:
+    """MetaData.LastUpdatedTime with the company's own offset kept."""
+    text = (record.get("MetaData") or {}).get("LastUpdatedTime")
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def remote_invoice(record: dict[str, Any]) -> RemoteInvoice:
+    """A QuickBooks Invoice or Bill as the unified fields it decided."""
+    lines = [line for line in record.get("Line") or [] if isinstance(line, dict)]
+    item_lines = [line for line in lines if line.get("DetailType") in ITEM_LINE_DETAILS]
+    subtotal_line = next((ln for ln in lines if ln.get("DetailType") == "SubTotalLineDetail"), None)
+    if subtotal_line is not None:
+        sub_total = _money(subtotal_line.get("Amount"))
+    else:
+        sub_total = sum((_money(line.get("Amount")) or ZERO for line in item_lines), ZERO)
+    total, balance = _money(record.get("TotalAmt")), _money(record.get("Balance"))
+    fields: dict[str, Any] = {
+        "number": record.get("DocNumber"),
+        "sub_total": sub_total,
+        "total_tax_amount": _money((record.get("TxnTaxDetail") or {}).get("TotalTax")) or ZERO,
+        "total_amount": total,
+        "balance": balance,
+        "status": _status(total, balance),
+    }
+    discounts = [
+        _money(ln.get("Amount")) or ZERO for ln in lines if ln.get("DetailType") == "DiscountLineDetail"
+    ]
+    if discounts:
+        fields["total_discount"] = sum(discounts, ZERO)
+    return RemoteInvoice(
+        remote_id=str(record["Id"]),
+        remote_data=record,
+        remote_updated_at=_updated_at(record),
+        fields=fields,
+        line_remote_ids=[str(line["Id"]) if line.get("Id") is not None else None for line in item_lines],
+    )
+
+
+def fault_messages(body: Any) -> list[str] | None:
+    """``Message: Detail`` for each error of a QuickBooks Fault (either casing); None if no fault."""
+    if not isinstance(body, dict):
+        return None
+    fault = body.get("Fault") or body.get("fault")
+    if not isinstance(fault, dict):
+        return None
+    errors = fault.get("Error") or fault.get("error") or []
+    messages = []
+    for error in errors if isinstance(errors, list) else []:
+        if not isinstance(error, dict):
+            continue
+        message = error.get("Message") or error.get("message") or "QuickBooks error"
+        detail = error.get("Detail") or error.get("detail")
+        messages.append(f"{message}: {detail}" if detail else str(message))
+    return messages or [f"QuickBooks answered a {fault.get('type', 'fault')} without details"]
+
+
+def _fault_codes(body: Any) -> set[str]:
+    fault = (body.get("Fault") or body.get("fault") or {}) if isinstance(body, dict) else {}
+    errors = fault.get("Error") or fault.get("error") or []
+    return {str(error.get("code")) for error in errors if isinstance(error, dict)}
+
+
+# --- references ----------------------------------------------------------------------------
+
+
+def _status_text(record: dict[str, Any]) -> str:
+    return "ACTIVE" if record.get("Active", True) else "ARCHIVED"
+
+
+def _display_name(record: dict[str, Any]) -> str:
+    return str(
+        record.get("FullyQualifiedName") or record.get("DisplayName") or record.get("Name") or record["Id"]
+    )
+
+
+def _contact(record: dict[str, Any], is_customer: bool) -> RemoteReference:
+    return RemoteReference(
+        kind="contact",
+        remote_id=str(record["Id"]),
+        name=str(record.get("DisplayName") or _display_name(record)),
+        fields={
+            "is_customer": is_customer,
+            "is_supplier": not is_customer,
+            "email_address": (record.get("PrimaryEmailAddr") or {}).get("Address"),
+            "currency": (record.get("CurrencyRef") or {}).get("value"),
+            "status": _status_text(record),
+        },
+        remote_data=record,
+    )
+
+
+def _item(record: dict[str, Any]) -> RemoteReference:
+    return RemoteReference(
+        kind="item",
+        remote_id=str(record["Id"]),
+        name=_display_name(record),
+        fields={
+            "code": record.get("Sku"),
+            "type": record.get("Type"),
+            "status": _status_text(record),
+            "unit_price": _money(record.get("UnitPrice")),
+            "purchase_price": _money(record.get("PurchaseCost")),
+        },
+        remote_data=record,
+    )
+
+
+def _account(record: dict[str, Any]) -> RemoteReference:
+    return RemoteReference(
+        kind="account",
+        remote_id=str(record["Id"]),
+        name=_display_name(record),
+        fields={
+            "account_number": record.get("AcctNum"),
+            "type": record.get("AccountType"),
+            "classification": record.get("Classification"),
+            "currency": (record.get("CurrencyRef") or {}).get("value"),
+            "status": _status_text(record),
+        },
+        remote_data=record,
+    )
+
+
+def _tracking_categories(entity: str, records: list[dict[str, Any]]) -> list[RemoteReference]:
+    """Classes or departments; parents are named from the same list (ParentRef carries only an id)."""
+    names = {str(record["Id"]): str(record.get("Name") or "") for record in records}
+    prefix = entity.lower()
+    return [
+        RemoteReference(
+            kind="tracking_category",
+            remote_id=f"{prefix}:{record['Id']}",
+            name=f"{entity}: {_display_name(record)}",
+            fields={
+                "category_type": entity.upper(),
+                "category_name": entity,
+                "option_name": record.get("Name"),
+                "parent_category": names.get(str((record.get("ParentRef") or {}).get("value"))),
+                "status": _status_text(record),
+            },
+            remote_data=record,
+        )
+        for record in records
+    ]
+
+
+def _references(entity: str, records: list[dict[str, Any]]) -> list[RemoteReference]:
+    if entity in ("Customer", "Vendor"):
+        return [_contact(record, is_customer=entity == "Customer") for record in records]
+    if entity == "Item":
+        return [_item(record) for record in records]
+    if entity == "Account":
+        return [_account(record) for record in records]
+    return _tracking_categories(entity, records)
+
+
+# --- the provider --------------------------------------------------------------------------
+
+
+class QuickBooksProvider:
+    """Creates Invoices and Bills in a QuickBooks Online company; see the module docstring."""
+
+    name = "quickbooks"
+
+    def __init__(self, page_size: int = PAGE_SIZE):
+        self._page_size = page_size
+
+    def oauth_token_url(self) -> str | None:
+        return endpoint(ENV_NAME, "TOKEN", TOKEN_URL)
+
+    def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> QuickBooksRequest:
+        realm = _realm_id(connection.settings)
+        api_base_url(connection.settings)  # a bad environment is a misconfiguration: refuse before storing
+        mapper = _Mapper(connection.settings, outbound, connection.custom_field_definitions())
+        body = mapper.body()
+        if mapper.problems:
+            raise InvalidInvoice(mapper.problems)
+        if outbound.invoice.type == InvoiceType.ACCOUNTS_PAYABLE:
+            return QuickBooksRequest("Bill", "bill", realm, body)
+        return QuickBooksRequest("Invoice", "invoice", realm, body)
+
+    def send_invoice(
+        self, connection: ConnectionContext, outbound: OutboundInvoice, request: QuickBooksRequest
+    ) -> RemoteInvoice:
+        url = f"{api_base_url(connection.settings)}/v3/company/{request.realm_id}/{request.resource}"
+        params = {"minorversion": MINOR_VERSION, "requestid": outbound.invoice_id}
+        response = _http(connection).request("POST", url, params=params, body=request.body)
+        body = json_body(response)
+        messages = fault_messages(body)
+        if messages is not None or response.status_code >= 400:
+            raise ProviderRejected(messages or [f"QuickBooks answered HTTP {response.status_code}"])
+        record = body.get(request.entity) if isinstance(body, dict) else None
+        if not isinstance(record, dict) or "Id" not in record:
+            raise ProviderUnavailable(
+                f"QuickBooks answered HTTP {response.status_code} without the {request.entity}"
+            )
+        return remote_invoice(record)
+
+    def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
+        references: list[RemoteReference] = []
+        for entity in REFERENCE_ENTITIES:
+            records = list(self._query_all(connection, entity))
+            references.extend(_references(entity.name, records))
+        return references
+
+    def _query_all(self, connection: ConnectionContext, entity: _Entity) -> Iterator[dict[str, Any]]:
+        """Every record of one list, a page at a time, until a page comes back short."""
+        start = 1
+        while True:
+            query = f"select * from {entity.name} STARTPOSITION {start} MAXRESULTS {self._page_size}"
+            page = self._query(connection, entity, query)
+            yield from page
+            if len(page) < self._page_size:
+                return
+            start += self._page_size
+
+    def _query(self, connection: ConnectionContext, entity: _Entity, query: str) -> list[dict[str, Any]]:
+        url = f"{api_base_url(connection.settings)}/v3/company/{_realm_id(connection.settings)}/query"
+        response = _http(connection).request(
+            "GET", url, params={"query": query, "minorversion": MINOR_VERSION}
+        )
+        body = json_body(response)
+        messages = fault_messages(body)
+        if messages is not None or response.status_code >= 400:
+            if entity.optional and _fault_codes(body) & FEATURE_FAULT_CODES:
+                return []
+            raise ProviderRejected(
+                messages or [f"QuickBooks answered HTTP {response.status_code} to {query}"]
+            )
+        result = body.get("QueryResponse") if isinstance(body, dict) else None
+        if not isinstance(result, dict):
+            raise ProviderUnavailable(
+                f"QuickBooks answered HTTP {response.status_code} without a QueryResponse"
+            )
+        return [record for record in result.get(entity.name) or [] if isinstance(record, dict)]
+
+
+def _http(connection: ConnectionContext) -> ProviderHttp:
+    if connection.http is None:
+        raise ProviderUnavailable("the QuickBooks connection has no HTTP client (credentials not loaded)")
+    return connection.http

@@ -12,7 +12,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import IO
 
 import pytest
@@ -33,6 +33,7 @@ class LocalStack:
     env: dict[str, str]  # the banner's export line: AWS SDKs and ledgerbridge-admin against the stack
     fields: dict[str, str]  # every "name: value" line of the banner (project-id, connection-id, ...)
     banner: list[str]  # what `make run` printed up to the ready line
+    extra_env: dict[str, str] = field(default_factory=dict)  # what the stack was started with
 
 
 def _free_port() -> int:
@@ -99,7 +100,7 @@ def start_local_stack(extra_env: dict[str, str] | None = None) -> Iterator[Local
     try:
         if not output.ready.wait(START_TIMEOUT_SECONDS) or process.poll() is not None:
             pytest.fail(f"local stack did not get ready:\n{output.text()}")
-        yield _parse(output.lines)
+        yield replace(_parse(output.lines), extra_env=extra_env or {})
     finally:
         process.send_signal(signal.SIGINT)
         try:

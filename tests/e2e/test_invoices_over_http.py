@@ -89,7 +89,7 @@ def test_errors_over_http(local_stack: LocalStack, demo_auth: dict[str, str]) ->
 def admin(stack: LocalStack, *args: str) -> Any:
     """Run the installed console script against the stack, the way the banner tells a user to."""
     script = Path(sys.executable).with_name("ledgerbridge-admin")
-    env = {**os.environ, **stack.env}
+    env = {**os.environ, **stack.env, **stack.extra_env}  # the operator's shell sees what the stack sees
     done = subprocess.run([str(script), "--json", *args], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)

@@ -106,13 +106,14 @@ def create_connection(
     }
 
 
+CONNECTION_FIELDS = ("project_id", "connection_id", "provider", "settings", "status_reason", "created_at")
+
+
 def list_connections(project_id: str | None) -> list[dict[str, Any]]:
     project_ids = [project_id] if project_id else [p["pk"].split("#", 1)[1] for p in accounts.list_projects()]
     return [
-        {
-            key: connection.get(key)
-            for key in ("project_id", "connection_id", "provider", "settings", "created_at")
-        }
+        {key: connection.get(key) for key in CONNECTION_FIELDS}
+        | {"status": connection.get("status") or "active"}
         for pid in project_ids
         for connection in accounts.list_connections(pid)
     ]

@@ -1,0 +1,589 @@
+"""Xero: sales invoices (ACCREC) and bills (ACCPAY) through the Accounting API.
+
+One request creates one invoice: ``PUT {api}/api.xro/2.0/Invoices`` with ``{"Invoices": [...]}``,
+the organisation in the ``xero-tenant-id`` header (connection setting ``tenant_id``) and the
+Ledgerbridge invoice id as Xero's ``Idempotency-Key``, so a resend after a timeout returns the
+invoice Xero already made instead of a second one.
+
+Decisions where the unified invoice and Xero do not line up (each refusal is an InvalidInvoice
+naming the field, raised before anything is stored or sent, because Xero would either reject
+the invoice or silently record something other than what was asked):
+
+- ``status``: DRAFT and SUBMITTED are sent as they are; OPEN, or no status, becomes AUTHORISED
+  (an approved invoice awaiting payment: what an API caller creating an invoice means by
+  default). PAID, PARTIALLY_PAID and VOID are refused: Xero records payments and voids as
+  separate operations on an existing invoice.
+- ``memo`` is Xero's ``Reference``, which exists on sales invoices only. On a bill the field
+  Xero shows as "Reference" is ``InvoiceNumber`` (the supplier's invoice number), so a bill's
+  ``number`` goes there and a bill ``memo`` is refused rather than dropped.
+- Lines are ``LineAmountTypes`` "Exclusive" of tax (Xero's own default) unless the connection
+  sets ``line_amount_types``. Tax is computed by Xero from each line's ``TaxType``; the
+  caller's ``sub_total``/``total_tax_amount``/``total_amount``/``balance`` are not sent (Xero's
+  own totals come back and fill what the caller left blank). An invoice-level
+  ``total_discount`` cannot be expressed (Xero discounts are per line, sales only).
+- A line with ``unit_price`` is sent as Quantity (1 when absent) x UnitAmount; a line with
+  only ``total_amount`` as LineAmount. Both given must agree (to the cent). Unit prices and
+  quantities keep 4 decimals (``unitdp=4`` is sent so Xero does not round to 2), line
+  amounts 2, exchange rates 6: anything finer is refused instead of being rounded by Xero.
+- ``AccountCode`` / ``TaxType``: a line with an item takes the item's own account and tax
+  type for that side (sales or purchases) from Xero; lines without an item, or whose item has
+  none for that side, get the connection's defaults (``default_account_code`` /
+  ``default_tax_type``, or ``default_bill_account_code`` / ``default_bill_tax_type`` on bills,
+  which fall back to the former). With no default the field is left out and Xero applies its
+  own rules (an AUTHORISED invoice needs an account on every priced line).
+- Tracking: Xero has tracking on lines only, at most two categories per line, one option per
+  category. Invoice-level ``tracking_categories`` are copied onto every line; a line's own
+  option for a category replaces the invoice-level one for that category.
+- Xero invoices have no custom fields and no accounting periods: ``field_mappings`` and
+  ``accounting_period_id`` are refused. Payment dates (``paid_on_date``) are refused too.
+- ``exchange_rate`` is sent as Xero's ``CurrencyRate`` unchanged: Xero's convention is units
+  of the invoice currency per one unit of the organisation's base currency.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import httpx
+
+from ledgerbridge.models import InvoiceInput, InvoiceStatus, InvoiceType, LineItemInput
+from ledgerbridge.providers.base import (
+    ConnectionContext,
+    InvalidInvoice,
+    OutboundInvoice,
+    ProviderRejected,
+    ProviderUnavailable,
+    ReauthorizationRequired,
+    RemoteInvoice,
+    RemoteReference,
+)
+from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
+
+API_URL = "https://api.xero.com"
+TOKEN_URL = "https://identity.xero.com/connect/token"
+API_PATH = "/api.xro/2.0"
+CONTACTS_PAGE_SIZE = 100  # what Xero returns per ?page=N
+MAX_TRACKING_PER_LINE = 2
+LINE_AMOUNT_TYPES = ("Exclusive", "Inclusive", "NoTax")
+
+# Decimal places Xero keeps (UnitAmount/Quantity with unitdp=4; money; CurrencyRate [18].[6]).
+UNIT_PLACES, MONEY_PLACES, RATE_PLACES = 4, 2, 6
+
+_CREATE_STATUS = {
+    None: "AUTHORISED",
+    InvoiceStatus.OPEN: "AUTHORISED",
+    InvoiceStatus.DRAFT: "DRAFT",
+    InvoiceStatus.SUBMITTED: "SUBMITTED",
+}
+_UNIFIED_STATUS = {
+    "DRAFT": InvoiceStatus.DRAFT,
+    "SUBMITTED": InvoiceStatus.SUBMITTED,
+    "AUTHORISED": InvoiceStatus.OPEN,
+    "PAID": InvoiceStatus.PAID,
+    "VOIDED": InvoiceStatus.VOID,
+    "DELETED": InvoiceStatus.VOID,
+}
+
+# --- Xero's dates ---------------------------------------------------------------------------
+
+_MS_DATE = re.compile(r"^/Date\((-?\d+)(?:([+-])(\d{2})(\d{2}))?\)/$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_xero_date(value: str | None) -> datetime | None:
+    """An aware datetime from Xero's Microsoft JSON date, ``/Date(1777031976527+0000)/``.
+
+    The number is milliseconds since the Unix epoch in UTC whatever the suffix; the optional
+    ``+hhmm`` offset (e.g. ``+1300`` in New Zealand summer) only says in which zone to show
+    that instant, so it changes the result's tzinfo, never the instant. Without an offset the
+    result is in UTC. Anything else raises ValueError.
+    """
+    if value is None:
+        return None
+    match = _MS_DATE.match(value.strip())
+    if not match:
+        raise ValueError(f"not a Xero date: {value!r}")
+    millis, sign, hours, minutes = match.groups()
+    instant = _EPOCH + timedelta(milliseconds=int(millis))
+    if sign is None:
+        return instant
+    offset = timedelta(hours=int(hours), minutes=int(minutes))
+    return instant.astimezone(timezone(-offset if sign == "-" else offset))
+
+
+def _xero_date(value: datetime | None) -> str | None:
+    """YYYY-MM-DD, the calendar date as the caller wrote it (in its own offset, not UTC)."""
+    return value.date().isoformat() if value else None
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def _tenant_id(connection: ConnectionContext) -> str:
+    tenant = connection.settings.get("tenant_id", "").strip()
+    if not tenant:
+        raise InvalidInvoice([("connection", "Xero connection has no tenant_id setting")])
+    return tenant
+
+
+@dataclass(frozen=True)
+class _Defaults:
+    """The connection's line defaults for one side (sales or purchases)."""
+
+    account_code: str | None
+    tax_type: str | None
+    line_amount_types: str
+
+    @classmethod
+    def for_invoice(cls, settings: dict[str, str], payable: bool) -> _Defaults:
+        def setting(name: str) -> str | None:
+            return settings.get(name, "").strip() or None
+
+        account = setting("default_account_code")
+        tax = setting("default_tax_type")
+        if payable:
+            account = setting("default_bill_account_code") or account
+            tax = setting("default_bill_tax_type") or tax
+        return cls(account, tax, setting("line_amount_types") or "Exclusive")
+
+
+# --- mapping: unified -> Xero ---------------------------------------------------------------
+
+
+def _places(value: Decimal) -> int:
+    """Decimal places that carry information (1.50 has 1)."""
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def _check_places(value: Decimal | None, places: int, path: str, errors: list[tuple[str, str]]) -> None:
+    if value is not None and _places(value) > places:
+        errors.append((path, f"Xero keeps {places} decimal places; {value} would be rounded"))
+
+
+def _refusals(invoice: InvoiceInput, payable: bool) -> list[tuple[str, str]]:
+    """What the unified invoice can say and a new Xero invoice cannot."""
+    errors: list[tuple[str, str]] = []
+    if invoice.field_mappings:
+        errors.append(("field_mappings", "Xero invoices have no custom fields"))
+    if invoice.accounting_period_id is not None:
+        errors.append(("accounting_period_id", "not supported: Xero invoices have no accounting period"))
+    if invoice.status not in _CREATE_STATUS:
+        errors.append(
+            (
+                "status",
+                f"{invoice.status} is not supported when creating a Xero invoice "
+                "(send DRAFT, SUBMITTED or OPEN)",
+            )
+        )
+    if invoice.paid_on_date is not None:
+        errors.append(("paid_on_date", "not supported when creating: Xero records payments separately"))
+    if invoice.total_discount:
+        errors.append(("total_discount", "Xero has no invoice-level discount"))
+    if payable and invoice.memo:
+        errors.append(
+            (
+                "memo",
+                "Xero bills have no memo (Reference is for sales invoices); "
+                "the supplier reference goes in number",
+            )
+        )
+    if invoice.contact_id is None:
+        errors.append(("contact_id", "Xero requires a contact on every invoice and bill"))
+    if not invoice.line_items and invoice.total_amount is not None:
+        errors.append(("line_items", "Xero computes totals from line items: send the amount as a line"))
+    return errors
+
+
+def _tracking(outbound: OutboundInvoice, index: int, errors: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """The line's Tracking: invoice-level options first, the line's own replacing them per category."""
+    invoice = outbound.invoice
+    line = (invoice.line_items or [])[index]
+    levels = [
+        [f"tracking_categories.{k}" for k in range(len(invoice.tracking_categories or []))],
+        [f"line_items.{index}.tracking_categories.{k}" for k in range(len(line.tracking_categories or []))],
+    ]
+    chosen: dict[str, tuple[str, RemoteReference]] = {}
+    for paths in levels:
+        level: dict[str, tuple[str, RemoteReference]] = {}
+        for path in paths:
+            reference = outbound.references.get(path)
+            if reference is None or reference.kind != "tracking_category":
+                errors.append((path, "unknown tracking category for this connection"))
+                continue
+            category = str(reference.fields.get("category_id") or "")
+            if not (
+                category and reference.fields.get("category_name") and reference.fields.get("option_name")
+            ):
+                errors.append((path, "this tracking option has no category details (sync references again)"))
+                continue
+            earlier = level.get(category)
+            if earlier and earlier[1].remote_id != reference.remote_id:
+                errors.append(
+                    (path, f"a Xero line takes one option per category; {earlier[0]} already sets one")
+                )
+                continue
+            level[category] = (path, reference)
+        chosen.update(level)
+    if len(chosen) > MAX_TRACKING_PER_LINE:
+        errors.append(
+            (f"line_items.{index}.tracking_categories", "a Xero line takes at most 2 tracking categories")
+        )
+    return [
+        {
+            "TrackingCategoryID": str(reference.fields.get("category_id")),
+            "Name": str(reference.fields.get("category_name")),
+            "TrackingOptionID": reference.remote_id,
+            "Option": str(reference.fields.get("option_name")),
+        }
+        for _, reference in chosen.values()
+    ]
+
+
+def _amounts(line: LineItemInput, path: str, errors: list[tuple[str, str]]) -> dict[str, Decimal]:
+    """Quantity x UnitAmount when there is a unit price, else LineAmount (Xero derives the rest)."""
+    _check_places(line.quantity, UNIT_PLACES, f"{path}.quantity", errors)
+    _check_places(line.unit_price, UNIT_PLACES, f"{path}.unit_price", errors)
+    _check_places(line.total_amount, MONEY_PLACES, f"{path}.total_amount", errors)
+    if line.unit_price is None:
+        if line.total_amount is None:
+            return {"Quantity": line.quantity} if line.quantity is not None else {}
+        quantity = line.quantity if line.quantity is not None else Decimal(1)
+        return {"Quantity": quantity, "LineAmount": line.total_amount}
+    quantity = line.quantity if line.quantity is not None else Decimal(1)
+    product = quantity * line.unit_price
+    rounded = product.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    if line.total_amount is not None and line.total_amount not in (product, rounded):
+        errors.append((f"{path}.total_amount", f"is not quantity x unit_price ({product})"))
+    return {"Quantity": quantity, "UnitAmount": line.unit_price}
+
+
+def _ledger_fields(
+    outbound: OutboundInvoice,
+    line: LineItemInput,
+    path: str,
+    defaults: _Defaults,
+    payable: bool,
+    errors: list[tuple[str, str]],
+) -> dict[str, Any]:
+    """ItemCode, and AccountCode/TaxType where the item does not bring its own for this side."""
+    item = outbound.references.get(f"{path}.item_id") if line.item_id else None
+    fields: dict[str, Any] = {}
+    if line.item_id is not None and item is None:
+        errors.append((f"{path}.item_id", "unknown item for this connection"))
+    elif item is not None:
+        if not item.fields.get("code"):
+            errors.append((f"{path}.item_id", "this Xero item has no Code (sync references again)"))
+        fields["ItemCode"] = item.fields.get("code")
+    own = item.fields if item else {}
+    side = "purchase" if payable else "sales"
+    # Xero books a tracked inventory item to its inventory account on bills, whatever is sent.
+    if defaults.account_code and not (own.get(f"{side}_account_code") or own.get("tracked_as_inventory")):
+        fields["AccountCode"] = defaults.account_code
+    if defaults.tax_type and not own.get(f"{side}_tax_type"):
+        fields["TaxType"] = defaults.tax_type
+    return fields
+
+
+def _line(
+    outbound: OutboundInvoice, index: int, defaults: _Defaults, payable: bool, errors: list[tuple[str, str]]
+) -> dict[str, Any]:
+    invoice = outbound.invoice
+    line = (invoice.line_items or [])[index]
+    path = f"line_items.{index}"
+    if line.currency and invoice.currency and line.currency != invoice.currency:
+        errors.append((f"{path}.currency", "Xero lines are in the invoice's currency"))
+    if line.exchange_rate is not None and line.exchange_rate != invoice.exchange_rate:
+        errors.append((f"{path}.exchange_rate", "Xero lines use the invoice's exchange rate"))
+    body: dict[str, Any] = {"Description": line.description} if line.description else {}
+    body.update(_amounts(line, path, errors))
+    body.update(_ledger_fields(outbound, line, path, defaults, payable, errors))
+    tracking = _tracking(outbound, index, errors)
+    if tracking:
+        body["Tracking"] = tracking
+    return body
+
+
+def _header(
+    invoice: InvoiceInput, outbound: OutboundInvoice, defaults: _Defaults, payable: bool
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"Type": "ACCPAY" if payable else "ACCREC"}
+    contact = outbound.remote_id("contact_id")
+    if contact:
+        body["Contact"] = {"ContactID": contact}
+    optional = {
+        "Date": _xero_date(invoice.issue_date),
+        "DueDate": _xero_date(invoice.due_date),
+        "Status": _CREATE_STATUS.get(invoice.status),
+        "InvoiceNumber": invoice.number,
+        "Reference": None if payable else invoice.memo,
+        "CurrencyCode": invoice.currency,
+        "CurrencyRate": invoice.exchange_rate,
+    }
+    body.update({key: value for key, value in optional.items() if value is not None})
+    body["LineAmountTypes"] = defaults.line_amount_types
+    return body
+
+
+def map_invoice(connection: ConnectionContext, outbound: OutboundInvoice) -> dict[str, Any]:
+    """The ``{"Invoices": [...]}`` body for ``outbound``; raises InvalidInvoice listing every problem."""
+    _tenant_id(connection)
+    invoice = outbound.invoice
+    payable = invoice.type == InvoiceType.ACCOUNTS_PAYABLE
+    defaults = _Defaults.for_invoice(connection.settings, payable)
+    errors = _refusals(invoice, payable)
+    if defaults.line_amount_types not in LINE_AMOUNT_TYPES:
+        errors.append(("connection", f"line_amount_types must be one of {', '.join(LINE_AMOUNT_TYPES)}"))
+    _check_places(invoice.exchange_rate, RATE_PLACES, "exchange_rate", errors)
+    body = _header(invoice, outbound, defaults, payable)
+    body["LineItems"] = [
+        _line(outbound, i, defaults, payable, errors) for i in range(len(invoice.line_items or []))
+    ]
+    if errors:
+        raise InvalidInvoice(list(dict.fromkeys(errors)))  # invoice-level tracking is checked per line
+    return {"Invoices": [body]}
+
+
+# --- mapping: Xero -> unified ---------------------------------------------------------------
+
+
+def unified_status(record: dict[str, Any]) -> InvoiceStatus | None:
+    """Xero's status in unified words; an AUTHORISED invoice with some payment is PARTIALLY_PAID."""
+    status = _UNIFIED_STATUS.get(str(record.get("Status")))
+    paid, due = record.get("AmountPaid") or 0, record.get("AmountDue") or 0
+    if status == InvoiceStatus.OPEN and paid > 0 and due > 0:
+        return InvoiceStatus.PARTIALLY_PAID
+    return status
+
+
+def remote_invoice(record: dict[str, Any], line_count: int) -> RemoteInvoice:
+    """The unified view of the invoice Xero recorded (Xero keeps lines in the order sent)."""
+    line_ids = [line.get("LineItemID") for line in record.get("LineItems") or []]
+    line_ids = (line_ids + [None] * line_count)[:line_count]
+    status = unified_status(record)
+    fields = {
+        "number": record.get("InvoiceNumber") or None,
+        "status": status.value if status else None,
+        "sub_total": record.get("SubTotal"),
+        "total_tax_amount": record.get("TotalTax"),
+        "total_amount": record.get("Total"),
+        "balance": record.get("AmountDue"),
+        "currency": record.get("CurrencyCode"),
+        "exchange_rate": record.get("CurrencyRate"),
+    }
+    return RemoteInvoice(
+        remote_id=str(record["InvoiceID"]),
+        remote_data=record,
+        remote_updated_at=parse_xero_date(record.get("UpdatedDateUTC")),
+        fields={key: value for key, value in fields.items() if value is not None},
+        line_remote_ids=line_ids,
+    )
+
+
+def _validation_messages(elements: list[Any]) -> list[str]:
+    """Every ValidationErrors message of the invoices (and their lines), in order, once each."""
+    messages: list[str] = []
+    for element in elements:
+        if not isinstance(element, dict):
+            continue
+        nested = [element, *[line for line in element.get("LineItems") or [] if isinstance(line, dict)]]
+        for holder in nested:
+            for error in holder.get("ValidationErrors") or []:
+                message = error.get("Message") if isinstance(error, dict) else None
+                if message and message not in messages:
+                    messages.append(str(message))
+    return messages
+
+
+def _failure(response: httpx.Response) -> Exception:
+    """The exception for a non-200 answer to the create request."""
+    body = json_body(response)
+    detail = body if isinstance(body, dict) else {}
+    if response.status_code in (401, 403):
+        # 401 survives ProviderHttp's refresh only when the grant is gone; 403: the tenant was disconnected.
+        return ReauthorizationRequired(f"Xero refused the connection (HTTP {response.status_code})")
+    if response.status_code == 409:
+        return ProviderUnavailable("Xero is still processing a request with this Idempotency-Key")
+    messages = _validation_messages(detail.get("Elements") or [])
+    message = detail.get("Message") or detail.get("Detail") or detail.get("Title")
+    if not messages:
+        messages = [str(message) if message else f"Xero answered HTTP {response.status_code}"]
+    return ProviderRejected(messages)
+
+
+# --- the provider ---------------------------------------------------------------------------
+
+
+def _http(connection: ConnectionContext) -> ProviderHttp:
+    if connection.http is None:
+        raise RuntimeError("the Xero provider needs ConnectionContext.http")
+    return connection.http
+
+
+def _api() -> str:
+    return endpoint("XERO", "API", API_URL) + API_PATH
+
+
+class XeroProvider:
+    """Creates invoices and bills in one Xero organisation; see the module docstring."""
+
+    name = "xero"
+
+    def oauth_token_url(self) -> str | None:
+        return endpoint("XERO", "TOKEN", TOKEN_URL)
+
+    def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> dict[str, Any]:
+        return map_invoice(connection, outbound)
+
+    def send_invoice(
+        self, connection: ConnectionContext, outbound: OutboundInvoice, request: dict[str, Any]
+    ) -> RemoteInvoice:
+        response = _http(connection).request(
+            "PUT",
+            f"{_api()}/Invoices",
+            params={"unitdp": str(UNIT_PLACES)},
+            headers={"xero-tenant-id": _tenant_id(connection), "Idempotency-Key": outbound.invoice_id},
+            body=request,
+        )
+        if response.status_code != 200:
+            raise _failure(response)
+        body = json_body(response)
+        records = body.get("Invoices") if isinstance(body, dict) else None
+        if not records or not isinstance(records[0], dict) or "InvoiceID" not in records[0]:
+            # Safe to resend: the Idempotency-Key makes Xero answer with the invoice it made.
+            raise ProviderUnavailable("Xero answered 200 without an invoice")
+        record = records[0]
+        if record.get("HasErrors") or record.get("ValidationErrors"):
+            raise ProviderRejected(_validation_messages([record]) or ["Xero reported errors on the invoice"])
+        return remote_invoice(record, len(outbound.invoice.line_items or []))
+
+    def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
+        lister = _Lister(_http(connection), _tenant_id(connection))
+        return [
+            *(contact_reference(record) for record in lister.contacts()),
+            *(item_reference(record) for record in lister.all("Items")),
+            *(account_reference(record) for record in lister.all("Accounts")),
+            *(ref for record in lister.all("TrackingCategories") for ref in tracking_references(record)),
+        ]
+
+
+# --- references -----------------------------------------------------------------------------
+
+
+class _Lister:
+    """GETs of one organisation's lists."""
+
+    def __init__(self, http: ProviderHttp, tenant: str):
+        self._http, self._tenant = http, tenant
+
+    def all(self, collection: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        response = self._http.request(
+            "GET", f"{_api()}/{collection}", params=params, headers={"xero-tenant-id": self._tenant}
+        )
+        if response.status_code in (401, 403):
+            raise ReauthorizationRequired(f"Xero refused the connection (HTTP {response.status_code})")
+        body = json_body(response)
+        if response.status_code != 200 or not isinstance(body, dict):
+            raise ProviderUnavailable(f"Xero answered HTTP {response.status_code} listing {collection}")
+        return [record for record in body.get(collection) or [] if isinstance(record, dict)]
+
+    def contacts(self) -> list[dict[str, Any]]:
+        """Every contact, page by page (Xero pages contacts 100 at a time)."""
+        contacts: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            batch = self.all("Contacts", {"page": str(page)})
+            contacts.extend(batch)
+            if len(batch) < CONTACTS_PAGE_SIZE:
+                return contacts
+            page += 1
+
+
+def _text(value: Any) -> str | None:
+    """Xero sends empty strings for unset text; unified fields say null."""
+    return str(value) if value not in (None, "") else None
+
+
+def contact_reference(record: dict[str, Any]) -> RemoteReference:
+    return RemoteReference(
+        kind="contact",
+        remote_id=str(record["ContactID"]),
+        name=str(record.get("Name") or record["ContactID"]),
+        fields={
+            "is_customer": bool(record.get("IsCustomer")),
+            "is_supplier": bool(record.get("IsSupplier")),
+            "email_address": _text(record.get("EmailAddress")),
+            "currency": _text(record.get("DefaultCurrency")),
+            "status": _text(record.get("ContactStatus")),
+        },
+        remote_data=record,
+    )
+
+
+def item_reference(record: dict[str, Any]) -> RemoteReference:
+    sales = record.get("SalesDetails") or {}
+    purchase = record.get("PurchaseDetails") or {}
+    return RemoteReference(
+        kind="item",
+        remote_id=str(record["ItemID"]),
+        name=str(record.get("Name") or record.get("Code") or record["ItemID"]),
+        fields={
+            "code": _text(record.get("Code")),
+            "status": None,  # Xero items have no status: deleted items are gone
+            "unit_price": sales.get("UnitPrice"),
+            "purchase_price": purchase.get("UnitPrice"),
+            "sales_account_code": _text(sales.get("AccountCode")),
+            "sales_tax_type": _text(sales.get("TaxType")),
+            "purchase_account_code": _text(purchase.get("AccountCode")),
+            "purchase_tax_type": _text(purchase.get("TaxType")),
+            "tracked_as_inventory": bool(record.get("IsTrackedAsInventory")),
+        },
+        remote_data=record,
+    )
+
+
+def account_reference(record: dict[str, Any]) -> RemoteReference:
+    return RemoteReference(
+        kind="account",
+        remote_id=str(record["AccountID"]),
+        name=str(record.get("Name") or record.get("Code") or record["AccountID"]),
+        fields={
+            "code": _text(record.get("Code")),
+            "status": _text(record.get("Status")),
+            "type": _text(record.get("Type")),
+            "classification": _text(record.get("Class")),
+            "tax_type": _text(record.get("TaxType")),
+            "currency": _text(record.get("CurrencyCode")),
+        },
+        remote_data=record,
+    )
+
+
+def tracking_references(category: dict[str, Any]) -> list[RemoteReference]:
+    """One reference per option: a Xero line points at an option, the category comes with it."""
+    name = str(category.get("Name") or "")
+    category_status = category.get("Status")
+    references = []
+    for option in category.get("Options") or []:
+        status = option.get("Status") if category_status in (None, "ACTIVE") else category_status
+        references.append(
+            RemoteReference(
+                kind="tracking_category",
+                remote_id=str(option["TrackingOptionID"]),
+                name=f"{name}: {option.get('Name')}",
+                fields={
+                    "category_id": str(category["TrackingCategoryID"]),
+                    "category_name": name,
+                    "option_name": str(option.get("Name") or ""),
+                    "status": _text(status),
+                    "category_type": None,  # Xero tracking categories have no type
+                    "parent_category": name,
+                },
+                remote_data={**{k: v for k, v in category.items() if k != "Options"}, "Option": option},
+            )
+        )
+    return references

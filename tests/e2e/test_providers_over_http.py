@@ -1,0 +1,321 @@
+"""Real providers through the local stack: QuickBooks and Xero fakes on localhost.
+
+The stack runs as `make run` does, with LEDGERBRIDGE_<PROVIDER>_API_URL / _TOKEN_URL
+pointing at fakes built from recorded exchanges; connections are made with the admin CLI
+from a credentials file, as an operator would; invoices go in over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+
+from ledgerbridge import jsonutil
+from tests.e2e.conftest import LocalStack, start_local_stack
+from tests.e2e.test_invoices_over_http import admin, headers
+from tests.fakes import quickbooks, xero
+from tests.fakes.server import serve
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Connected:
+    """One provider connection made through the admin CLI, and its synced references."""
+
+    fake: Any
+    auth: dict[str, str]
+    connection_id: str
+    references: dict[str, list[dict[str, Any]]]
+
+    def first(self, kind: str, **match: Any) -> str:
+        return next(r["id"] for r in self.references[kind] if all(r.get(k) == v for k, v in match.items()))
+
+
+@dataclass
+class ProviderStack:
+    stack: LocalStack
+    quickbooks: Connected
+    xero: Connected
+
+
+def _configure_oauth_apps(stack: LocalStack) -> None:
+    secrets = boto3.client(
+        "secretsmanager",
+        endpoint_url=stack.aws_endpoint,
+        region_name=stack.env["AWS_DEFAULT_REGION"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    apps = {
+        "quickbooks": {"client_id": "qb-client-id", "client_secret": "qb-client-secret"},
+        "xero": {"client_id": xero.CLIENT_ID, "client_secret": xero.CLIENT_SECRET},
+    }
+    secrets.put_secret_value(SecretId="ledgerbridge/oauth-clients", SecretString=json.dumps(apps))
+
+
+def _connect(stack: LocalStack, tmp: Path, project: dict, key: dict, provider: str, fake: Any, tokens: dict,
+             settings: dict[str, str]) -> Connected:  # fmt: skip
+    credentials = tmp / f"{provider}.json"
+    credentials.write_text(json.dumps({**tokens, "expires_in": 3600}))
+    setting_args = [arg for name, value in settings.items() for arg in ("--setting", f"{name}={value}")]
+    connection = admin(stack, "create-connection", "--project", project["project_id"], "--provider", provider,
+                       "--credentials", str(credentials), *setting_args)  # fmt: skip
+    [synced] = admin(stack, "sync-references", "--connection", connection["connection_id"])
+    assert "error" not in synced, synced
+    auth = headers(key["api_key"], connection["connection_token"])
+    references = {
+        kind: httpx.get(
+            f"{stack.api_url}/accounting/{kind}", headers=auth, params={"limit": 100}, timeout=10
+        ).json()["data"]
+        for kind in ("contacts", "items", "trackingcategories")
+    }
+    return Connected(fake, auth, connection["connection_id"], references)
+
+
+@pytest.fixture(scope="module")
+def providers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProviderStack]:
+    qb_fake, xero_fake = quickbooks.FakeQuickBooks(custom_fields={"1": "PO number"}), xero.FakeXero()
+    with ExitStack() as running:
+        qb_url = running.enter_context(serve(qb_fake.handle))
+        xero_url = running.enter_context(serve(xero_fake.handle))
+        stack = running.enter_context(
+            start_local_stack(
+                {
+                    "LEDGERBRIDGE_QUICKBOOKS_API_URL": qb_url,
+                    "LEDGERBRIDGE_QUICKBOOKS_TOKEN_URL": qb_url + quickbooks.TOKEN_PATH,
+                    "LEDGERBRIDGE_XERO_API_URL": xero_url,
+                    "LEDGERBRIDGE_XERO_TOKEN_URL": xero_url + xero.TOKEN_PATH,
+                }
+            )
+        )
+        _configure_oauth_apps(stack)
+        tmp = tmp_path_factory.mktemp("credentials")
+        project = admin(stack, "create-project", "--name", "Provider E2E")
+        key = admin(stack, "create-api-key", "--project", project["project_id"])
+        qb = _connect(stack, tmp, project, key, "quickbooks", qb_fake,
+                      {"access_token": "qb-access-0", "refresh_token": "qb-refresh-0"},
+                      {"realm_id": quickbooks.REALM_ID, "environment": "sandbox", "default_item_id": "1",
+                       "default_expense_account_id": "7", "custom_field.po_number": "1"})  # fmt: skip
+        xr = _connect(stack, tmp, project, key, "xero", xero_fake,
+                      {"access_token": "xero-access-0", "refresh_token": "xero-refresh-0"},
+                      {"tenant_id": xero.TENANT_ID, "default_account_code": "200",
+                       "default_tax_type": "OUTPUT", "default_bill_account_code": "412",
+                       "default_bill_tax_type": "INPUT"})  # fmt: skip
+        yield ProviderStack(stack, qb, xr)
+
+
+def create(stack: LocalStack, connected: Connected, body: dict[str, Any]) -> httpx.Response:
+    url = f"{stack.api_url}/accounting/invoices"
+    content = jsonutil.dumps(body)
+    return httpx.post(
+        url, content=content, headers=connected.auth, params={"remote_data": "true"}, timeout=60
+    )
+
+
+def fetch(stack: LocalStack, connected: Connected, invoice_id: str) -> dict[str, Any]:
+    return httpx.get(
+        f"{stack.api_url}/accounting/invoices/{invoice_id}", headers=connected.auth, timeout=10
+    ).json()
+
+
+def unified_invoice(
+    connected: Connected, *, payable: bool, custom_field: bool, memo: bool = True
+) -> dict[str, Any]:
+    """Contact, two lines (one with an item, one without), tracking, currency, dates, memo."""
+    contact = (
+        connected.first("contacts", is_supplier=True)
+        if payable
+        else connected.first("contacts", is_customer=True)
+    )
+    body: dict[str, Any] = {
+        "type": "ACCOUNTS_PAYABLE" if payable else "ACCOUNTS_RECEIVABLE",
+        "contact_id": contact,
+        "issue_date": "2026-11-24",
+        "due_date": "2026-12-24",
+        "memo": "November retainer" if memo else None,
+        "currency": "USD",
+        "exchange_rate": "1",
+        "tracking_categories": [connected.first("trackingcategories", status="ACTIVE")],
+        "line_items": [
+            {"description": "Consulting", "quantity": Decimal("2"), "unit_price": Decimal("150.25"),
+             "item_id": connected.references["items"][0]["id"]},
+            {"description": "Travel", "quantity": Decimal("1"), "unit_price": Decimal("0.1")},
+        ],
+    }  # fmt: skip
+    if custom_field:
+        body["field_mappings"] = {"po_number": "PO-7731"}
+    return body
+
+
+# --- QuickBooks ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("payable", "entity"), [(False, "Invoice"), (True, "Bill")])
+def test_quickbooks_creates_exactly_one_document_with_the_documented_body(
+    providers: ProviderStack, payable: bool, entity: str
+) -> None:
+    qb = providers.quickbooks
+    before = len(qb.fake.created(entity))
+    response = create(providers.stack, qb, unified_invoice(qb, payable=payable, custom_field=not payable))
+    assert response.status_code == 201, response.text
+    created = qb.fake.created(entity)
+    assert len(created) == before + 1
+    invoice = jsonutil.loads(response.text)
+    assert invoice["remote_id"] == created[-1]["Id"]
+    assert invoice["sync_status"] == "synced"
+    [post] = [
+        r for r in qb.fake.requests if r.method == "POST" and r.url.params.get("requestid") == invoice["id"]
+    ]
+    sent = jsonutil.loads(post.content)
+    assert sent["TxnDate"] == "2026-11-24" and sent["DueDate"] == "2026-12-24"
+    assert sent["CurrencyRef"] == {"value": "USD"} and sent["PrivateNote"] == "November retainer"
+    assert ("VendorRef" if payable else "CustomerRef") in sent
+    first, second = sent["Line"]
+    assert first["Amount"] == Decimal("300.50") and second["Amount"] == Decimal("0.1")
+    if payable:
+        assert second["DetailType"] == "AccountBasedExpenseLineDetail"
+        assert second["AccountBasedExpenseLineDetail"]["AccountRef"] == {"value": "7"}
+    else:
+        assert second["SalesItemLineDetail"]["ItemRef"] == {"value": "1"}  # default_item_id
+        assert sent["CustomField"][0]["DefinitionId"] == "1"
+        assert sent["CustomField"][0]["StringValue"] == "PO-7731"
+    assert invoice["total_amount"] == Decimal(str(created[-1]["TotalAmt"]))
+
+
+def test_quickbooks_expired_token_is_refreshed_once(providers: ProviderStack) -> None:
+    qb = providers.quickbooks
+    qb.fake.expire_access_tokens()
+    refreshes = sum(r.url.path == quickbooks.TOKEN_PATH for r in qb.fake.requests)
+    response = create(providers.stack, qb, unified_invoice(qb, payable=False, custom_field=False))
+    assert response.status_code == 201, response.text
+    assert sum(r.url.path == quickbooks.TOKEN_PATH for r in qb.fake.requests) == refreshes + 1
+
+
+def test_quickbooks_429_with_retry_after_is_waited_out(providers: ProviderStack) -> None:
+    qb = providers.quickbooks
+    before = len(qb.fake.created("Invoice"))
+    qb.fake.fail_next(429, {"Retry-After": "1"})
+    started = time.monotonic()
+    response = create(providers.stack, qb, unified_invoice(qb, payable=False, custom_field=False))
+    assert response.status_code == 201, response.text
+    assert time.monotonic() - started >= 1.0
+    assert len(qb.fake.created("Invoice")) == before + 1
+
+
+def test_quickbooks_validation_error_is_422_with_its_message_and_a_failed_record(
+    providers: ProviderStack,
+) -> None:
+    qb = providers.quickbooks
+    body = {**unified_invoice(qb, payable=False, custom_field=False), "number": "E2E-DUP-1"}
+    assert create(providers.stack, qb, body).status_code == 201
+    response = create(providers.stack, qb, body)
+    assert response.status_code == 422
+    error = response.json()
+    assert "Duplicate Document Number Error" in error["message"]
+    stored = fetch(providers.stack, qb, error["invoice_id"])
+    assert stored["sync_status"] == "failed"
+    assert "Duplicate Document Number Error" in stored["sync_error"]
+
+
+# --- Xero ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("payable", "kind"), [(False, "ACCREC"), (True, "ACCPAY")])
+def test_xero_creates_exactly_one_invoice_with_the_documented_body(
+    providers: ProviderStack, payable: bool, kind: str
+) -> None:
+    xr = providers.xero
+    before = len(xr.fake.invoice_requests())
+    # Xero has no invoice custom fields and no memo on bills: both are 422s (tested below).
+    response = create(
+        providers.stack, xr, unified_invoice(xr, payable=payable, custom_field=False, memo=not payable)
+    )
+    assert response.status_code == 201, response.text
+    invoice = jsonutil.loads(response.text)
+    sent_requests = xr.fake.invoice_requests()[before:]
+    assert len(sent_requests) == 1
+    [request] = sent_requests
+    assert request.headers["idempotency-key"] == invoice["id"]
+    assert request.headers["xero-tenant-id"] == xero.TENANT_ID
+    [sent] = xr.fake.body_of(request)["Invoices"]
+    assert sent["Type"] == kind
+    assert sent["Date"] == "2026-11-24" and sent["DueDate"] == "2026-12-24"
+    assert sent["CurrencyCode"] == "USD"
+    assert ("Reference" in sent) is not payable
+    first, second = sent["LineItems"]
+    assert "ItemCode" in first and "ItemCode" not in second
+    assert second["AccountCode"] == ("412" if payable else "200")
+    assert first["Tracking"] and second["Tracking"]  # invoice-level tracking lands on every line
+    assert invoice["remote_id"] == invoice["remote_data"]["InvoiceID"]
+    assert invoice["sync_status"] == "synced"
+
+
+def test_xero_custom_fields_are_refused_before_anything_is_stored_or_sent(providers: ProviderStack) -> None:
+    xr = providers.xero
+    before = len(xr.fake.invoice_requests())
+    response = create(providers.stack, xr, unified_invoice(xr, payable=False, custom_field=True))
+    assert response.status_code == 422
+    assert response.json()["details"] == [
+        {"field": "field_mappings", "reason": "Xero invoices have no custom fields"}
+    ]
+    assert len(xr.fake.invoice_requests()) == before
+
+
+def test_xero_expired_token_is_refreshed_once_with_rotation(providers: ProviderStack) -> None:
+    xr = providers.xero
+    xr.fake.expire_access_tokens()
+    refreshes = sum(r.url.path == xero.TOKEN_PATH for r in xr.fake.requests)
+    for _ in range(2):
+        response = create(providers.stack, xr, unified_invoice(xr, payable=False, custom_field=False))
+        assert response.status_code == 201, response.text
+    assert sum(r.url.path == xero.TOKEN_PATH for r in xr.fake.requests) == refreshes + 1
+
+
+def test_xero_429_with_retry_after_is_waited_out(providers: ProviderStack) -> None:
+    xr = providers.xero
+    before = len(xr.fake.invoice_requests())
+    xr.fake.fail_next(429, {"Retry-After": "1"})
+    started = time.monotonic()
+    response = create(providers.stack, xr, unified_invoice(xr, payable=False, custom_field=False))
+    assert response.status_code == 201, response.text
+    assert time.monotonic() - started >= 1.0
+    keys = {r.headers["idempotency-key"] for r in xr.fake.invoice_requests()[before:]}
+    assert len(keys) == 1  # the retry carried the same idempotency key
+
+
+def test_xero_validation_error_is_422_with_its_message_and_a_failed_record(providers: ProviderStack) -> None:
+    xr = providers.xero
+    body = {**unified_invoice(xr, payable=False, custom_field=False), "number": "E2E-XERO-DUP"}
+    assert create(providers.stack, xr, body).status_code == 201
+    response = create(providers.stack, xr, body)
+    assert response.status_code == 422
+    error = response.json()
+    assert "must be unique" in error["message"]
+    stored = fetch(providers.stack, xr, error["invoice_id"])
+    assert (stored["sync_status"], stored["remote_id"]) == ("failed", None)
+
+
+def test_a_refused_refresh_token_answers_409_and_marks_the_connection(providers: ProviderStack) -> None:
+    """Last in the module: it leaves the QuickBooks connection needing authorisation."""
+    qb = providers.quickbooks
+    qb.fake.revoke_refresh_tokens()
+    qb.fake.expire_access_tokens()
+    for _ in range(2):  # the second answer comes from the stored mark, without the provider
+        response = create(providers.stack, qb, unified_invoice(qb, payable=False, custom_field=False))
+        assert response.status_code == 409, response.text
+        assert response.json()["error"] == "reauthorization_required"
+    [connection] = [
+        c for c in admin(providers.stack, "list-connections") if c["connection_id"] == qb.connection_id
+    ]
+    assert connection["status"] == "needs_reauthorization"

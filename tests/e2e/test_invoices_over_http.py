@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -17,6 +13,7 @@ import pytest
 
 from ledgerbridge import jsonutil
 from ledgerbridge.local.stack import DEMO_INVOICE
+from tests.e2e.support import admin, headers
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import LocalStack
@@ -29,10 +26,6 @@ OUTPUT_FIELDS = {
     "accounting_period_id", "tracking_categories", "line_items", "field_mappings", "remote_id", "remote_data",
     "remote_updated_at", "created_at", "modified_at",
 }  # fmt: skip
-
-
-def headers(api_key: str, connection_token: str) -> dict[str, str]:
-    return {"x-api-key": api_key, "x-connection-token": connection_token, "content-type": "application/json"}
 
 
 def post(stack: LocalStack, body: Any, auth: dict[str, str], **params: str) -> httpx.Response:
@@ -84,15 +77,6 @@ def test_errors_over_http(local_stack: LocalStack, demo_auth: dict[str, str]) ->
         f"{local_stack.api_url}/accounting/invoices/{'0' * 32}", headers=demo_auth, timeout=10
     )
     assert missing.status_code == 404
-
-
-def admin(stack: LocalStack, *args: str) -> Any:
-    """Run the installed console script against the stack, the way the banner tells a user to."""
-    script = Path(sys.executable).with_name("ledgerbridge-admin")
-    env = {**os.environ, **stack.env, **stack.extra_env}  # the operator's shell sees what the stack sees
-    done = subprocess.run([str(script), "--json", *args], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 def test_admin_cli_sets_up_a_working_connection(local_stack: LocalStack) -> None:

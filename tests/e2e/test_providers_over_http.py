@@ -7,22 +7,17 @@ from a credentials file, as an operator would; invoices go in over HTTP.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
-import boto3
-import httpx
 import pytest
 
 from ledgerbridge import jsonutil
 from tests.e2e.conftest import LocalStack, start_local_stack
-from tests.e2e.test_invoices_over_http import admin, headers
+from tests.e2e.support import Connected, admin, configure_oauth_apps, connect, create, fetch, unified_invoice
 from tests.fakes import quickbooks, xero
 from tests.fakes.server import serve
 
@@ -30,57 +25,10 @@ pytestmark = pytest.mark.e2e
 
 
 @dataclass
-class Connected:
-    """One provider connection made through the admin CLI, and its synced references."""
-
-    fake: Any
-    auth: dict[str, str]
-    connection_id: str
-    references: dict[str, list[dict[str, Any]]]
-
-    def first(self, kind: str, **match: Any) -> str:
-        return next(r["id"] for r in self.references[kind] if all(r.get(k) == v for k, v in match.items()))
-
-
-@dataclass
 class ProviderStack:
     stack: LocalStack
     quickbooks: Connected
     xero: Connected
-
-
-def _configure_oauth_apps(stack: LocalStack) -> None:
-    secrets = boto3.client(
-        "secretsmanager",
-        endpoint_url=stack.aws_endpoint,
-        region_name=stack.env["AWS_DEFAULT_REGION"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    apps = {
-        "quickbooks": {"client_id": "qb-client-id", "client_secret": "qb-client-secret"},
-        "xero": {"client_id": xero.CLIENT_ID, "client_secret": xero.CLIENT_SECRET},
-    }
-    secrets.put_secret_value(SecretId="ledgerbridge/oauth-clients", SecretString=json.dumps(apps))
-
-
-def _connect(stack: LocalStack, tmp: Path, project: dict, key: dict, provider: str, fake: Any, tokens: dict,
-             settings: dict[str, str]) -> Connected:  # fmt: skip
-    credentials = tmp / f"{provider}.json"
-    credentials.write_text(json.dumps({**tokens, "expires_in": 3600}))
-    setting_args = [arg for name, value in settings.items() for arg in ("--setting", f"{name}={value}")]
-    connection = admin(stack, "create-connection", "--project", project["project_id"], "--provider", provider,
-                       "--credentials", str(credentials), *setting_args)  # fmt: skip
-    [synced] = admin(stack, "sync-references", "--connection", connection["connection_id"])
-    assert "error" not in synced, synced
-    auth = headers(key["api_key"], connection["connection_token"])
-    references = {
-        kind: httpx.get(
-            f"{stack.api_url}/accounting/{kind}", headers=auth, params={"limit": 100}, timeout=10
-        ).json()["data"]
-        for kind in ("contacts", "items", "trackingcategories")
-    }
-    return Connected(fake, auth, connection["connection_id"], references)
 
 
 @pytest.fixture(scope="module")
@@ -99,63 +47,26 @@ def providers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProviderStac
                 }
             )
         )
-        _configure_oauth_apps(stack)
+        configure_oauth_apps(
+            stack,
+            {
+                "quickbooks": {"client_id": "qb-client-id", "client_secret": "qb-client-secret"},
+                "xero": {"client_id": xero.CLIENT_ID, "client_secret": xero.CLIENT_SECRET},
+            },
+        )
         tmp = tmp_path_factory.mktemp("credentials")
         project = admin(stack, "create-project", "--name", "Provider E2E")
         key = admin(stack, "create-api-key", "--project", project["project_id"])
-        qb = _connect(stack, tmp, project, key, "quickbooks", qb_fake,
+        qb = connect(stack, tmp, project, key, "quickbooks", qb_fake,
                       {"access_token": "qb-access-0", "refresh_token": "qb-refresh-0"},
                       {"realm_id": quickbooks.REALM_ID, "environment": "sandbox", "default_item_id": "1",
                        "default_expense_account_id": "7", "custom_field.po_number": "1"})  # fmt: skip
-        xr = _connect(stack, tmp, project, key, "xero", xero_fake,
+        xr = connect(stack, tmp, project, key, "xero", xero_fake,
                       {"access_token": "xero-access-0", "refresh_token": "xero-refresh-0"},
                       {"tenant_id": xero.TENANT_ID, "default_account_code": "200",
                        "default_tax_type": "OUTPUT", "default_bill_account_code": "412",
                        "default_bill_tax_type": "INPUT"})  # fmt: skip
         yield ProviderStack(stack, qb, xr)
-
-
-def create(stack: LocalStack, connected: Connected, body: dict[str, Any]) -> httpx.Response:
-    url = f"{stack.api_url}/accounting/invoices"
-    content = jsonutil.dumps(body)
-    return httpx.post(
-        url, content=content, headers=connected.auth, params={"remote_data": "true"}, timeout=60
-    )
-
-
-def fetch(stack: LocalStack, connected: Connected, invoice_id: str) -> dict[str, Any]:
-    return httpx.get(
-        f"{stack.api_url}/accounting/invoices/{invoice_id}", headers=connected.auth, timeout=10
-    ).json()
-
-
-def unified_invoice(
-    connected: Connected, *, payable: bool, custom_field: bool, memo: bool = True
-) -> dict[str, Any]:
-    """Contact, two lines (one with an item, one without), tracking, currency, dates, memo."""
-    contact = (
-        connected.first("contacts", is_supplier=True)
-        if payable
-        else connected.first("contacts", is_customer=True)
-    )
-    body: dict[str, Any] = {
-        "type": "ACCOUNTS_PAYABLE" if payable else "ACCOUNTS_RECEIVABLE",
-        "contact_id": contact,
-        "issue_date": "2026-11-24",
-        "due_date": "2026-12-24",
-        "memo": "November retainer" if memo else None,
-        "currency": "USD",
-        "exchange_rate": "1",
-        "tracking_categories": [connected.first("trackingcategories", status="ACTIVE")],
-        "line_items": [
-            {"description": "Consulting", "quantity": Decimal("2"), "unit_price": Decimal("150.25"),
-             "item_id": connected.references["items"][0]["id"]},
-            {"description": "Travel", "quantity": Decimal("1"), "unit_price": Decimal("0.1")},
-        ],
-    }  # fmt: skip
-    if custom_field:
-        body["field_mappings"] = {"po_number": "PO-7731"}
-    return body
 
 
 # --- QuickBooks ---------------------------------------------------------------------------

@@ -134,4 +134,13 @@ class Provider(Protocol):
         """Create ``request`` at the provider, with ``outbound.invoice_id`` as idempotency key."""
         ...
 
+    def find_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice | None:
+        """Before a resend: the invoice an earlier attempt already created, if any.
+
+        A provider without idempotency keys looks it up by a unique reference it wrote from
+        ``outbound.invoice_id``; one whose API honours the id as an idempotency key may return
+        None, since the key already makes the resend create nothing new.
+        """
+        ...
+
     def list_references(self, connection: ConnectionContext) -> list[RemoteReference]: ...

@@ -624,6 +624,10 @@ class QuickBooksProvider:
             )
         return remote_invoice(record)
 
+    def find_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice | None:
+        """QuickBooks honours the invoice id as ``requestid``: a resend replays, never duplicates."""
+        return None
+
     def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
         references: list[RemoteReference] = []
         for entity in REFERENCE_ENTITIES:

@@ -127,6 +127,10 @@ class SandboxProvider:
     def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> None:
         """The sandbox takes the unified invoice as it is; its checks are the ledger's own."""
 
+    def find_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice | None:
+        existing = self._ledger.find(connection.connection_id, outbound.invoice_id)
+        return _remote(existing) if existing is not None else None
+
     def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
         """A fresh sandbox company's directory, with itself as the provider's record."""
         return [

@@ -461,6 +461,10 @@ class XeroProvider:
             raise ProviderRejected(_validation_messages([record]) or ["Xero reported errors on the invoice"])
         return remote_invoice(record, len(outbound.invoice.line_items or []))
 
+    def find_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice | None:
+        """Xero honours the invoice id as ``Idempotency-Key``: a resend replays, never duplicates."""
+        return None
+
     def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
         lister = _Lister(_http(connection), _tenant_id(connection))
         return [

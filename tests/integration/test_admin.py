@@ -85,7 +85,7 @@ def test_list_connections_without_project_lists_every_project(
     [
         (["create-api-key", "--project", "nope"], "no project nope"),
         (["revoke-api-key", "--key-id", "nope"], "no API key nope"),
-        (["create-connection", "--project", "{project}", "--provider", "freshbooks"], "provider must be"),
+        (["create-connection", "--project", "{project}", "--provider", "wave"], "provider must be"),
         (["create-connection", "--project", "{project}", "--provider", "xero"], "xero needs --credentials"),
         (["create-connection", "--project", "{project}", "--provider", "sandbox", "--credentials", "/no"],
          "cannot read credentials"),

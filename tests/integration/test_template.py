@@ -89,7 +89,7 @@ def test_local_stack_creates_the_declared_tables_and_key(
     assert invoices["BillingModeSummary"]["BillingMode"] == declared["BillingMode"]
     assert stack.refs["AccountsTable"] == "ledgerbridge-accounts"
     assert aliases["alias/ledgerbridge-credentials"] == stack.refs["CredentialsKey"]
-    assert set(oauth) == {"quickbooks", "xero"}
+    assert set(oauth) == {"quickbooks", "xero", "freshbooks", "zoho_books", "exact_online", "pennylane"}
     assert stack.refs["OAuthClientsSecret"].startswith("arn:aws:secretsmanager:")
 
 

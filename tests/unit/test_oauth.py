@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from urllib.parse import parse_qs
 
 import httpx
@@ -12,6 +13,7 @@ from ledgerbridge.providers.base import ProviderUnavailable, ReauthorizationRequ
 from ledgerbridge.providers.oauth import REFRESH_MARGIN_SECONDS, OAuthApp, OAuthTokens, TokenSource
 
 NOW = 1_800_000_000.0
+CLIENT_JSON = '{"client_id": "client-id", "client_secret": "client-secret"}'
 APP = OAuthApp("https://identity.example/token", "client-id", "client-secret")
 
 
@@ -155,3 +157,27 @@ def test_a_wrong_client_secret_does_not_send_connections_back_to_consent() -> No
     with pytest.raises(ProviderUnavailable, match="invalid_client"):
         TokenSource(store, APP, client, clock=lambda: NOW).access_token()
     assert store.reauthorization is None
+
+
+@pytest.mark.parametrize("style", ["basic", "form", "json"])
+def test_client_credentials_go_where_the_token_endpoint_wants_them(style: str) -> None:
+    seen: list[httpx.Request] = []
+
+    def endpoint(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"access_token": "at-2", "refresh_token": "rt-2", "expires_in": 600})
+
+    app = OAuthApp(APP.token_url, "client-id", "client-secret", client_auth=style)
+    client = httpx.Client(transport=httpx.MockTransport(endpoint))
+    assert TokenSource(MemoryStore(tokens(10)), app, client, clock=lambda: NOW).access_token() == "at-2"
+    [request] = seen
+    basic = "Basic " + base64.b64encode(b"client-id:client-secret").decode()
+    if style == "json":
+        body = json.loads(request.content)
+        assert body == {"grant_type": "refresh_token", "refresh_token": "rt-1", **json.loads(CLIENT_JSON)}
+        assert "authorization" not in request.headers
+    else:
+        form = {key: values[0] for key, values in parse_qs(request.content.decode()).items()}
+        assert form["refresh_token"] == "rt-1"
+        assert (request.headers.get("authorization") == basic) is (style == "basic")
+        assert ("client_secret" in form) is (style == "form")

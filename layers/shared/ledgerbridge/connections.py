@@ -9,6 +9,7 @@ free of HTTP.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -30,23 +31,23 @@ def _sandbox() -> Provider:
     return SandboxProvider(DynamoSandboxLedger())
 
 
-def _quickbooks() -> Provider:
-    from ledgerbridge.providers.quickbooks import QuickBooksProvider
+def _lazy(module: str, class_name: str) -> Callable[[], Provider]:
+    """A factory importing the provider's module on first use, so a container loads only what it uses."""
 
-    return QuickBooksProvider()
+    def factory() -> Provider:
+        return getattr(importlib.import_module(f"ledgerbridge.providers.{module}"), class_name)()
 
-
-def _xero() -> Provider:
-    from ledgerbridge.providers.xero import XeroProvider
-
-    return XeroProvider()
+    return factory
 
 
-# Imported on first use, so a container only loads the providers its connections use.
 PROVIDER_FACTORIES: dict[str, Callable[[], Provider]] = {
     "sandbox": _sandbox,
-    "quickbooks": _quickbooks,
-    "xero": _xero,
+    "quickbooks": _lazy("quickbooks", "QuickBooksProvider"),
+    "xero": _lazy("xero", "XeroProvider"),
+    "freshbooks": _lazy("freshbooks", "FreshBooksProvider"),
+    "zoho_books": _lazy("zoho_books", "ZohoBooksProvider"),
+    "exact_online": _lazy("exact_online", "ExactOnlineProvider"),
+    "pennylane": _lazy("pennylane", "PennylaneProvider"),
 }
 _providers: dict[str, Provider] = {}
 _token_sources: dict[str, Any] = {}
@@ -71,7 +72,7 @@ def _token_source(principal: Principal, provider: Provider, token_url: str) -> A
         from ledgerbridge.secrets import oauth_client
         from ledgerbridge.store.credentials import DynamoCredentialStore
 
-        app = OAuthApp(token_url, *oauth_client(provider.name))
+        app = OAuthApp(token_url, *oauth_client(provider.name), client_auth=provider.oauth_client_auth)
         store = DynamoCredentialStore(principal.project_id, principal.connection_id)
         source = _token_sources[principal.connection_id] = TokenSource(store, app, shared_client())
     return source

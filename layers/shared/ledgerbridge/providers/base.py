@@ -119,6 +119,8 @@ class ReauthorizationRequired(Exception):
 class Provider(Protocol):
     #: The name in LEDGERBRIDGE_<NAME>_API_URL / _TOKEN_URL and in the OAuth client secret.
     name: str
+    #: How its token endpoint takes client credentials: "basic", "form" or "json" (oauth.OAuthApp).
+    oauth_client_auth: str
 
     def oauth_token_url(self) -> str | None:
         """Where refresh tokens are exchanged (after overrides); None without OAuth."""

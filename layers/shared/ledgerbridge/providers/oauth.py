@@ -61,13 +61,22 @@ class CredentialStore(Protocol):
     def mark_needs_reauthorization(self, reason: str) -> None: ...
 
 
+CLIENT_AUTH_STYLES = ("basic", "form", "json")
+
+
 @dataclass(frozen=True)
 class OAuthApp:
-    """The deployment's OAuth app at one provider (client id/secret are configuration)."""
+    """The deployment's OAuth app at one provider (client id/secret are configuration).
+
+    ``client_auth`` is how the token endpoint wants the client credentials: ``basic`` (HTTP
+    Basic, RFC 6749's default: Intuit, Xero), ``form`` (client_id/client_secret in the form
+    body: Zoho, Exact Online, Pennylane) or ``json`` (a JSON body: FreshBooks).
+    """
 
     token_url: str
     client_id: str
     client_secret: str
+    client_auth: str = "basic"
 
 
 class TokenSource:
@@ -120,13 +129,17 @@ class TokenSource:
         return self._remember(self._store.load())  # lost the race: the stored tokens are newest
 
     def _post_refresh(self, refresh_token: str) -> httpx.Response:
+        grant = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        client = {"client_id": self._app.client_id, "client_secret": self._app.client_secret}
+        request: dict[str, Any] = {"headers": {"accept": "application/json"}}
+        if self._app.client_auth == "basic":
+            request.update(data=grant, auth=(self._app.client_id, self._app.client_secret))
+        elif self._app.client_auth == "json":
+            request.update(json={**grant, **client})
+        else:
+            request.update(data={**grant, **client})
         try:
-            return self._client.post(
-                self._app.token_url,
-                data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-                auth=(self._app.client_id, self._app.client_secret),
-                headers={"accept": "application/json"},
-            )
+            return self._client.post(self._app.token_url, **request)
         except httpx.TransportError as exc:
             raise ProviderUnavailable(f"{type(exc).__name__} calling the token endpoint") from exc
 

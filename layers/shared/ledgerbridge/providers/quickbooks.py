@@ -589,6 +589,7 @@ class QuickBooksProvider:
     """Creates Invoices and Bills in a QuickBooks Online company; see the module docstring."""
 
     name = "quickbooks"
+    oauth_client_auth = "basic"
 
     def __init__(self, page_size: int = PAGE_SIZE):
         self._page_size = page_size

@@ -120,6 +120,7 @@ class SandboxProvider:
     """Creates invoices in the sandbox ledger; see the module docstring."""
 
     name = "sandbox"
+    oauth_client_auth = "basic"
 
     def oauth_token_url(self) -> str | None:
         return None

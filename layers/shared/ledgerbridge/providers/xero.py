@@ -432,6 +432,7 @@ class XeroProvider:
     """Creates invoices and bills in one Xero organisation; see the module docstring."""
 
     name = "xero"
+    oauth_client_auth = "basic"
 
     def oauth_token_url(self) -> str | None:
         return endpoint("XERO", "TOKEN", TOKEN_URL)

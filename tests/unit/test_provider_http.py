@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -165,3 +166,25 @@ def test_base_urls_are_overridable_by_environment(monkeypatch: pytest.MonkeyPatc
     assert endpoint("XERO", "API", "https://api.xero.com") == "https://api.xero.com"
     monkeypatch.setenv("LEDGERBRIDGE_XERO_API_URL", "http://127.0.0.1:9999/")
     assert endpoint("XERO", "API", "https://api.xero.com") == "http://127.0.0.1:9999"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [httpx.ReadTimeout("lost"), httpx.RemoteProtocolError("reset"), httpx.Response(503), httpx.Response(500)],
+)
+def test_a_non_idempotent_request_is_not_resent_after_an_ambiguous_failure(answer: Any) -> None:
+    clock = Clock()
+    handler, seen = scripted(answer, httpx.Response(201))
+    with pytest.raises(ProviderUnavailable, match="not resent"):
+        make_http(handler, clock).request("POST", URL, body={}, idempotent=False)
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize(
+    "answer", [httpx.ConnectError("refused"), httpx.Response(429, headers={"Retry-After": "1"})]
+)
+def test_a_non_idempotent_request_is_resent_when_it_never_reached_the_provider(answer: Any) -> None:
+    clock = Clock()
+    handler, seen = scripted(answer, httpx.Response(201))
+    assert make_http(handler, clock).request("POST", URL, body={}, idempotent=False).status_code == 201
+    assert len(seen) == 2

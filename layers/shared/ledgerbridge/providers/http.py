@@ -5,7 +5,11 @@ with exponential backoff and full jitter on 429, 5xx and network errors, waiting
 ``Retry-After`` asks when it says; never past the request's deadline (the Lambda's
 remaining time), so a slow provider turns into ProviderUnavailable instead of a Lambda
 timeout; one token refresh and retry on a 401. Idempotency keys make the retries safe:
-each provider module sends the invoice id as its provider's key.
+each provider module sends the invoice id as its provider's key. A request the provider
+cannot deduplicate (a create at a ledger without idempotency keys) is sent with
+``idempotent=False``: it is retried only when it certainly never reached the provider
+(connection refused, 429); anything ambiguous (a read timeout, a reset, a 5xx) raises
+ProviderUnavailable at once, and the next attempt starts with ``find_invoice``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,13 @@ from ledgerbridge import jsonutil
 from ledgerbridge.providers.base import ProviderUnavailable, ReauthorizationRequired
 
 CONNECT_TIMEOUT = 3.0
+# Failures that prove the request never reached the provider, so even a create may be resent.
+NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 READ_TIMEOUT = 10.0
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)  # looked up per call, so a test can stop time
 
 
 def endpoint(provider_env_name: str, kind: str, default: str) -> str:
@@ -88,12 +98,12 @@ class ProviderHttp:
         tokens: AccessTokens | None = None,
         deadline: float | None = None,
         policy: RetryPolicy = RetryPolicy(),
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
     ):
         self._client, self._tokens, self._deadline, self._policy = client, tokens, deadline, policy
-        self._sleep, self._clock, self._jitter = sleep, clock, jitter
+        self._sleep, self._clock, self._jitter = sleep or _sleep, clock, jitter
 
     def request(
         self,
@@ -103,6 +113,7 @@ class ProviderHttp:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         body: Any = None,
+        idempotent: bool = True,
     ) -> httpx.Response:
         """Send, retrying what is worth retrying; returns any other response for the caller to read."""
         content = None if body is None else jsonutil.dumps(body)
@@ -121,6 +132,8 @@ class ProviderHttp:
                 )
             except httpx.TransportError as exc:
                 failure, wait = f"{type(exc).__name__} calling the provider", None
+                if not idempotent and not isinstance(exc, NEVER_SENT):
+                    raise ProviderUnavailable(f"{failure}; it may have been created, so not resent") from exc
             else:
                 if response.status_code == 401 and self._tokens and token:
                     if refreshed:
@@ -132,6 +145,8 @@ class ProviderHttp:
                 if response.status_code != 429 and response.status_code < 500:
                     return response
                 failure = f"HTTP {response.status_code} from the provider"
+                if not idempotent and response.status_code != 429:
+                    raise ProviderUnavailable(f"{failure}; it may have been created, so not resent")
                 wait = retry_after(response, time.time())
             self._pause(attempt, failure, wait)
 

@@ -1,0 +1,640 @@
+"""FreshBooks: sales invoices through the Accounting API.
+
+One invoice is ``POST {api}/accounting/account/{account_id}/invoices/invoices`` with
+``{"invoice": {...}}``; the business is the connection setting ``account_id``. FreshBooks has
+no bills (its "bills" are a separate expense API with no shared shape): ACCOUNTS_PAYABLE is
+refused. OAuth: ``https://api.freshbooks.com/auth/oauth/token`` takes the client id and
+secret in a JSON body, and every refresh returns a new refresh token (single use; the
+TokenSource stores it).
+
+Decisions where the unified invoice and FreshBooks do not line up (each refusal is an
+InvalidInvoice naming the field, raised before anything is stored or sent):
+
+- Idempotency: FreshBooks has no idempotency key. The Ledgerbridge invoice id is written to
+  the invoice's ``po_number`` (the "Reference" FreshBooks shows on the invoice), which no
+  unified field uses. ``find_invoice`` lists the client's invoices (``search[customerid]``,
+  a documented filter; newest first, 100 a page) and compares ``po_number`` exactly, so a
+  resend finds what a lost response already created. FreshBooks documents no search on
+  ``po_number``; filtering by client keeps the scan to one client's invoices.
+- Status: FreshBooks creates drafts. DRAFT stays a draft. OPEN, or no status, is created and
+  then marked as sent (``PUT .../invoices/{id}`` with ``action_mark_as_sent``, FreshBooks' own
+  recipe: it records the receivable without emailing the client; Ledgerbridge never emails).
+  SUBMITTED (FreshBooks has no approval step), PAID, PARTIALLY_PAID, VOID and ``paid_on_date``
+  are refused: payments and deletions are separate operations. Read back from ``v3_status``
+  and ``payment_status``: draft -> DRAFT, paid -> PAID, partial -> PARTIALLY_PAID, deleted
+  (``vis_state`` 1) -> VOID, anything else (sent, viewed, disputed...) -> OPEN.
+- Dates: ``create_date`` is the issue date. FreshBooks has no due date field to write: it
+  derives ``due_date`` from ``create_date + due_offset_days``, so ``due_date`` is sent as that
+  offset and needs ``issue_date`` (without it FreshBooks would count from a "today" we cannot
+  know while mapping).
+- Money: every amount is ``{"amount": "<decimal string>", "code": <currency>}``. The currency
+  is the invoice's ``currency``, else the client's own currency from the reference sync; lines
+  must be in it. FreshBooks keeps 2 decimal places: a finer unit price is refused, not rounded.
+  Invoices have no exchange rate: ``exchange_rate`` is refused. ``total_discount`` is refused
+  (FreshBooks discounts are a percentage). ``sub_total``, when given, must match the lines;
+  totals and tax are computed by FreshBooks and read back.
+- Lines are ``{type: 0, name, description, qty, unit_cost}``. A line with an item takes the
+  item's name (FreshBooks lines carry no item id: the item's name, description, price and
+  taxes are copied, as FreshBooks' own editor does), the line's description (else the item's),
+  and the item's price when the line has none. A line without an item is named by its
+  description. A line with only ``total_amount`` is one unit of that amount. Taxes are the
+  percentages FreshBooks puts on lines (``taxName1``/``taxAmount1``, ``taxName2``/``taxAmount2``):
+  an item's own taxes, or the connection's ``default_tax_name``/``default_tax_percent`` on lines
+  without an item.
+- ``memo`` -> ``notes``; ``number`` -> ``invoice_number`` (FreshBooks numbers it when absent).
+- Not in FreshBooks invoices: custom fields (``field_mappings``), tracking categories,
+  accounting periods: refused.
+- Errors: FreshBooks answers ``{"response": {"errors": [{"message", "errno", "field", ...}]}}``;
+  each message becomes ProviderRejected. 401 (after one refresh) and 403 need the connection
+  authorised again.
+- Timestamps: FreshBooks writes accounting ``updated`` times in US Eastern time without an
+  offset (a recorded client's ``signup_date`` 16:48:49 UTC is its ``updated`` 12:48:49; its
+  Node SDK reads them the same way), converted here with the US daylight-saving rule.
+
+Not done: redirect_uri is not sent when refreshing (the shared TokenSource sends grant_type,
+refresh_token, client_id and client_secret).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import httpx
+
+from ledgerbridge.models import InvoiceInput, InvoiceStatus, InvoiceType, LineItemInput
+from ledgerbridge.providers.base import (
+    ConnectionContext,
+    InvalidInvoice,
+    OutboundInvoice,
+    ProviderRejected,
+    ProviderUnavailable,
+    ReauthorizationRequired,
+    RemoteInvoice,
+    RemoteReference,
+)
+from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
+
+ENV_NAME = "FRESHBOOKS"
+API_URL = "https://api.freshbooks.com"
+TOKEN_URL = "https://api.freshbooks.com/auth/oauth/token"
+PAGE_SIZE = 100  # FreshBooks silently caps per_page at 100
+MONEY_PLACES = 2
+CENT = Decimal("0.01")
+ZERO = Decimal(0)
+NORMAL_LINE = 0  # line ``type``: 0 is a normal line, 1 a rebilled expense
+INCLUDE_LINES = {"include[]": "lines"}
+
+_REFUSED_STATUSES = {
+    InvoiceStatus.SUBMITTED: "FreshBooks has no approval step: create it DRAFT or OPEN",
+    InvoiceStatus.PAID: "FreshBooks records payments separately: create it OPEN",
+    InvoiceStatus.PARTIALLY_PAID: "FreshBooks records payments separately: create it OPEN",
+    InvoiceStatus.VOID: "FreshBooks cannot create a deleted invoice",
+}
+# Unified fields FreshBooks invoices cannot hold, and why.
+_REFUSED_FIELDS = {
+    "paid_on_date": "FreshBooks records payments separately; not supported",
+    "exchange_rate": "FreshBooks invoices have no exchange rate",
+    "total_discount": "FreshBooks discounts are a percentage of the invoice; not supported",
+    "accounting_period_id": "FreshBooks has no accounting periods",
+    "tracking_categories": "FreshBooks invoices have no tracking categories",
+    "field_mappings": "FreshBooks invoices have no custom fields",
+}
+_DRAFT_STATES = {"draft", "created"}
+
+
+@dataclass(frozen=True)
+class FreshBooksRequest:
+    """One create call: the business, the ``{"invoice": ...}`` body, and whether to mark it sent."""
+
+    account_id: str
+    body: dict[str, Any]
+    mark_as_sent: bool
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def _account_id(settings: dict[str, str]) -> str:
+    """The business the connection points at; every URL needs it."""
+    account = (settings.get("account_id") or "").strip()
+    if not account:
+        raise InvalidInvoice([("connection", "FreshBooks connection has no account_id setting")])
+    return account
+
+
+@dataclass(frozen=True)
+class _Tax:
+    name: str
+    percent: Decimal
+
+
+def _default_tax(settings: dict[str, str]) -> _Tax | None:
+    """The connection's tax for lines without an item: both settings, or neither."""
+    name = (settings.get("default_tax_name") or "").strip()
+    percent = (settings.get("default_tax_percent") or "").strip()
+    if not name and not percent:
+        return None
+    try:
+        value = Decimal(percent)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not name or not value.is_finite() or value < 0:
+        raise InvalidInvoice(
+            [("connection", "default_tax_name and default_tax_percent (a number) go together")]
+        )
+    return _Tax(name, value)
+
+
+def _wants_sent(invoice: InvoiceInput) -> bool:
+    """OPEN, or no status, is an invoice awaiting payment: FreshBooks calls that sent."""
+    return invoice.status in (None, InvoiceStatus.OPEN)
+
+
+# --- mapping: unified -> FreshBooks ---------------------------------------------------------
+
+
+def _places(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def _money(value: Decimal, currency: str) -> dict[str, str]:
+    """FreshBooks' money: a decimal string with 2 places (checked exact before) and a code."""
+    return {"amount": f"{value.quantize(CENT):f}", "code": currency}
+
+
+@dataclass
+class _Mapper:
+    """Builds one ``invoice`` body, collecting every field FreshBooks cannot take."""
+
+    outbound: OutboundInvoice
+    default_tax: _Tax | None
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def invoice(self) -> InvoiceInput:
+        return self.outbound.invoice
+
+    def refuse(self, path: str, reason: str) -> None:
+        self.problems.append((path, reason))
+
+    def body(self) -> dict[str, Any]:
+        self._unsupported()
+        currency = self._currency()
+        body: dict[str, Any] = {**self._customer(), "lines": self._lines(currency or "")}
+        body.update(self._header(currency))
+        self._check_sub_total(body["lines"])
+        return body
+
+    def _unsupported(self) -> None:
+        invoice = self.invoice
+        if invoice.type == InvoiceType.ACCOUNTS_PAYABLE:
+            self.refuse("type", "not supported by FreshBooks")
+        if invoice.status in _REFUSED_STATUSES:
+            reason = _REFUSED_STATUSES[invoice.status]
+            self.refuse("status", f"{invoice.status.value} is not supported: {reason}")
+        for path, reason in _REFUSED_FIELDS.items():
+            if getattr(invoice, path):
+                self.refuse(path, reason)
+        if not invoice.line_items:
+            self.refuse("line_items", "a FreshBooks invoice needs at least one line item")
+
+    def _customer(self) -> dict[str, Any]:
+        reference = self.outbound.references.get("contact_id")
+        if reference is None:
+            self.refuse("contact_id", "a FreshBooks invoice needs a client: give contact_id")
+            return {}
+        if not reference.remote_id.isdigit():
+            self.refuse("contact_id", "not a FreshBooks client (sync references again)")
+            return {}
+        return {"customerid": int(reference.remote_id)}
+
+    def _currency(self) -> str | None:
+        """The invoice's currency, else the client's; every line must be in it."""
+        contact = self.outbound.references.get("contact_id")
+        currency = self.invoice.currency or (contact.fields.get("currency") if contact else None)
+        if not currency:
+            self.refuse("currency", "FreshBooks amounts need a currency: give currency")
+        for index, line in enumerate(self.invoice.line_items or []):
+            path = f"line_items.{index}"
+            if line.currency and line.currency != currency:
+                self.refuse(
+                    f"{path}.currency", f"FreshBooks lines are in the invoice's currency ({currency})"
+                )
+            if line.exchange_rate is not None:
+                self.refuse(f"{path}.exchange_rate", "FreshBooks invoices have no exchange rate")
+        return currency
+
+    def _header(self, currency: str | None) -> dict[str, Any]:
+        invoice = self.invoice
+        values = {
+            "create_date": invoice.issue_date.date().isoformat() if invoice.issue_date else None,
+            "due_offset_days": self._due_offset(),
+            "currency_code": currency,
+            "invoice_number": invoice.number,
+            "notes": invoice.memo,
+            "po_number": self.outbound.invoice_id,  # the unique reference find_invoice looks for
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+    def _due_offset(self) -> int | None:
+        issue, due = self.invoice.issue_date, self.invoice.due_date
+        if due is None:
+            return None
+        if issue is None:
+            self.refuse("due_date", "FreshBooks counts the due date in days from issue_date: give it too")
+            return None
+        offset = (due.date() - issue.date()).days
+        if offset < 0:
+            self.refuse("due_date", "is before issue_date as calendar dates")
+            return None
+        return offset
+
+    def _check_sub_total(self, lines: list[dict[str, Any]]) -> None:
+        expected = self.invoice.sub_total
+        if expected is None or self.problems:
+            return
+        actual = sum((line["qty"] * Decimal(line["unit_cost"]["amount"]) for line in lines), ZERO)
+        if actual != expected:
+            self.refuse("sub_total", f"does not match the lines ({actual})")
+
+    # -- lines
+
+    def _lines(self, currency: str) -> list[dict[str, Any]]:
+        return [self._line(i, line, currency) for i, line in enumerate(self.invoice.line_items or [])]
+
+    def _line(self, index: int, line: LineItemInput, currency: str) -> dict[str, Any]:
+        path = f"line_items.{index}"
+        item = self.outbound.references.get(f"{path}.item_id") if line.item_id else None
+        if line.item_id is not None and item is None:
+            self.refuse(f"{path}.item_id", "unknown item for this connection")
+        if line.tracking_categories:
+            self.refuse(f"{path}.tracking_categories", "FreshBooks lines have no tracking categories")
+        name = item.name if item else line.description
+        if not name:
+            self.refuse(f"{path}.description", "a FreshBooks line needs a name: give item_id or description")
+        mapped: dict[str, Any] = {"type": NORMAL_LINE, "name": name or ""}
+        description = line.description if item else None
+        if item and not description:
+            description = item.fields.get("description") or None
+        if description:
+            mapped["description"] = description
+        quantity, unit = self._amounts(path, line, item, currency)
+        mapped.update({"qty": quantity, "unit_cost": _money(unit, currency)})
+        mapped.update(self._taxes(item))
+        return mapped
+
+    def _amounts(
+        self, path: str, line: LineItemInput, item: RemoteReference | None, currency: str
+    ) -> tuple[Decimal, Decimal]:
+        """(qty, unit cost): FreshBooks lines are always quantity x unit cost."""
+        quantity = line.quantity if line.quantity is not None else Decimal(1)
+        unit = line.unit_price
+        if unit is None and line.total_amount is not None:
+            if quantity != 1:
+                self.refuse(f"{path}.unit_price", "FreshBooks lines are quantity x unit cost: give it")
+                return quantity, ZERO
+            unit = line.total_amount
+        if unit is None and item is not None and item.fields.get("unit_price") is not None:
+            unit = Decimal(str(item.fields["unit_price"]))
+            if item.fields.get("currency") not in (None, currency):
+                self.refuse(
+                    f"{path}.unit_price", f"the item's price is in {item.fields['currency']}: give one"
+                )
+        if unit is None:
+            self.refuse(f"{path}.unit_price", "a FreshBooks line needs unit_price or total_amount")
+            return quantity, ZERO
+        if line.total_amount is not None and quantity * unit != line.total_amount:
+            self.refuse(f"{path}.total_amount", f"is not quantity x unit_price ({quantity * unit})")
+        if _places(unit) > MONEY_PLACES:
+            self.refuse(
+                f"{path}.unit_price", f"FreshBooks keeps {MONEY_PLACES} decimals; {unit} would be rounded"
+            )
+        return quantity, unit
+
+    def _taxes(self, item: RemoteReference | None) -> dict[str, Any]:
+        """taxName/taxAmount pairs (percentages): the item's own, or the connection's default."""
+        if item is None:
+            taxes = [self.default_tax] if self.default_tax else []
+        else:
+            taxes = [
+                _Tax(item.fields[f"tax{n}_name"], Decimal(str(item.fields[f"tax{n}_percent"])))
+                for n in (1, 2)
+                if item.fields.get(f"tax{n}_name") and item.fields.get(f"tax{n}_percent") is not None
+            ]
+        mapped: dict[str, Any] = {}
+        for n, tax in enumerate(taxes, start=1):
+            mapped[f"taxName{n}"], mapped[f"taxAmount{n}"] = tax.name, tax.percent
+        return mapped
+
+
+def map_invoice(connection: ConnectionContext, outbound: OutboundInvoice) -> FreshBooksRequest:
+    """The create request for ``outbound``; raises InvalidInvoice listing every problem."""
+    account = _account_id(connection.settings)
+    mapper = _Mapper(outbound, _default_tax(connection.settings))
+    body = mapper.body()
+    if mapper.problems:
+        raise InvalidInvoice(list(dict.fromkeys(mapper.problems)))
+    return FreshBooksRequest(account, {"invoice": body}, _wants_sent(outbound.invoice))
+
+
+# --- mapping: FreshBooks -> unified ---------------------------------------------------------
+
+
+def _decimal(value: Any) -> Decimal | None:
+    """FreshBooks' decimal strings (``"12.50"``, ``"13"``) exactly; None when absent or not a number."""
+    if value in (None, "") or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _amount(money: Any) -> Decimal | None:
+    """``{"amount": "12.50", "code": "USD"}`` as an exact Decimal."""
+    return _decimal(money.get("amount")) if isinstance(money, dict) else None
+
+
+def _us_eastern_offset(moment: datetime) -> timedelta:
+    """EDT (-4) from the second Sunday of March, 2:00, to the first Sunday of November, 2:00; else EST."""
+
+    def sunday_on_or_after(day: datetime) -> datetime:
+        return day + timedelta(days=(6 - day.weekday()) % 7)
+
+    starts = sunday_on_or_after(datetime(moment.year, 3, 8, 2))
+    ends = sunday_on_or_after(datetime(moment.year, 11, 1, 2))
+    return timedelta(hours=-4 if starts <= moment < ends else -5)
+
+
+def parse_updated(value: Any) -> datetime | None:
+    """FreshBooks' ``updated`` (``2026-06-29 12:52:44``, US Eastern) as an aware datetime."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=timezone(_us_eastern_offset(moment))).astimezone(UTC)
+
+
+def unified_status(record: dict[str, Any]) -> InvoiceStatus:
+    """FreshBooks' invoice state in unified words (see the module docstring)."""
+    if record.get("vis_state") == 1:
+        return InvoiceStatus.VOID
+    if str(record.get("v3_status") or record.get("display_status") or "") in _DRAFT_STATES:
+        return InvoiceStatus.DRAFT
+    payment = record.get("payment_status")
+    if payment == "paid" or record.get("v3_status") in ("paid", "autopaid", "success"):
+        return InvoiceStatus.PAID
+    if payment == "partial":
+        return InvoiceStatus.PARTIALLY_PAID
+    return InvoiceStatus.OPEN
+
+
+def _line_totals(record: dict[str, Any], total: Decimal | None) -> dict[str, Decimal]:
+    """sub_total and tax from the lines, when FreshBooks included them (total = lines - discount + tax)."""
+    lines = record.get("lines")
+    if not isinstance(lines, list) or total is None:
+        return {}
+    amounts = [_amount(line.get("amount")) for line in lines if isinstance(line, dict)]
+    if any(amount is None for amount in amounts):
+        return {}
+    sub_total = sum((amount for amount in amounts if amount is not None), ZERO)
+    discount = _amount(record.get("discount_total")) or ZERO
+    return {"sub_total": sub_total, "total_tax_amount": total - sub_total + discount}
+
+
+def remote_invoice(record: dict[str, Any], line_count: int) -> RemoteInvoice:
+    """The unified view of the invoice FreshBooks recorded (lines come back in the order sent)."""
+    line_ids = [
+        str(line["lineid"]) if line.get("lineid") is not None else None
+        for line in record.get("lines") or []
+        if isinstance(line, dict)
+    ]
+    total = _amount(record.get("amount"))
+    discount = _amount(record.get("discount_total"))
+    fields: dict[str, Any] = {
+        "number": record.get("invoice_number") or None,
+        "status": unified_status(record).value,
+        "total_amount": total,
+        "balance": _amount(record.get("outstanding")),
+        "currency": record.get("currency_code") or None,
+        "total_discount": discount if discount else None,
+        **_line_totals(record, total),
+    }
+    return RemoteInvoice(
+        remote_id=str(record.get("invoiceid") or record["id"]),
+        remote_data=record,
+        remote_updated_at=parse_updated(record.get("updated")),
+        fields={key: value for key, value in fields.items() if value is not None},
+        line_remote_ids=(line_ids + [None] * line_count)[:line_count],
+    )
+
+
+def error_messages(body: Any) -> list[str]:
+    """Every message of FreshBooks' error shapes, in order, once each."""
+    if not isinstance(body, dict):
+        return []
+    response = body.get("response")
+    errors = response.get("errors") if isinstance(response, dict) else None
+    if isinstance(errors, dict):
+        errors = [errors]
+    messages = [str(e["message"]) for e in errors or [] if isinstance(e, dict) and e.get("message")]
+    if not messages:  # the auth layer's shapes: {"error", "error_description"} or {"message"}
+        text = body.get("error_description") or body.get("message") or body.get("error")
+        messages = [text] if isinstance(text, str) and text else []
+    return list(dict.fromkeys(messages))
+
+
+def _result(response: httpx.Response) -> dict[str, Any]:
+    """``response.result`` of a successful answer; the right exception otherwise."""
+    if response.status_code in (401, 403):
+        # 401 survives ProviderHttp's one refresh only when the grant is gone; 403: no access to the business.
+        raise ReauthorizationRequired(f"FreshBooks refused the connection (HTTP {response.status_code})")
+    body = json_body(response)
+    messages = error_messages(body)
+    if response.status_code >= 400:
+        raise ProviderRejected(messages or [f"FreshBooks answered HTTP {response.status_code}"])
+    result = body.get("response", {}).get("result") if isinstance(body, dict) else None
+    if response.status_code == 200 and isinstance(result, dict):
+        return result
+    if messages:
+        raise ProviderRejected(messages)
+    raise ProviderUnavailable(f"FreshBooks answered HTTP {response.status_code} without a result")
+
+
+def _invoice_record(response: httpx.Response) -> dict[str, Any]:
+    record = _result(response).get("invoice")
+    if not isinstance(record, dict) or not (record.get("invoiceid") or record.get("id")):
+        # Safe to resend: find_invoice looks for the reference before anything is created again.
+        raise ProviderUnavailable("FreshBooks answered without the invoice")
+    return record
+
+
+# --- references -----------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def _status_text(record: dict[str, Any]) -> str:
+    """``vis_state``: 0 active, 1 deleted, 2 archived."""
+    return {1: "DELETED", 2: "ARCHIVED"}.get(record.get("vis_state") or 0, "ACTIVE")
+
+
+def contact_reference(record: dict[str, Any]) -> RemoteReference:
+    """A FreshBooks client (FreshBooks' contacts are all customers)."""
+    person = " ".join(part for part in (record.get("fname"), record.get("lname")) if part)
+    return RemoteReference(
+        kind="contact",
+        remote_id=str(record.get("id") or record["userid"]),
+        name=str(record.get("organization") or person or record.get("email") or record.get("id")),
+        fields={
+            "is_customer": True,
+            "is_supplier": False,
+            "email_address": _text(record.get("email")),
+            "tax_number": _text(record.get("vat_number")),
+            "currency": _text(record.get("currency_code")),
+            "status": _status_text(record),
+        },
+        remote_data=record,
+    )
+
+
+def item_reference(record: dict[str, Any], taxes: dict[str, dict[str, Any]]) -> RemoteReference:
+    """A FreshBooks item, its tax ids resolved to the names and percentages a line carries."""
+    fields: dict[str, Any] = {
+        "code": _text(record.get("sku")),
+        "description": _text(record.get("description")),
+        "unit_price": _amount(record.get("unit_cost")),
+        "currency": _text((record.get("unit_cost") or {}).get("code")),
+        "status": _status_text(record),
+    }
+    for n in (1, 2):
+        tax = taxes.get(str(record.get(f"tax{n}") or ""))
+        if tax is not None:
+            fields[f"tax{n}_name"] = _text(tax.get("name"))
+            fields[f"tax{n}_percent"] = _decimal(tax.get("amount"))
+    return RemoteReference(
+        kind="item",
+        remote_id=str(record.get("id") or record["itemid"]),
+        name=str(record.get("name") or record.get("sku") or record.get("id")),
+        fields=fields,
+        remote_data=record,
+    )
+
+
+# --- the provider ---------------------------------------------------------------------------
+
+
+def _http(connection: ConnectionContext) -> ProviderHttp:
+    if connection.http is None:
+        raise ProviderUnavailable("the FreshBooks connection has no HTTP client (credentials not loaded)")
+    return connection.http
+
+
+def _api(account_id: str, path: str) -> str:
+    return f"{endpoint(ENV_NAME, 'API', API_URL)}/accounting/account/{account_id}/{path}"
+
+
+class FreshBooksProvider:
+    """Creates invoices in one FreshBooks business; see the module docstring."""
+
+    name = "freshbooks"
+    oauth_client_auth = "json"
+
+    def __init__(self, page_size: int = PAGE_SIZE):
+        self._page_size = page_size
+
+    def oauth_token_url(self) -> str | None:
+        return endpoint(ENV_NAME, "TOKEN", TOKEN_URL)
+
+    def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> FreshBooksRequest:
+        return map_invoice(connection, outbound)
+
+    def send_invoice(
+        self, connection: ConnectionContext, outbound: OutboundInvoice, request: FreshBooksRequest
+    ) -> RemoteInvoice:
+        http = _http(connection)
+        url = _api(request.account_id, "invoices/invoices")
+        post = http.request("POST", url, params=INCLUDE_LINES, body=request.body, idempotent=False)
+        record = _invoice_record(post)
+        if request.mark_as_sent:
+            record = self._mark_as_sent(http, request.account_id, record)
+        return remote_invoice(record, len(outbound.invoice.line_items or []))
+
+    def find_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice | None:
+        """The invoice whose ``po_number`` is this invoice's id, finished (marked sent) if asked."""
+        customer = outbound.remote_id("contact_id")
+        if not customer:
+            return None  # map_invoice refuses such an invoice: nothing can have been created
+        account, http = _account_id(connection.settings), _http(connection)
+        params = {"search[customerid]": customer, **INCLUDE_LINES}
+        record = next(
+            (r for r in self._pages(http, account, "invoices/invoices", "invoices", params)
+             if r.get("po_number") == outbound.invoice_id),
+            None,
+        )  # fmt: skip
+        if record is None:
+            return None
+        if _wants_sent(outbound.invoice):
+            record = self._mark_as_sent(http, account, record)
+        return remote_invoice(record, len(outbound.invoice.line_items or []))
+
+    def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
+        account, http = _account_id(connection.settings), _http(connection)
+        taxes = self._taxes(http, account)
+        return [
+            *(contact_reference(r) for r in self._pages(http, account, "users/clients", "clients")),
+            *(item_reference(r, taxes) for r in self._pages(http, account, "items/items", "items")),
+        ]
+
+    def _mark_as_sent(self, http: ProviderHttp, account: str, record: dict[str, Any]) -> dict[str, Any]:
+        """FreshBooks' documented way out of draft without emailing the client."""
+        if unified_status(record) != InvoiceStatus.DRAFT:
+            return record
+        invoice_id = record.get("invoiceid") or record["id"]
+        url = _api(account, f"invoices/invoices/{invoice_id}")
+        body = {"invoice": {"action_mark_as_sent": True}}
+        try:
+            return _invoice_record(http.request("PUT", url, params=INCLUDE_LINES, body=body))
+        except ProviderRejected as exc:
+            left = f"draft invoice {invoice_id} was left in FreshBooks"
+            raise ProviderRejected([*exc.messages, left]) from None
+
+    def _taxes(self, http: ProviderHttp, account: str) -> dict[str, dict[str, Any]]:
+        """The business's taxes by id, to name an item's taxes; none if the app may not read them (403)."""
+        taxes = self._pages(http, account, "taxes/taxes", "taxes", forbidden_is_empty=True)
+        return {str(tax.get("taxid") or tax.get("id")): tax for tax in taxes}
+
+    def _pages(
+        self,
+        http: ProviderHttp,
+        account: str,
+        path: str,
+        key: str,
+        params: dict[str, str] | None = None,
+        forbidden_is_empty: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """Every record of one list, a page at a time, until FreshBooks says it was the last page."""
+        page = 1
+        while True:
+            query = {**(params or {}), "page": str(page), "per_page": str(self._page_size)}
+            response = http.request("GET", _api(account, path), params=query)
+            if forbidden_is_empty and response.status_code == 403:
+                return
+            result = _result(response)
+            batch = [record for record in result.get(key) or [] if isinstance(record, dict)]
+            yield from batch
+            if not batch or page >= int(result.get("pages") or 0):
+                return
+            page += 1

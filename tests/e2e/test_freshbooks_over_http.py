@@ -1,0 +1,204 @@
+"""FreshBooks through the local stack: the fake FreshBooks on localhost, connected with the admin CLI.
+
+The stack runs as `make run` does, with LEDGERBRIDGE_FRESHBOOKS_API_URL / _TOKEN_URL pointing
+at the fake; the connection is made from a credentials file and its references synced, as an
+operator would; invoices go in over HTTP.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from ledgerbridge import jsonutil
+from tests.e2e.conftest import LocalStack, start_local_stack
+from tests.e2e.support import Connected, admin, configure_oauth_apps, connect, create, fetch
+from tests.fakes import freshbooks
+from tests.fakes.server import serve
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class FreshBooksStack:
+    stack: LocalStack
+    connected: Connected
+
+    @property
+    def fake(self) -> freshbooks.FakeFreshBooks:
+        return self.connected.fake
+
+
+@pytest.fixture(scope="module")
+def fb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshBooksStack]:
+    fake = freshbooks.FakeFreshBooks()
+    with ExitStack() as running:
+        url = running.enter_context(serve(fake.handle))
+        stack = running.enter_context(
+            start_local_stack(
+                {
+                    "LEDGERBRIDGE_FRESHBOOKS_API_URL": url,
+                    "LEDGERBRIDGE_FRESHBOOKS_TOKEN_URL": url + freshbooks.TOKEN_PATH,
+                }
+            )
+        )
+        configure_oauth_apps(
+            stack,
+            {"freshbooks": {"client_id": freshbooks.CLIENT_ID, "client_secret": freshbooks.CLIENT_SECRET}},
+        )
+        tmp = tmp_path_factory.mktemp("credentials")
+        project = admin(stack, "create-project", "--name", "FreshBooks E2E")
+        key = admin(stack, "create-api-key", "--project", project["project_id"])
+        connected = connect(stack, tmp, project, key, "freshbooks", fake,
+                            {"access_token": "fb-access-0", "refresh_token": "fb-refresh-0"},
+                            {"account_id": freshbooks.ACCOUNT_ID, "default_tax_name": "Levy",
+                             "default_tax_percent": "2.5"})  # fmt: skip
+        yield FreshBooksStack(stack, connected)
+
+
+def unified_invoice(connected: Connected, **changes: Any) -> dict[str, Any]:
+    """Contact, two lines (one with an item, one without), currency, dates, memo (no custom field:
+    FreshBooks invoices have none, see the 422 test)."""
+    body: dict[str, Any] = {
+        "type": "ACCOUNTS_RECEIVABLE",
+        "contact_id": connected.first("contacts", name="acme Test Co"),
+        "issue_date": "2026-11-24",
+        "due_date": "2026-12-24",
+        "memo": "November retainer",
+        "currency": "USD",
+        "line_items": [
+            {"description": "Onsite, week 47", "quantity": Decimal("2"), "unit_price": Decimal("150.25"),
+             "item_id": connected.first("items", name="Consulting Services")},
+            {"description": "Travel", "quantity": Decimal("1"), "unit_price": Decimal("0.1")},
+        ],
+    }  # fmt: skip
+    return {**body, **changes}
+
+
+def posts_for(fake: freshbooks.FakeFreshBooks, invoice_id: str) -> list[dict[str, Any]]:
+    bodies = [fake.body_of(r)["invoice"] for r in fake.invoice_posts()]
+    return [body for body in bodies if body.get("po_number") == invoice_id]
+
+
+def test_references_are_the_accounts_clients_and_items(fb: FreshBooksStack) -> None:
+    references = fb.connected.references
+    assert {c["remote_id"] for c in references["contacts"]} == {"567521", "567593", "567595"}
+    assert all(c["is_customer"] and not c["is_supplier"] for c in references["contacts"])
+    assert {i["name"] for i in references["items"]} == {
+        "Consulting Services",
+        "Printed Manual",
+        "Design Work",
+    }
+    assert references["trackingcategories"] == []
+
+
+def test_a_full_invoice_creates_exactly_one_freshbooks_invoice_with_the_documented_body(
+    fb: FreshBooksStack,
+) -> None:
+    before = len(fb.fake.created())
+    response = create(fb.stack, fb.connected, unified_invoice(fb.connected))
+    assert response.status_code == 201, response.text
+    invoice = jsonutil.loads(response.text)
+
+    created = fb.fake.created()
+    assert len(created) == before + 1
+    made = created[-1]
+    assert invoice["remote_id"] == str(made["id"])
+    assert invoice["sync_status"] == "synced"
+    [sent] = posts_for(fb.fake, invoice["id"])
+    assert sent == {
+        "customerid": 567521,
+        "create_date": "2026-11-24",
+        "due_offset_days": 30,
+        "currency_code": "USD",
+        "notes": "November retainer",
+        "po_number": invoice["id"],
+        "lines": [
+            {"type": 0, "name": "Consulting Services", "description": "Onsite, week 47", "qty": 2,
+             "unit_cost": {"amount": "150.25", "code": "USD"}, "taxName1": "VAT", "taxAmount1": 16},
+            {"type": 0, "name": "Travel", "qty": 1, "unit_cost": {"amount": "0.10", "code": "USD"},
+             "taxName1": "Levy", "taxAmount1": Decimal("2.5")},
+        ],
+    }  # fmt: skip
+    assert (made["v3_status"], made["due_date"]) == ("sent", "2026-12-24")  # marked sent, no email
+    assert invoice["status"] == "OPEN" and invoice["number"] == made["invoice_number"]
+    assert invoice["total_amount"] == Decimal(made["amount"]["amount"]) == Decimal("348.68")
+    assert [line["remote_id"] for line in invoice["line_items"]] == ["1", "2"]
+    assert invoice["remote_data"]["po_number"] == invoice["id"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "reason"),
+    [
+        (
+            {"field_mappings": {"po_number": "PO-7731"}},
+            "field_mappings",
+            "FreshBooks invoices have no custom fields",
+        ),
+        ({"type": "ACCOUNTS_PAYABLE"}, "type", "not supported by FreshBooks"),
+    ],
+)
+def test_what_freshbooks_cannot_hold_is_a_422_naming_the_field_before_anything_is_sent(
+    fb: FreshBooksStack, changes: dict[str, Any], field: str, reason: str
+) -> None:
+    posts = len(fb.fake.invoice_posts())
+    response = create(fb.stack, fb.connected, unified_invoice(fb.connected, **changes))
+    assert response.status_code == 422
+    assert response.json()["details"] == [{"field": field, "reason": reason}]
+    assert len(fb.fake.invoice_posts()) == posts
+
+
+def test_an_expired_token_is_refreshed_once_and_the_new_refresh_token_kept(fb: FreshBooksStack) -> None:
+    def refresh_tokens_sent() -> list[str]:
+        return [
+            fb.fake.body_of(r)["refresh_token"]
+            for r in fb.fake.requests
+            if r.url.path == freshbooks.TOKEN_PATH
+        ]
+
+    before = refresh_tokens_sent()
+    fb.fake.expire_access_tokens()
+    for _ in range(2):
+        response = create(fb.stack, fb.connected, unified_invoice(fb.connected))
+        assert response.status_code == 201, response.text
+    assert len(refresh_tokens_sent()) == len(before) + 1
+    # FreshBooks refresh tokens are single use: the next refresh must present the new one.
+    fb.fake.expire_access_tokens()
+    response = create(fb.stack, fb.connected, unified_invoice(fb.connected))
+    assert response.status_code == 201, response.text
+    first, second = refresh_tokens_sent()[len(before) :]
+    assert first == fb.fake.retired_refresh_tokens[-2] and second == fb.fake.retired_refresh_tokens[-1]
+    assert second != first
+
+
+def test_a_429_with_retry_after_is_waited_out(fb: FreshBooksStack) -> None:
+    before = len(fb.fake.created())
+    fb.fake.fail_next(429, {"Retry-After": "1"})
+    started = time.monotonic()
+    response = create(fb.stack, fb.connected, unified_invoice(fb.connected))
+    assert response.status_code == 201, response.text
+    assert time.monotonic() - started >= 1.0
+    assert len(fb.fake.created()) == before + 1
+    assert len(posts_for(fb.fake, response.json()["id"])) == 2  # the refused attempt and the retry
+
+
+def test_a_freshbooks_validation_error_is_a_422_with_its_message_and_a_failed_record(
+    fb: FreshBooksStack,
+) -> None:
+    before = len(fb.fake.created())
+    body = unified_invoice(fb.connected, number="0000008")  # the recorded invoice's number
+    response = create(fb.stack, fb.connected, body)
+    assert response.status_code == 422
+    error = response.json()
+    assert error["error"] == "provider_rejected"
+    assert "Invoice number 0000008 is already in use." in error["message"]
+    stored = fetch(fb.stack, fb.connected, error["invoice_id"])
+    assert (stored["sync_status"], stored["remote_id"]) == ("failed", None)
+    assert "Invoice number 0000008 is already in use." in stored["sync_error"]
+    assert len(fb.fake.created()) == before

@@ -1,0 +1,513 @@
+"""A fake FreshBooks (Accounting API and token endpoint) that behaves like the recorded one.
+
+One stateful object, used as ``httpx.MockTransport(fake.handle)`` in unit tests or behind a real
+HTTP server end to end (tests/fakes/server.py). Records come from tests/fixtures/providers/
+freshbooks: the recorded clients and invoices of account ``ZyQ04o``; items, taxes, the token
+answer and the error envelope are written by hand from FreshBooks' documentation (each such
+fixture says so in its ``note``).
+
+What it models:
+- ``POST /auth/oauth/token``: a JSON body (``grant_type=refresh_token``, ``client_id``,
+  ``client_secret``, ``refresh_token``; a form body is refused here so the test proves JSON is
+  sent). Each refresh issues a new access token and a new refresh token and retires the one
+  used (FreshBooks refresh tokens are single use): presenting it again answers 400
+  ``invalid_grant``; a wrong client answers 401 ``invalid_client`` (Doorkeeper's codes).
+- ``/accounting/account/{account}/...``: a known bearer token (401 otherwise) and this account
+  (403 otherwise).
+- ``GET users/clients``, ``items/items``, ``taxes/taxes``, ``invoices/invoices``: ``page`` /
+  ``per_page`` (capped at 100; page 0 is page 1), ``{"response": {"result": {<key>: [...],
+  "page", "pages", "per_page", "total"}}}``; invoices newest first, deleted ones hidden,
+  ``search[customerid]`` and ``search[invoice_number]`` filters, ``include[]=lines``.
+- ``POST invoices/invoices``: FreshBooks' rules as far as the tests need them (a known client,
+  lines in the invoice's currency, a unique invoice number, valid dates), then a draft record
+  in the recorded shape: numbered after the recorded ``0000008``, line amounts and taxes
+  (``taxAmount`` is a percentage) computed, ``due_date = create_date + due_offset_days``,
+  timestamps in US Eastern time as FreshBooks writes them. Errors are FreshBooks' envelope
+  ``{"response": {"errors": [{errno, field, message, object, value}]}}`` with HTTP 422 (the
+  status and the wording of the messages are a paraphrase).
+- ``GET|PUT invoices/invoices/{id}``: ``action_mark_as_sent`` (draft -> sent) and
+  ``vis_state: 1`` (delete); other updates are not modelled.
+
+Fault injection on API calls (not the token endpoint), in FIFO order: ``fail_next(status,
+headers, times)`` (e.g. 429 + Retry-After, 503), ``timeout_next(times, after_processing)``
+(httpx.ReadTimeout before, or after, the fake did the work: a lost response). Every request
+received is kept in ``requests``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from ledgerbridge import jsonutil
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "freshbooks"
+ACCOUNT_ID = "ZyQ04o"  # the recorded account
+TOKEN_PATH = "/auth/oauth/token"
+API_PREFIX = "/accounting/account/"
+CLIENT_ID = "fake-freshbooks-client-id"
+CLIENT_SECRET = "fake-freshbooks-client-secret"
+MAX_PER_PAGE = 100
+DEFAULT_PER_PAGE = 15
+EASTERN = ZoneInfo("America/New_York")  # FreshBooks' accounting timestamps
+CENT = Decimal("0.01")
+VALIDATION_STATUS = 422
+LISTS = {"users/clients": "clients", "items/items": "items", "taxes/taxes": "taxes"}
+
+
+def fixture(name: str) -> dict[str, Any]:
+    """A fixture file, numbers as Decimals."""
+    return jsonutil.loads((FIXTURES / f"{name}.json").read_bytes())
+
+
+def recorded_body(name: str) -> Any:
+    """The response body of the first exchange of a fixture."""
+    return fixture(name)["exchanges"][0]["response"]["body"]
+
+
+def recorded_result(name: str) -> dict[str, Any]:
+    return recorded_body(name)["response"]["result"]
+
+
+def eastern_text(moment: datetime) -> str:
+    """``2026-06-29 12:52:44``: how FreshBooks writes ``updated`` / ``created_at``."""
+    return moment.astimezone(EASTERN).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass
+class _Fault:
+    status: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: bool = False
+    after_processing: bool = False
+
+
+class _Invalid(Exception):
+    """One FreshBooks validation error."""
+
+    def __init__(self, errno: int, field_name: str, message: str, value: Any, obj: str = "invoice"):
+        super().__init__(message)
+        self.error = {"errno": errno, "field": field_name, "message": message, "object": obj, "value": value}
+
+
+class FakeFreshBooks:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        account_id: str = ACCOUNT_ID,
+        client_id: str = CLIENT_ID,
+        client_secret: str = CLIENT_SECRET,
+        access_token: str = "fb-access-0",
+        refresh_token: str = "fb-refresh-0",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.account_id, self.client_id, self.client_secret = account_id, client_id, client_secret
+        self.access_tokens = {access_token}
+        self.refresh_token = refresh_token
+        self.retired_refresh_tokens: list[str] = []
+        self.clock = clock
+        self.requests: list[httpx.Request] = []
+        self.clients: list[dict[str, Any]] = recorded_result("list-clients")["clients"]
+        self.items: list[dict[str, Any]] = recorded_result("list-items")["items"]
+        self.taxes: list[dict[str, Any]] = recorded_result("list-taxes")["taxes"]
+        recorded = recorded_result("list-invoices")["invoices"]
+        self.invoices: dict[int, dict[str, Any]] = {int(r["id"]): {**r, "lines": []} for r in recorded}
+        self.created_ids: list[int] = []
+        self._template = recorded_body("create-invoice")["response"]["result"]["invoice"]
+        self._faults: deque[_Fault] = deque()
+        self._issued = 0
+        self._next_id = max(self.invoices) + 2
+        self._lock = threading.RLock()
+
+    # --- test controls ----------------------------------------------------------------------
+
+    def fail_next(self, status: int, headers: dict[str, str] | None = None, times: int = 1) -> None:
+        """Answer the next ``times`` API requests with ``status`` (e.g. 429 + Retry-After, 503)."""
+        with self._lock:
+            self._faults.extend(_Fault(status, dict(headers or {})) for _ in range(times))
+
+    def timeout_next(self, times: int = 1, after_processing: bool = False) -> None:
+        """Raise httpx.ReadTimeout for the next API requests; ``after_processing``: do the work first."""
+        with self._lock:
+            self._faults.extend(_Fault(timeout=True, after_processing=after_processing) for _ in range(times))
+
+    def expire_access_tokens(self) -> None:
+        """Every access token issued so far now answers 401."""
+        with self._lock:
+            self.access_tokens.clear()
+
+    def add_client(self, organization: str, currency: str = "USD") -> dict[str, Any]:
+        """A new client in the recorded shape (for paging tests)."""
+        with self._lock:
+            record = copy.deepcopy(self.clients[-1])
+            client_id = max(int(c["id"]) for c in self.clients) + 2
+            record.update(
+                {
+                    "id": client_id,
+                    "userid": client_id,
+                    "organization": organization,
+                    "currency_code": currency,
+                    "uuid": str(uuid.uuid4()),
+                    "updated": eastern_text(self.clock()),
+                }
+            )
+            self.clients.append(record)
+            return record
+
+    def created(self) -> list[dict[str, Any]]:
+        """The invoices this fake created (not the recorded ones), oldest first."""
+        with self._lock:
+            return [copy.deepcopy(self.invoices[i]) for i in self.created_ids]
+
+    def invoice_posts(self) -> list[httpx.Request]:
+        return [r for r in self.requests if r.method == "POST" and r.url.path.endswith("/invoices/invoices")]
+
+    @staticmethod
+    def body_of(request: httpx.Request) -> Any:
+        return jsonutil.loads(request.content)
+
+    # --- dispatch ---------------------------------------------------------------------------
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            request.read()
+            self.requests.append(request)
+            if request.url.path == TOKEN_PATH:
+                return self._token(request)
+            fault = self._faults.popleft() if self._faults else None
+            if fault and fault.timeout:
+                if fault.after_processing:
+                    self._route(request)
+                raise httpx.ReadTimeout("fake FreshBooks did not answer in time", request=request)
+            if fault:
+                return _json(
+                    fault.status, {"error_type": "unavailable", "message": "Try again later."}, fault.headers
+                )
+            return self._route(request)
+
+    def _route(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if not path.startswith(API_PREFIX):
+            return _not_found()
+        refused = self._refuse_access(request)
+        if refused:
+            return refused
+        resource = path[len(API_PREFIX) :].split("/", 1)[1] if "/" in path[len(API_PREFIX) :] else ""
+        if request.method == "GET" and resource in LISTS:
+            return self._list(request, self._records(resource), LISTS[resource])
+        if resource == "invoices/invoices":
+            if request.method == "POST":
+                return self._create(request)
+            if request.method == "GET":
+                return self._list(request, self._invoice_list(request), "invoices")
+        if resource.startswith("invoices/invoices/") and request.method in ("GET", "PUT"):
+            return self._one_invoice(request, resource.rsplit("/", 1)[1])
+        return _not_found()
+
+    def _refuse_access(self, request: httpx.Request) -> httpx.Response | None:
+        authorization = request.headers.get("authorization", "")
+        if not authorization.startswith("Bearer "):
+            return _json(
+                401,
+                {
+                    "error": "unauthenticated",
+                    "error_description": "This action requires authentication to continue.",
+                },
+            )
+        if authorization[7:] not in self.access_tokens:
+            headers = {"www-authenticate": 'Bearer realm="Doorkeeper", error="invalid_token"'}
+            return _json(
+                401, {"error": "invalid_token", "error_description": "The access token is invalid"}, headers
+            )
+        account = request.url.path[len(API_PREFIX) :].split("/", 1)[0]
+        if account != self.account_id:
+            error = _Invalid(
+                1003, "accountid", "The server could not verify that you are authorized.", account, "account"
+            )
+            return _errors(403, [error])
+        return None
+
+    # --- token endpoint ---------------------------------------------------------------------
+
+    def _token(self, request: httpx.Request) -> httpx.Response:
+        if request.method != "POST" or "application/json" not in request.headers.get("content-type", ""):
+            return _json(400, {"error": "invalid_request", "error_description": "Send a JSON body."})
+        try:
+            body = jsonutil.loads(request.content)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _json(400, {"error": "invalid_request", "error_description": "Send a JSON body."})
+        if (body.get("client_id"), body.get("client_secret")) != (self.client_id, self.client_secret):
+            return _json(
+                401, {"error": "invalid_client", "error_description": "Client authentication failed."}
+            )
+        if body.get("grant_type") != "refresh_token":
+            return _json(
+                400, {"error": "unsupported_grant_type", "error_description": "Unsupported grant type."}
+            )
+        if body.get("refresh_token") != self.refresh_token:
+            return _json(
+                400, {"error": "invalid_grant", "error_description": "The provided grant is invalid."}
+            )
+        self._issued += 1
+        access, refresh = f"fb-access-{self._issued}", f"fb-refresh-{self._issued}"
+        self.retired_refresh_tokens.append(self.refresh_token)
+        self.refresh_token = refresh
+        self.access_tokens.add(access)
+        answer = copy.deepcopy(recorded_body("refresh-token"))
+        answer.update(access_token=access, refresh_token=refresh, created_at=int(self.clock().timestamp()))
+        return _json(200, answer)
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def _records(self, resource: str) -> list[dict[str, Any]]:
+        return {"users/clients": self.clients, "items/items": self.items, "taxes/taxes": self.taxes}[resource]
+
+    def _invoice_list(self, request: httpx.Request) -> list[dict[str, Any]]:
+        params = request.url.params
+        records = [r for r in self.invoices.values() if r.get("vis_state") != 1]
+        if "search[customerid]" in params:
+            records = [r for r in records if str(r["customerid"]) == params["search[customerid]"]]
+        if "search[invoice_number]" in params:
+            records = [r for r in records if r.get("invoice_number") == params["search[invoice_number]"]]
+        with_lines = "lines" in params.get_list("include[]")
+        return [_shown(r, with_lines) for r in sorted(records, key=lambda r: -int(r["id"]))]
+
+    def _list(self, request: httpx.Request, records: list[dict[str, Any]], key: str) -> httpx.Response:
+        params = request.url.params
+        try:
+            page = max(1, int(params.get("page", "1")))
+            per_page = min(MAX_PER_PAGE, max(1, int(params.get("per_page", str(DEFAULT_PER_PAGE)))))
+        except ValueError:
+            return _errors(400, [_Invalid(2001, "page", "page must be a number", params.get("page"), key)])
+        chunk = copy.deepcopy(records[(page - 1) * per_page : page * per_page])
+        result = {
+            key: chunk,
+            "page": page,
+            "pages": math.ceil(len(records) / per_page),
+            "per_page": per_page,
+            "total": len(records),
+        }
+        return _json(200, {"response": {"result": result}})
+
+    def _one_invoice(self, request: httpx.Request, invoice_id: str) -> httpx.Response:
+        record = self.invoices.get(int(invoice_id)) if invoice_id.isdigit() else None
+        if record is None:
+            return _errors(404, [_Invalid(1012, "invoiceid", "Invoice not found.", invoice_id)])
+        if request.method == "PUT":
+            body = _body(request)
+            update = body.get("invoice") if isinstance(body, dict) else None
+            if not isinstance(update, dict):
+                return _errors(VALIDATION_STATUS, [_Invalid(2001, "invoice", "Invalid invoice.", None)])
+            self._update(record, update)
+        with_lines = "lines" in request.url.params.get_list("include[]")
+        return _json(200, {"response": {"result": {"invoice": _shown(record, with_lines)}}})
+
+    def _update(self, record: dict[str, Any], update: dict[str, Any]) -> None:
+        if update.get("action_mark_as_sent") and record["v3_status"] == "draft":
+            record.update(status=2, v3_status="sent", display_status="sent")
+        if update.get("vis_state") == 1:
+            record["vis_state"] = 1
+        now = self.clock()
+        record.update(updated=eastern_text(now), version=eastern_text(now) + ".000000")
+
+    # --- create -----------------------------------------------------------------------------
+
+    def _create(self, request: httpx.Request) -> httpx.Response:
+        body = _body(request)
+        invoice = body.get("invoice") if isinstance(body, dict) else None
+        if not isinstance(invoice, dict):
+            return _errors(VALIDATION_STATUS, [_Invalid(2001, "invoice", "Invalid invoice.", None)])
+        try:
+            record = self._build(invoice)
+        except _Invalid as invalid:
+            return _errors(VALIDATION_STATUS, [invalid])
+        self.invoices[record["id"]] = record
+        self.created_ids.append(record["id"])
+        with_lines = "lines" in request.url.params.get_list("include[]")
+        return _json(200, {"response": {"result": {"invoice": _shown(record, with_lines)}}})
+
+    def _build(self, invoice: dict[str, Any]) -> dict[str, Any]:
+        """The draft FreshBooks would record; raises _Invalid for what it would refuse."""
+        client = self._client(invoice.get("customerid"))
+        currency = invoice.get("currency_code") or client["currency_code"]
+        created = _date(invoice.get("create_date"), "create_date") or self.clock().astimezone(EASTERN).date()
+        offset = invoice.get("due_offset_days") or 0
+        if not isinstance(offset, int) or offset < 0:
+            raise _Invalid(2001, "due_offset_days", "Invalid value for field due_offset_days.", offset)
+        number = invoice.get("invoice_number") or self._next_number()
+        if any(r.get("invoice_number") == number and r.get("vis_state") != 1 for r in self.invoices.values()):
+            raise _Invalid(2030, "invoice_number", f"Invoice number {number} is already in use.", number)
+        lines = [_line(line, n, currency) for n, line in enumerate(invoice.get("lines") or [], start=1)]
+        return self._record(invoice, client, currency, created, offset, number, lines)
+
+    def _record(
+        self,
+        invoice: dict[str, Any],
+        client: dict[str, Any],
+        currency: str,
+        created: date,
+        offset: int,
+        number: str,
+        lines: list[tuple[dict[str, Any], Decimal]],
+    ) -> dict[str, Any]:
+        subtotal = sum((_dec(line["amount"]["amount"]) for line, _ in lines), Decimal(0))
+        tax = sum((line_tax for _, line_tax in lines), Decimal(0))
+        total = f"{(subtotal + tax).quantize(CENT):f}"
+        now, invoice_id = self.clock(), self._next_id
+        self._next_id += 2
+        record = copy.deepcopy(self._template)
+        zero = {"amount": "0.00", "code": currency}
+        record.update(
+            {
+                "id": invoice_id,
+                "invoiceid": invoice_id,
+                "invoice_number": number,
+                "customerid": int(client["id"]),
+                "organization": client.get("organization") or "",
+                "current_organization": client.get("organization") or "",
+                "fname": client.get("fname") or "",
+                "lname": client.get("lname") or "",
+                "create_date": created.isoformat(),
+                "due_offset_days": offset,
+                "due_date": (created + timedelta(days=offset)).isoformat(),
+                "currency_code": currency,
+                "amount": {"amount": total, "code": currency},
+                "outstanding": {"amount": total, "code": currency},
+                "paid": dict(zero),
+                "net_paid_amount": dict(zero),
+                "discount_total": dict(zero),
+                "discount": {"amount": dict(zero), "rate": "0", "type": "percent"},
+                "notes": invoice.get("notes") or "",
+                "po_number": invoice.get("po_number"),
+                "status": 1,
+                "v3_status": "draft",
+                "display_status": "draft",
+                "payment_status": "unpaid",
+                "created_at": eastern_text(now),
+                "updated": eastern_text(now),
+                "version": eastern_text(now) + ".000000",
+                "uuid": str(uuid.uuid4()),
+                "vis_state": 0,
+                "lines": [{**line, "invoiceid": invoice_id} for line, _ in lines],
+            }
+        )
+        return record
+
+    def _client(self, customer_id: Any) -> dict[str, Any]:
+        client = next((c for c in self.clients if str(c["id"]) == str(customer_id)), None)
+        if client is None:
+            raise _Invalid(1012, "customerid", "Client not found.", customer_id, "client")
+        return client
+
+    def _next_number(self) -> str:
+        numbers = [
+            int(r["invoice_number"]) for r in self.invoices.values() if str(r["invoice_number"]).isdigit()
+        ]
+        return f"{max(numbers, default=0) + 1:07d}"
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _body(request: httpx.Request) -> Any:
+    try:
+        return jsonutil.loads(request.content) if request.content else None
+    except ValueError:
+        return None
+
+
+def _dec(value: Any) -> Decimal:
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        number = Decimal("NaN")
+    if not number.is_finite():
+        raise ValueError(value)
+    return number
+
+
+def _date(value: Any, name: str) -> date | None:
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise _Invalid(2001, name, f"Invalid value for field {name}.", value) from None
+
+
+def _line(line: Any, number: int, currency: str) -> tuple[dict[str, Any], Decimal]:
+    """A stored line and its tax (amount and tax computed as FreshBooks does, rounded per line)."""
+    if not isinstance(line, dict):
+        raise _Invalid(2001, "lines", "Invalid line.", line, "line")
+    cost = line.get("unit_cost") or {}
+    if cost.get("code", currency) != currency:
+        raise _Invalid(
+            2001, "unit_cost", "Line currency must match the invoice currency.", cost.get("code"), "line"
+        )
+    try:
+        unit, qty = _dec(cost.get("amount")), _dec(line.get("qty", 1))
+    except ValueError as exc:
+        raise _Invalid(2001, "unit_cost", "Invalid value for field unit_cost.", str(exc), "line") from None
+    amount = (unit * qty).quantize(CENT, rounding=ROUND_HALF_UP)
+    tax = Decimal(0)
+    stored = {
+        "lineid": number,
+        "type": line.get("type", 0),
+        "name": line.get("name") or "",
+        "description": line.get("description") or "",
+        "qty": f"{qty:f}",
+        "unit_cost": {"amount": f"{unit.quantize(CENT):f}", "code": currency},
+        "amount": {"amount": f"{amount:f}", "code": currency},
+        "taxName1": "",
+        "taxAmount1": "0",
+        "taxName2": "",
+        "taxAmount2": "0",
+        "compounded_tax": False,
+        "updated": None,
+    }
+    for n in (1, 2):
+        name, percent = line.get(f"taxName{n}"), line.get(f"taxAmount{n}")
+        if name and percent is not None:
+            stored[f"taxName{n}"], stored[f"taxAmount{n}"] = name, f"{_dec(percent):f}"
+            tax += (amount * _dec(percent) / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+    return stored, tax
+
+
+def _shown(record: dict[str, Any], with_lines: bool) -> dict[str, Any]:
+    """An invoice as answered: lines only when ``include[]=lines`` asked for them."""
+    shown = copy.deepcopy(record)
+    if not with_lines:
+        shown.pop("lines", None)
+    return shown
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(
+        status,
+        headers={"content-type": "application/json", **(headers or {})},
+        content=jsonutil.dumps(body).encode(),
+    )
+
+
+def _errors(status: int, errors: list[_Invalid]) -> httpx.Response:
+    return _json(status, {"response": {"errors": [error.error for error in errors]}})
+
+
+def _not_found() -> httpx.Response:
+    return _json(404, {"error_type": "not_found", "message": "The requested resource was not found."})

@@ -1,0 +1,656 @@
+"""Pennylane (France): customer invoices through the Company API v2.
+
+One request creates one invoice: ``POST {api}/api/external/v2/customer_invoices``. A v2 OAuth
+token is granted for one company, so the URL names no company and the module needs no
+``company_id`` setting. The token endpoint (``https://app.pennylane.com/oauth/token``) takes
+the client id and secret in the form body, and rotates refresh tokens: each refresh returns a
+new refresh token and retires the old one together with its access token (the shared
+TokenSource stores the new pair with a conditional write).
+
+Idempotency: Pennylane has no idempotency key, but every invoice carries an
+``external_reference`` that Pennylane keeps unique per company. We write the Ledgerbridge
+invoice id there, so:
+
+- ``find_invoice`` looks an earlier attempt up with the list endpoint's ``external_reference``
+  filter (and checks the reference itself, in case a filter were ever ignored);
+- a create answered 409/422 (a POST retried after a lost response collides with the invoice
+  the first attempt made) is looked up the same way, and the invoice found is the answer.
+
+Decisions where the unified invoice and Pennylane do not line up (each refusal is an
+InvalidInvoice naming the field, before anything is stored or sent):
+
+- ``type``: receivables only. Pennylane creates supplier invoices only by importing a PDF
+  (``POST /supplier_invoices/import`` needs a ``file_attachment_id``), never from data alone,
+  so ACCOUNTS_PAYABLE is refused.
+- ``status``: DRAFT is sent as ``draft: true``; OPEN or no status as ``draft: false`` (a
+  finalised invoice, numbered by Pennylane). SUBMITTED, PAID, PARTIALLY_PAID and VOID have no
+  counterpart when creating (payments are matched transactions; cancelling is a credit note).
+- ``number``: refused. French invoices are numbered by Pennylane, in sequence, when they are
+  finalised; the create endpoint takes no number. The number comes back in the response.
+- ``issue_date``/``due_date`` are Pennylane's required ``date``/``deadline`` (the calendar
+  day as the caller wrote it); a missing one is refused rather than guessed.
+- ``memo`` is ``pdf_invoice_subject`` (the invoice's title on the PDF); ``contact_id`` is
+  ``customer_id``; ``total_discount`` is an absolute invoice ``discount`` (before tax).
+- ``currency``: any ISO code (Pennylane defaults to EUR). ``exchange_rate``: Pennylane
+  converts to euros at its own rate, so a rate is refused unless it is 1 on a euro invoice
+  (which is exactly what Pennylane records).
+- Lines: with ``item_id`` a line is ``product_id`` + ``quantity`` and Pennylane fills label,
+  unit, VAT rate and price from the product; a given ``unit_price`` overrides the price and
+  ``description`` is sent as the line's description. Without an item the line needs
+  ``label`` (the unified ``description``), ``unit`` (setting ``default_unit``, default
+  ``piece``) and ``vat_rate`` (setting ``default_vat_rate``, e.g. ``FR_200``: without it such
+  a line is refused, since guessing a tax rate is not ours to do), plus the connection's
+  ``default_ledger_account_id`` when set. Unit prices are ``raw_currency_unit_price``
+  decimal strings with at most 6 decimals; a line with only ``total_amount`` is sent as
+  quantity x (total / quantity) when that division is exact within 6 decimals.
+- Totals are computed by Pennylane from VAT rates; ``sub_total``/``total_tax_amount``/
+  ``total_amount``/``balance`` are not sent, Pennylane's own figures come back.
+- Tracking: Pennylane's analytical categories cannot be given when creating an invoice;
+  they are set by a second call (``PUT /customer_invoices/{id}/categories``). Two calls are
+  not atomic: a failure between them would leave an uncategorised invoice that a resend
+  (which finds the invoice by its reference) could not repair. ``tracking_categories`` are
+  therefore refused, at both levels.
+- ``field_mappings``: refused. Pennylane's invoice "custom header fields" come from invoice
+  templates and are read-only in the API.
+- ``paid_on_date`` and ``accounting_period_id`` are refused (no counterpart when creating).
+
+Amounts are decimal strings in Pennylane ("1200.0"): they become Decimals on the way back,
+and are written from Decimals without exponent notation on the way out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+import httpx
+
+from ledgerbridge import jsonutil
+from ledgerbridge.models import InvoiceInput, InvoiceStatus, InvoiceType, LineItemInput
+from ledgerbridge.providers.base import (
+    ConnectionContext,
+    InvalidInvoice,
+    OutboundInvoice,
+    ProviderRejected,
+    ProviderUnavailable,
+    ReauthorizationRequired,
+    RemoteInvoice,
+    RemoteReference,
+)
+from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
+
+ENV_NAME = "PENNYLANE"
+API_URL = "https://app.pennylane.com"
+TOKEN_URL = "https://app.pennylane.com/oauth/token"
+API_PATH = "/api/external/v2"
+PAGE_LIMIT = 100  # the most a v2 list returns at once
+LOOKUP_LIMIT = 10
+UNIT_PRICE_PLACES = 6  # raw_currency_unit_price keeps up to 6 decimals
+BASE_CURRENCY = "EUR"  # Pennylane books in euros: exchange_rate converts to EUR
+DEFAULT_UNIT = "piece"
+CENT = Decimal("0.01")
+
+_DRAFT = {None: False, InvoiceStatus.OPEN: False, InvoiceStatus.DRAFT: True}
+_UNIFIED_STATUS = {
+    "draft": InvoiceStatus.DRAFT,
+    "incomplete": InvoiceStatus.DRAFT,
+    "upcoming": InvoiceStatus.OPEN,
+    "late": InvoiceStatus.OPEN,
+    "partially_cancelled": InvoiceStatus.OPEN,
+    "paid": InvoiceStatus.PAID,
+    "cancelled": InvoiceStatus.VOID,
+    "archived": InvoiceStatus.VOID,
+}
+# How a second create with the same external_reference is refused.
+_DUPLICATE_STATUSES = (409, 422)
+_NO_TRACKING = "not supported: Pennylane categorises an invoice only after creating it, in another call"
+
+
+# --- small conversions --------------------------------------------------------------------
+
+
+def decimal_text(value: Decimal) -> str:
+    """A Decimal as Pennylane's decimal strings: plain digits, never exponent notation."""
+    return format(value, "f")
+
+
+def _money(value: Any) -> Decimal | None:
+    """Pennylane's decimal strings ("1200.0") as exact Decimals; None for null or junk."""
+    if value is None or isinstance(value, bool) or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _places(value: Decimal) -> int:
+    """Decimal places that carry information (1.50 has 1)."""
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def _pennylane_id(value: str | None) -> int | None:
+    """Pennylane ids are integers; a synced remote id that is not one is unusable."""
+    text = (value or "").strip()
+    return int(text) if text.isdigit() else None
+
+
+def _text(value: Any) -> str | None:
+    """Pennylane sends empty strings for unset text; unified fields say null."""
+    return str(value) if value not in (None, "") else None
+
+
+def _date(value: datetime | None) -> str | None:
+    """YYYY-MM-DD, the calendar date as the caller wrote it (in its own offset)."""
+    return value.date().isoformat() if value else None
+
+
+def _timestamp(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+# --- mapping: unified -> Pennylane ----------------------------------------------------------
+
+
+@dataclass
+class _Mapper:
+    """Builds one ``customer_invoices`` body, collecting every field Pennylane cannot take."""
+
+    settings: dict[str, str]
+    outbound: OutboundInvoice
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def invoice(self) -> InvoiceInput:
+        return self.outbound.invoice
+
+    def refuse(self, path: str, reason: str) -> None:
+        self.problems.append((path, reason))
+
+    def setting(self, name: str) -> str | None:
+        return (self.settings.get(name) or "").strip() or None
+
+    def body(self) -> dict[str, Any]:
+        if self.invoice.type == InvoiceType.ACCOUNTS_PAYABLE:
+            self.refuse(
+                "type",
+                "ACCOUNTS_PAYABLE is not supported by Pennylane: its API imports supplier invoices "
+                "only from a PDF file, it cannot create them from data",
+            )
+            return {}
+        self._unsupported()
+        body: dict[str, Any] = {
+            "customer_id": self._customer(),
+            "date": self._required_date("issue_date", "date"),
+            "deadline": self._required_date("due_date", "deadline"),
+            "draft": _DRAFT.get(self.invoice.status, False),
+            "external_reference": self.outbound.invoice_id,
+        }
+        optional = {
+            "currency": self.invoice.currency,
+            "pdf_invoice_subject": self.invoice.memo,
+            "discount": self._discount(),
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
+        body["invoice_lines"] = [self._line(i, line) for i, line in enumerate(self.invoice.line_items or [])]
+        return body
+
+    def _unsupported(self) -> None:
+        invoice = self.invoice
+        if invoice.status not in _DRAFT:
+            self.refuse(
+                "status",
+                f"{invoice.status} is not supported when creating a Pennylane invoice "
+                "(send DRAFT, OPEN or no status)",
+            )
+        if invoice.number is not None:
+            self.refuse(
+                "number",
+                "not supported: Pennylane numbers invoices itself, in sequence, when they are finalised",
+            )
+        if invoice.paid_on_date is not None:
+            self.refuse("paid_on_date", "not supported: Pennylane records payments as matched transactions")
+        if invoice.accounting_period_id is not None:
+            self.refuse("accounting_period_id", "not supported: Pennylane invoices have no accounting period")
+        if invoice.field_mappings:
+            self.refuse(
+                "field_mappings",
+                "not supported: Pennylane's invoice custom fields come from invoice templates "
+                "and cannot be set through the API",
+            )
+        if invoice.tracking_categories:
+            self.refuse("tracking_categories", _NO_TRACKING)
+        if invoice.exchange_rate is not None and not self._is_euro_at_par(invoice.exchange_rate):
+            self.refuse("exchange_rate", "not supported: Pennylane converts to euros at its own rate")
+        if not invoice.line_items:
+            self.refuse("line_items", "a Pennylane invoice needs at least one line item")
+
+    def _is_euro_at_par(self, rate: Decimal | None) -> bool:
+        """A rate of 1 on a euro invoice says what Pennylane records anyway."""
+        return rate == 1 and (self.invoice.currency or BASE_CURRENCY) == BASE_CURRENCY
+
+    def _customer(self) -> int | None:
+        reference = self.outbound.references.get("contact_id")
+        if self.invoice.contact_id is None or reference is None:
+            self.refuse("contact_id", "a Pennylane invoice needs a customer: give contact_id")
+            return None
+        if reference.fields.get("is_customer") is False:
+            self.refuse("contact_id", "this contact is not a Pennylane customer")
+        customer = _pennylane_id(reference.remote_id)
+        if customer is None:
+            self.refuse("contact_id", "not a Pennylane customer id (sync references again)")
+        return customer
+
+    def _required_date(self, path: str, name: str) -> str | None:
+        value = _date(getattr(self.invoice, path))
+        if value is None:
+            self.refuse(path, f"Pennylane requires it (its '{name}')")
+        return value
+
+    def _discount(self) -> dict[str, str] | None:
+        discount = self.invoice.total_discount
+        if discount is None or discount == 0:
+            return None
+        if discount < 0:
+            self.refuse("total_discount", "must not be negative")
+            return None
+        return {"type": "absolute", "value": decimal_text(discount)}
+
+    # -- lines
+
+    def _line(self, index: int, line: LineItemInput) -> dict[str, Any]:
+        path = f"line_items.{index}"
+        self._line_unsupported(path, line)
+        quantity = line.quantity if line.quantity is not None else Decimal(1)
+        unit_price = self._unit_price(path, line, quantity)
+        if line.item_id is not None:
+            return self._product_line(path, line, quantity, unit_price)
+        return self._free_line(path, line, quantity, unit_price)
+
+    def _line_unsupported(self, path: str, line: LineItemInput) -> None:
+        currency = self.invoice.currency or BASE_CURRENCY
+        if line.currency and line.currency != currency:
+            self.refuse(f"{path}.currency", f"Pennylane lines are in the invoice's currency ({currency})")
+        if line.exchange_rate is not None and not self._is_euro_at_par(line.exchange_rate):
+            self.refuse(f"{path}.exchange_rate", "not supported: Pennylane converts to euros at its own rate")
+        if line.tracking_categories:
+            self.refuse(f"{path}.tracking_categories", _NO_TRACKING)
+
+    def _unit_price(self, path: str, line: LineItemInput, quantity: Decimal) -> Decimal | None:
+        """The unit price to send: given, or derived exactly from total_amount; None if neither."""
+        if line.unit_price is not None:
+            if _places(line.unit_price) > UNIT_PRICE_PLACES:
+                self.refuse(
+                    f"{path}.unit_price",
+                    f"Pennylane keeps {UNIT_PRICE_PLACES} decimal places; {line.unit_price} would be rounded",
+                )
+            product = quantity * line.unit_price
+            rounded = product.quantize(CENT, rounding=ROUND_HALF_UP)
+            if line.total_amount is not None and line.total_amount not in (product, rounded):
+                self.refuse(f"{path}.total_amount", f"is not quantity x unit_price ({product})")
+            return line.unit_price
+        if line.total_amount is None:
+            return None
+        unit = line.total_amount / quantity if quantity else None
+        if unit is None or unit * quantity != line.total_amount or _places(unit) > UNIT_PRICE_PLACES:
+            self.refuse(
+                f"{path}.total_amount",
+                "Pennylane lines are quantity x unit price: give a unit_price "
+                f"(total_amount / quantity is not exact within {UNIT_PRICE_PLACES} decimals)",
+            )
+            return None
+        return unit
+
+    def _product_line(
+        self, path: str, line: LineItemInput, quantity: Decimal, unit_price: Decimal | None
+    ) -> dict[str, Any]:
+        """Pennylane fills label, unit, VAT rate and price from the product; ours override."""
+        product = _pennylane_id(self.outbound.remote_id(f"{path}.item_id"))
+        if product is None:
+            self.refuse(
+                f"{path}.item_id", "unknown Pennylane product for this connection (sync references again)"
+            )
+        body: dict[str, Any] = {"product_id": product, "quantity": quantity}
+        if unit_price is not None:
+            body["raw_currency_unit_price"] = decimal_text(unit_price)
+        if line.description is not None:
+            body["description"] = line.description
+        return body
+
+    def _free_line(
+        self, path: str, line: LineItemInput, quantity: Decimal, unit_price: Decimal | None
+    ) -> dict[str, Any]:
+        """A line without a product: Pennylane requires label, unit price, unit and VAT rate."""
+        if not line.description:
+            self.refuse(
+                f"{path}.description",
+                "a Pennylane line without an item needs a description (it becomes the line's label)",
+            )
+        if unit_price is None and line.total_amount is None:
+            self.refuse(
+                f"{path}.unit_price", "a Pennylane line without an item needs unit_price or total_amount"
+            )
+        vat_rate = self.setting("default_vat_rate")
+        if vat_rate is None:
+            self.refuse(
+                f"{path}.item_id",
+                "a Pennylane line needs a VAT rate: give item_id (the product's rate applies) or set "
+                "the connection's default_vat_rate (e.g. FR_200)",
+            )
+        body: dict[str, Any] = {
+            "label": line.description,
+            "quantity": quantity,
+            "raw_currency_unit_price": decimal_text(unit_price) if unit_price is not None else None,
+            "unit": self.setting("default_unit") or DEFAULT_UNIT,
+            "vat_rate": vat_rate,
+        }
+        account = self._default_ledger_account()
+        if account is not None:
+            body["ledger_account_id"] = account
+        return body
+
+    def _default_ledger_account(self) -> int | None:
+        text = self.setting("default_ledger_account_id")
+        if text is None:
+            return None
+        account = _pennylane_id(text)
+        if account is None:
+            self.refuse(
+                "connection", "default_ledger_account_id must be a Pennylane ledger account id (a number)"
+            )
+        return account
+
+
+def map_invoice(connection: ConnectionContext, outbound: OutboundInvoice) -> dict[str, Any]:
+    """The ``customer_invoices`` body for ``outbound``; raises InvalidInvoice listing every problem."""
+    mapper = _Mapper(connection.settings, outbound)
+    body = mapper.body()
+    if mapper.problems:
+        raise InvalidInvoice(list(dict.fromkeys(mapper.problems)))
+    return body
+
+
+# --- mapping: Pennylane -> unified ----------------------------------------------------------
+
+
+def unified_status(record: dict[str, Any]) -> InvoiceStatus | None:
+    """Pennylane's status in unified words; a finalised invoice partly paid is PARTIALLY_PAID."""
+    status = _UNIFIED_STATUS.get(str(record.get("status")))
+    if status == InvoiceStatus.OPEN:
+        remaining, amount = _money(record.get("remaining_amount_with_tax")), _money(record.get("amount"))
+        if remaining is not None and amount is not None and 0 < remaining < amount:
+            return InvoiceStatus.PARTIALLY_PAID
+    return status
+
+
+def _balance(record: dict[str, Any]) -> Decimal | None:
+    """What is left to pay, in the invoice's currency.
+
+    ``remaining_amount_with_tax`` is in euros whatever the invoice's currency (and null on
+    drafts), so it is the balance only of a euro invoice, or of a fully paid one.
+    """
+    remaining = _money(record.get("remaining_amount_with_tax"))
+    if remaining is None:
+        return None
+    if remaining == 0 or (record.get("currency") or BASE_CURRENCY) == BASE_CURRENCY:
+        return remaining
+    return None
+
+
+def _total_discount(record: dict[str, Any]) -> Decimal | None:
+    discount = record.get("discount") or {}
+    value = _money(discount.get("value")) if discount.get("type") == "absolute" else None
+    return value if value else None
+
+
+def remote_invoice(
+    record: dict[str, Any], lines: list[dict[str, Any]] | None, line_count: int
+) -> RemoteInvoice:
+    """The unified view of an invoice Pennylane recorded; ``lines`` in creation order, if read."""
+    line_ids: list[str | None] = [str(line["id"]) for line in lines or [] if line.get("id") is not None]
+    line_ids = (line_ids + [None] * line_count)[:line_count]
+    status = unified_status(record)
+    fields = {
+        "number": _text(record.get("invoice_number")),
+        "status": status.value if status else None,
+        "sub_total": _money(record.get("currency_amount_before_tax")),
+        "total_tax_amount": _money(record.get("currency_tax")),
+        "total_amount": _money(record.get("currency_amount")),
+        "total_discount": _total_discount(record),
+        "balance": _balance(record),
+        "currency": _text(record.get("currency")),
+        "exchange_rate": _money(record.get("exchange_rate")),
+    }
+    return RemoteInvoice(
+        remote_id=str(record["id"]),
+        remote_data=record,
+        remote_updated_at=_timestamp(record.get("updated_at")),
+        fields={key: value for key, value in fields.items() if value is not None},
+        line_remote_ids=line_ids,
+    )
+
+
+def _detail_texts(details: Any) -> list[str]:
+    """Pennylane's ``details``: one ``{"field", "issue"}`` object, a list of them, or text."""
+    entries = details if isinstance(details, list) else [details]
+    texts = []
+    for entry in entries:
+        if isinstance(entry, dict) and (entry.get("field") or entry.get("issue")):
+            texts.append(" ".join(str(entry[key]) for key in ("field", "issue") if entry.get(key)))
+        elif isinstance(entry, str) and entry:
+            texts.append(entry)
+    return texts
+
+
+def error_messages(response: httpx.Response) -> list[str]:
+    """Pennylane's messages: ``{"error", "status"}`` (reference), ``{"error", "message", "details"}``
+    (error guide), or plain text; the message wins over an error code such as
+    ``unprocessable_entity``."""
+    body = json_body(response)
+    messages: list[str] = []
+    if isinstance(body, dict):
+        main = body.get("message") or body.get("error")
+        if isinstance(main, str) and main:
+            messages.append(main)
+        messages.extend(text for text in _detail_texts(body.get("details")) if text not in messages)
+    elif body is None and response.content and response.headers.get("content-type", "").startswith("text/"):
+        messages.append(response.text.strip())
+    return messages or [f"Pennylane answered HTTP {response.status_code}"]
+
+
+def _failure(response: httpx.Response) -> Exception:
+    """The exception for a refused request (429 and 5xx never get here: ProviderHttp retries them)."""
+    messages = error_messages(response)
+    if response.status_code in (401, 403):
+        # 401 survives ProviderHttp's refresh only when the grant is gone; 403: a scope is missing.
+        return ReauthorizationRequired(
+            f"Pennylane refused the connection (HTTP {response.status_code}): {'; '.join(messages)}"
+        )
+    return ProviderRejected(messages)
+
+
+# --- the provider ---------------------------------------------------------------------------
+
+
+def _http(connection: ConnectionContext) -> ProviderHttp:
+    if connection.http is None:
+        raise ProviderUnavailable("the Pennylane connection has no HTTP client (credentials not loaded)")
+    return connection.http
+
+
+def _api() -> str:
+    return endpoint(ENV_NAME, "API", API_URL) + API_PATH
+
+
+class _Lister:
+    """GETs of one company's cursor-paged lists (``has_more`` / ``next_cursor``)."""
+
+    def __init__(self, http: ProviderHttp):
+        self._http = http
+
+    def page(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        response = self._http.request("GET", f"{_api()}/{path}", params=params)
+        if response.status_code != 200:
+            if response.status_code < 500:
+                raise _failure(response)
+            raise ProviderUnavailable(f"Pennylane answered HTTP {response.status_code} listing {path}")
+        body = json_body(response)
+        if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+            raise ProviderUnavailable(f"Pennylane answered {path} without items")
+        return body
+
+    def all(self, path: str, params: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every record, page by page, until Pennylane says there is no more."""
+        query = {**(params or {}), "limit": str(PAGE_LIMIT)}
+        seen: set[str] = set()
+        while True:
+            body = self.page(path, query)
+            yield from (record for record in body["items"] if isinstance(record, dict))
+            cursor = body.get("next_cursor")
+            if not body.get("has_more") or not cursor or cursor in seen:
+                return
+            seen.add(cursor)
+            query = {**query, "cursor": str(cursor)}
+
+
+def _line_records(http: ProviderHttp, invoice_id: Any) -> list[dict[str, Any]] | None:
+    """The invoice's lines in creation order, for their ids; None if they cannot be read now.
+
+    The invoice exists by then: failing its creation because its line ids could not be read
+    would only queue a resend, so the lines are best effort.
+    """
+    try:
+        return list(_Lister(http).all(f"customer_invoices/{invoice_id}/invoice_lines", {"sort": "id"}))
+    except (ProviderUnavailable, ProviderRejected, ReauthorizationRequired):
+        return None
+
+
+class PennylaneProvider:
+    """Creates customer invoices in one Pennylane company; see the module docstring."""
+
+    name = "pennylane"
+    oauth_client_auth = "form"
+
+    def oauth_token_url(self) -> str | None:
+        return endpoint(ENV_NAME, "TOKEN", TOKEN_URL)
+
+    def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> dict[str, Any]:
+        return map_invoice(connection, outbound)
+
+    def send_invoice(
+        self, connection: ConnectionContext, outbound: OutboundInvoice, request: dict[str, Any]
+    ) -> RemoteInvoice:
+        http = _http(connection)
+        response = http.request("POST", f"{_api()}/customer_invoices", body=request)
+        if response.status_code in (200, 201):
+            record = json_body(response)
+            if not isinstance(record, dict) or record.get("id") is None:
+                # Safe to resend: the external_reference finds the invoice if it was made.
+                raise ProviderUnavailable(
+                    f"Pennylane answered HTTP {response.status_code} without the invoice"
+                )
+            return self._remote(http, record, outbound)
+        if response.status_code in _DUPLICATE_STATUSES:
+            earlier = self.find_invoice(connection, outbound)
+            if earlier is not None:
+                return earlier  # an earlier attempt (or a retried POST) already made it
+        raise _failure(response)
+
+    def find_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice | None:
+        """The invoice whose ``external_reference`` is ``outbound.invoice_id``, if Pennylane has it."""
+        http = _http(connection)
+        wanted = [{"field": "external_reference", "operator": "eq", "value": outbound.invoice_id}]
+        params = {"filter": jsonutil.dumps(wanted), "limit": str(LOOKUP_LIMIT)}
+        try:
+            body = _Lister(http).page("customer_invoices", params)
+        except ProviderRejected as exc:
+            # Without the lookup a resend could duplicate the invoice: wait and try again later.
+            raise ProviderUnavailable(
+                f"Pennylane could not be searched by external_reference: {exc}"
+            ) from exc
+        record = next(
+            (
+                item
+                for item in body["items"]
+                if isinstance(item, dict) and item.get("external_reference") == outbound.invoice_id
+            ),
+            None,
+        )
+        return self._remote(http, record, outbound) if record and record.get("id") is not None else None
+
+    def _remote(self, http: ProviderHttp, record: dict[str, Any], outbound: OutboundInvoice) -> RemoteInvoice:
+        lines = _line_records(http, record["id"])
+        return remote_invoice(record, lines, len(outbound.invoice.line_items or []))
+
+    def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
+        """Customers, products and ledger accounts (suppliers are not synced: no payables)."""
+        lister = _Lister(_http(connection))
+        return [
+            *(customer_reference(record) for record in lister.all("customers")),
+            *(product_reference(record) for record in lister.all("products")),
+            *(ledger_account_reference(record) for record in lister.all("ledger_accounts")),
+        ]
+
+
+# --- references -----------------------------------------------------------------------------
+
+
+def customer_reference(record: dict[str, Any]) -> RemoteReference:
+    emails = [email for email in record.get("emails") or [] if email]
+    return RemoteReference(
+        kind="contact",
+        remote_id=str(record["id"]),
+        name=str(record.get("name") or record["id"]),
+        fields={
+            "is_customer": True,
+            "is_supplier": False,
+            "email_address": str(emails[0]) if emails else None,
+            "tax_number": _text(record.get("vat_number")),
+            "status": None,  # Pennylane customers have no status
+            "currency": None,  # nor a currency
+            "customer_type": _text(record.get("customer_type")),
+        },
+        remote_data=record,
+    )
+
+
+def product_reference(record: dict[str, Any]) -> RemoteReference:
+    ledger_account = record.get("ledger_account") or {}
+    return RemoteReference(
+        kind="item",
+        remote_id=str(record["id"]),
+        name=str(record.get("label") or record.get("reference") or record["id"]),
+        fields={
+            "code": _text(record.get("reference")),
+            "status": "ARCHIVED" if record.get("archived_at") else "ACTIVE",
+            "unit_price": _money(record.get("price_before_tax")),
+            "purchase_price": None,  # Pennylane products are sold, not bought
+            "sales_account": str(ledger_account["id"]) if ledger_account.get("id") is not None else None,
+            "vat_rate": _text(record.get("vat_rate")),
+            "unit": _text(record.get("unit")),
+            "currency": _text(record.get("currency")),
+        },
+        remote_data=record,
+    )
+
+
+def ledger_account_reference(record: dict[str, Any]) -> RemoteReference:
+    return RemoteReference(
+        kind="account",
+        remote_id=str(record["id"]),
+        name=str(record.get("label") or record.get("number") or record["id"]),
+        fields={
+            "account_number": _text(record.get("number")),
+            "type": _text(record.get("type")),
+            "status": "ACTIVE" if record.get("enabled", True) else "INACTIVE",
+            "vat_rate": _text(record.get("vat_rate")),
+        },
+        remote_data=record,
+    )

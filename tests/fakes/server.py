@@ -42,7 +42,7 @@ def _request_handler(handle: Handler, lock: threading.Lock) -> type[BaseHTTPRequ
             self.end_headers()
             self.wfile.write(response.content)
 
-        do_GET = do_POST = do_PUT = _serve
+        do_GET = do_POST = do_PUT = do_DELETE = _serve
 
         def log_message(self, *args: object) -> None:  # keep test output quiet
             pass

@@ -181,3 +181,15 @@ def test_client_credentials_go_where_the_token_endpoint_wants_them(style: str) -
         assert form["refresh_token"] == "rt-1"
         assert (request.headers.get("authorization") == basic) is (style == "basic")
         assert ("client_secret" in form) is (style == "form")
+
+
+def test_a_refusal_sent_with_http_200_is_still_a_refusal() -> None:
+    store = MemoryStore(tokens(10))
+
+    def zoho_style(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"error": "invalid_code"})
+
+    client = httpx.Client(transport=httpx.MockTransport(zoho_style))
+    with pytest.raises(ReauthorizationRequired, match="invalid_code"):
+        TokenSource(store, APP, client, clock=lambda: NOW).access_token()
+    assert store.reauthorization == "refresh token invalid_code"

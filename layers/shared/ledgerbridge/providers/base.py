@@ -122,8 +122,11 @@ class Provider(Protocol):
     #: How its token endpoint takes client credentials: "basic", "form" or "json" (oauth.OAuthApp).
     oauth_client_auth: str
 
-    def oauth_token_url(self) -> str | None:
-        """Where refresh tokens are exchanged (after overrides); None without OAuth."""
+    def oauth_token_url(self, settings: dict[str, str] | None = None) -> str | None:
+        """Where this connection's refresh tokens are exchanged (after overrides); None without OAuth.
+
+        ``settings`` are the connection's: a data centre or country can choose the host.
+        """
         ...
 
     def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> Any:

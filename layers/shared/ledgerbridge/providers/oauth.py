@@ -21,6 +21,14 @@ from ledgerbridge.providers.base import ProviderUnavailable, ReauthorizationRequ
 from ledgerbridge.providers.http import json_body
 
 REFRESH_MARGIN_SECONDS = 120  # refresh this long before expiry, so a token never dies mid-call
+# Answers meaning "this refresh token is no good" (Zoho says invalid_code, with HTTP 200).
+REFUSED_GRANT = ("invalid_grant", "invalid_code")
+
+
+def _error_in_body(response: httpx.Response) -> bool:
+    """Some token endpoints (Zoho) refuse with HTTP 200 and an ``error`` field."""
+    body = json_body(response) if response.status_code == 200 else None
+    return isinstance(body, dict) and "error" in body and "access_token" not in body
 
 
 @dataclass(frozen=True)
@@ -119,7 +127,7 @@ class TokenSource:
         if not force and not self._expiring(latest):
             return self._remember(latest)
         response = self._post_refresh(latest.refresh_token)
-        if response.status_code in (400, 401):
+        if response.status_code in (400, 401) or _error_in_body(response):
             return self._refused(latest, response)
         if response.status_code != 200:
             raise ProviderUnavailable(f"token endpoint answered HTTP {response.status_code}")
@@ -155,12 +163,12 @@ class TokenSource:
             return self._remember(again)
         body = json_body(response)
         reason = str(body.get("error", "")) if isinstance(body, dict) else ""
-        if reason != "invalid_grant":
+        if reason not in REFUSED_GRANT:
             raise ProviderUnavailable(
                 f"token endpoint refused Ledgerbridge's OAuth app ({reason or response.status_code})"
             )
-        self._store.mark_needs_reauthorization("refresh token invalid_grant")
-        raise ReauthorizationRequired("the provider refused the refresh token (invalid_grant)")
+        self._store.mark_needs_reauthorization(f"refresh token {reason}")
+        raise ReauthorizationRequired(f"the provider refused the refresh token ({reason})")
 
     def _parse(self, response: httpx.Response, latest: OAuthTokens) -> OAuthTokens:
         body = json_body(response)

@@ -538,7 +538,7 @@ class PennylaneProvider:
     name = "pennylane"
     oauth_client_auth = "form"
 
-    def oauth_token_url(self) -> str | None:
+    def oauth_token_url(self, settings: dict[str, str] | None = None) -> str | None:
         return endpoint(ENV_NAME, "TOKEN", TOKEN_URL)
 
     def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> dict[str, Any]:

@@ -594,7 +594,7 @@ class QuickBooksProvider:
     def __init__(self, page_size: int = PAGE_SIZE):
         self._page_size = page_size
 
-    def oauth_token_url(self) -> str | None:
+    def oauth_token_url(self, settings: dict[str, str] | None = None) -> str | None:
         return endpoint(ENV_NAME, "TOKEN", TOKEN_URL)
 
     def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> QuickBooksRequest:

@@ -122,7 +122,7 @@ class SandboxProvider:
     name = "sandbox"
     oauth_client_auth = "basic"
 
-    def oauth_token_url(self) -> str | None:
+    def oauth_token_url(self, settings: dict[str, str] | None = None) -> str | None:
         return None
 
     def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> None:

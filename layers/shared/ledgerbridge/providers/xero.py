@@ -434,7 +434,7 @@ class XeroProvider:
     name = "xero"
     oauth_client_auth = "basic"
 
-    def oauth_token_url(self) -> str | None:
+    def oauth_token_url(self, settings: dict[str, str] | None = None) -> str | None:
         return endpoint("XERO", "TOKEN", TOKEN_URL)
 
     def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> dict[str, Any]:

@@ -84,7 +84,7 @@ def create_connection(
     _require_project(project_id)
     if provider not in connections.PROVIDER_FACTORIES:
         raise AdminError(f"provider must be one of: {', '.join(sorted(connections.PROVIDER_FACTORIES))}")
-    if connections.provider_for(provider).oauth_token_url():
+    if connections.provider_for(provider).oauth_token_url(connection_settings or {}):
         credentials = _oauth_credentials(provider, credentials)
     connection_id = str(uuid7())
     token = f"lbc_{secrets.token_urlsafe(32)}"

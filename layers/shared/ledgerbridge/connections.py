@@ -82,7 +82,7 @@ def connection_context(principal: Principal, deadline: float | None = None) -> C
     """What the connection's provider needs for one call: settings, and HTTP with its tokens."""
     provider = provider_for(principal.provider)
     http = None
-    token_url = provider.oauth_token_url()
+    token_url = provider.oauth_token_url(principal.connection_settings)
     if token_url:
         from ledgerbridge.providers.http import ProviderHttp, shared_client
 

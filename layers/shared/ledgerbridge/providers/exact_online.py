@@ -1,0 +1,860 @@
+"""Exact Online: sales invoices (receivables) and purchase entries (payables), REST API v1 (OData 2).
+
+Receivables are ``POST {api}/api/v1/{division}/salesinvoice/SalesInvoices`` with their
+``SalesInvoiceLines`` nested; payables are ``POST .../purchaseentry/PurchaseEntries`` with their
+``PurchaseEntryLines`` (the endpoint of the recorded purchase invoice; ``purchase/PurchaseInvoices``
+needs a wholesale licence and is not used). Answers are OData 2 verbose JSON: one entity is
+``{"d": {...}}``, a list is ``{"d": {"results": [...], "__next": url}}`` (or a bare ``d`` array
+when ``$top`` is given); dates are ``/Date(ms)/``; errors are ``{"error": {"code", "message":
+{"lang", "value"}}}``. The division and the country host come from the connection settings.
+
+Why it looks the way it does:
+
+- Idempotency: Exact has no idempotency key. Every document carries a unique reference in
+  ``YourRef``, derived from the Ledgerbridge invoice id (:func:`exact_reference`: ``LB-`` + the
+  id's 16 bytes in base32, 29 characters: Exact's reference fields are short, and a truncated
+  reference would never be found again). ``find_invoice`` looks it up with ``$filter=YourRef eq
+  '...'`` before a resend, and ``send_invoice`` does the same when the create's answer was lost.
+  YourRef is the customer's reference on a sales invoice and the supplier's invoice number on a
+  purchase entry; unified invoices have no other use for it, so ``number`` (which Exact assigns
+  from the journal anyway) is refused on both sides rather than competing for the field.
+- Exact's own fields that need no decision: ``contact_id`` is ``OrderedBy`` (InvoiceTo is left to
+  Exact: the account's own invoice-to account) or the purchase entry's ``Supplier``;
+  ``issue_date``/``due_date`` are ``InvoiceDate`` + ``OrderDate`` (as recorded) / ``DueDate``, or
+  the entry's ``EntryDate``/``DueDate``, sent as ``YYYY-MM-DD``; ``currency`` is ``Currency``;
+  ``memo`` is ``Description``. Journals are settings (``sales_journal`` 70, ``purchase_journal``
+  60: Exact's standard codes, and the recorded ones).
+- Exact computes VAT and totals; ``sub_total``/``total_tax_amount``/``total_amount``/``balance``
+  are not sent and Exact's ``AmountFCExclVat``/``VATAmountFC``/``AmountFC`` come back.
+- Sales lines must name an item (Exact requires ``Item``): ``item_id`` or the connection's
+  ``default_item_id``, else 422. A unit price is ``NetPrice`` (with ``Quantity``, 1 if absent),
+  a line with only ``total_amount`` is ``AmountFC``. Purchase entry lines have no items: they
+  book an amount (``AmountFC`` = total_amount or quantity x unit_price, at most 2 decimals) on
+  a G/L account: the item's own cost account (``Items.GLCosts``) when the line has an item, else
+  ``default_purchase_gl_account``; 422 when there is none. ``VATCode`` is the connection's
+  ``default_vat_code`` (sales lines whose item has no sales VAT code of its own) or
+  ``default_purchase_vat_code`` (falling back to ``default_vat_code``) on purchase lines.
+- Status: Exact creates every sales invoice as 20 "Open" (editable, not yet processed into the
+  ledger: processing is a separate print/send step this API does not take) and every purchase
+  entry as 20 "Open"; ``Status`` is read-only. So DRAFT, SUBMITTED, OPEN or none create that;
+  PAID, PARTIALLY_PAID, VOID and ``paid_on_date`` are refused (payments are separate in Exact).
+  Read back: 10 -> DRAFT, 20 and 50 (processed) -> OPEN, 5 (rejected purchase entry) -> VOID.
+- Exchange rates: purchase entries take ``Rate`` (units of the division's currency per one unit
+  of the invoice's, the convention of ``AmountDC = AmountFC x Rate``); sales invoices have no
+  rate field (Exact uses its own currency rates), so ``exchange_rate`` there is a 422.
+- Tracking: Exact's cost centres and cost units (hrm/Costcenters, hrm/Costunits) are the
+  tracking categories, remote ids ``costcenter:<ID>`` / ``costunit:<ID>``; a line takes one of
+  each, by code (``CostCenter``/``CostUnit``). Invoice-level ones are copied to every line; a
+  line's own replaces the invoice's of the same kind.
+- Not expressible, so refused before anything is stored: ``field_mappings`` (Exact invoices
+  have no custom fields through the API: ``CustomField`` is a read-only, premium-only link),
+  ``accounting_period_id``, ``total_discount`` (Exact's header discount is in the division's
+  currency, not the invoice's), descriptions longer than 60 characters (Exact's description
+  width; refused rather than cut), lines in another currency than the invoice.
+- Dates: ``/Date(ms)/`` values are Exact's server wall-clock time written as if it were UTC
+  (the recording shows ``Modified`` 16:31 when the server said 16:30:59 at UTC+2), so
+  ``remote_updated_at`` is read as Central European time; calendar dates are read as dates.
+- Paging: Exact answers 60 records a page with an absolute ``__next`` link; only its path and
+  query are followed, on the configured base URL, so the bearer token never leaves that host.
+- Lost answers: the create is not idempotent at Exact, so it is sent with ``idempotent=False``
+  (ProviderHttp resends it only after a refused connection or a 429). A create whose answer
+  never came (a read timeout, a reset, a 5xx) is looked up by reference at once: found, it is
+  the answer; not found, ProviderUnavailable (and the next delivery starts with
+  ``find_invoice``). A failed read-back of a created (or found) invoice settles it with what is
+  known rather than inviting a second create.
+- Hosts: ``country`` picks ``https://start.exactonline.<country>`` for both the API and the
+  token endpoint (``oauth_token_url(settings)``); LEDGERBRIDGE_EXACT_ONLINE_API_URL / _TOKEN_URL
+  replace them. An unknown country is refused by ``map_invoice`` as a misconfigured connection;
+  ``oauth_token_url`` (asked before mapping) names the nl host for it rather than raising.
+
+Connection settings: ``division`` (required), ``country`` (nl), ``sales_journal`` (70),
+``purchase_journal`` (60), ``default_item_id``, ``default_vat_code``, ``default_purchase_vat_code``,
+``default_purchase_gl_account`` (a G/L account ID).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from ledgerbridge.models import InvoiceInput, InvoiceStatus, InvoiceType, LineItemInput
+from ledgerbridge.providers.base import (
+    ConnectionContext,
+    InvalidInvoice,
+    OutboundInvoice,
+    ProviderRejected,
+    ProviderUnavailable,
+    ReauthorizationRequired,
+    RemoteInvoice,
+    RemoteReference,
+)
+from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
+
+ENV_NAME = "EXACT_ONLINE"
+HOSTS = {
+    "nl": "https://start.exactonline.nl",
+    "be": "https://start.exactonline.be",
+    "de": "https://start.exactonline.de",
+    "fr": "https://start.exactonline.fr",
+    "es": "https://start.exactonline.es",
+    "co.uk": "https://start.exactonline.co.uk",
+    "com": "https://start.exactonline.com",
+}
+DEFAULT_COUNTRY = "nl"
+TOKEN_PATH = "/api/oauth2/token"
+API_PREFIX = "/api/v1/"
+DEFAULT_SALES_JOURNAL = "70"
+DEFAULT_PURCHASE_JOURNAL = "60"
+MAX_DESCRIPTION = 60  # Exact's description width; longer text is refused, not cut
+REFERENCE_PREFIX = "LB-"
+CENT = Decimal("0.01")
+
+CREATABLE_STATUSES = (None, InvoiceStatus.DRAFT, InvoiceStatus.SUBMITTED, InvoiceStatus.OPEN)
+_UNIFIED_STATUS = {
+    10: InvoiceStatus.DRAFT,
+    20: InvoiceStatus.OPEN,
+    50: InvoiceStatus.OPEN,
+    5: InvoiceStatus.VOID,
+}
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+@dataclass(frozen=True)
+class _Document:
+    """One kind of Exact document: where it is created and how its parts are named."""
+
+    resource: str
+    key: str
+    lines: str
+    contact: str
+    issue_dates: tuple[str, ...]
+
+
+SALES_INVOICE = _Document(
+    "salesinvoice/SalesInvoices", "InvoiceID", "SalesInvoiceLines", "OrderedBy", ("InvoiceDate", "OrderDate")
+)
+PURCHASE_ENTRY = _Document(
+    "purchaseentry/PurchaseEntries", "EntryID", "PurchaseEntryLines", "Supplier", ("EntryDate",)
+)
+
+
+@dataclass(frozen=True)
+class ExactRequest:
+    """One create call: which document, in which division, with which body and reference."""
+
+    document: _Document
+    division: str
+    body: dict[str, Any]
+    reference: str
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def _setting(settings: dict[str, str], name: str) -> str | None:
+    return (settings.get(name) or "").strip() or None
+
+
+def _division(settings: dict[str, str]) -> str:
+    """The Exact division (administration) number every URL is under."""
+    division = _setting(settings, "division")
+    if not division or not division.isdigit():
+        raise InvalidInvoice([("connection", "Exact Online connection needs a numeric division setting")])
+    return division
+
+
+def _country(settings: dict[str, str]) -> str:
+    return (_setting(settings, "country") or DEFAULT_COUNTRY).lower().removeprefix(".")
+
+
+def _host(settings: dict[str, str]) -> str:
+    country = _country(settings)
+    if country not in HOSTS:
+        raise InvalidInvoice(
+            [("connection", f"Exact Online country must be one of {', '.join(HOSTS)}, not '{country}'")]
+        )
+    return HOSTS[country]
+
+
+def api_base_url(settings: dict[str, str]) -> str:
+    """start.exactonline.<country> by the ``country`` setting; the API_URL environment override wins."""
+    return endpoint(ENV_NAME, "API", _host(settings))
+
+
+def token_url(settings: dict[str, str] | None = None) -> str:
+    """The token endpoint of the connection's country (nl without settings or for an unknown one)."""
+    host = HOSTS.get(_country(settings or {}), HOSTS[DEFAULT_COUNTRY])
+    return endpoint(ENV_NAME, "TOKEN", host + TOKEN_PATH)
+
+
+# --- references and dates -------------------------------------------------------------------
+
+
+def exact_reference(invoice_id: str) -> str:
+    """``YourRef`` for an invoice: ``LB-`` + the id's 16 bytes in base32 (29 characters, stable)."""
+    try:
+        raw = uuid.UUID(invoice_id).bytes
+    except ValueError:
+        raw = hashlib.sha256(invoice_id.encode()).digest()[:16]
+    return REFERENCE_PREFIX + base64.b32encode(raw).decode().rstrip("=")
+
+
+_MS_DATE = re.compile(r"^/Date\((-?\d+)\)/$")
+_EPOCH = datetime(1970, 1, 1)
+
+
+def parse_exact_date(value: Any) -> datetime | None:
+    """The wall-clock time of an Exact ``/Date(ms)/`` (naive: Exact writes local time as if UTC)."""
+    if value is None:
+        return None
+    match = _MS_DATE.match(str(value).strip())
+    if not match:
+        raise ValueError(f"not an Exact date: {value!r}")
+    return _EPOCH + timedelta(milliseconds=int(match.group(1)))
+
+
+def _last_sunday(year: int, month: int) -> datetime:
+    day = datetime(year, month + 1, 1) - timedelta(days=1)
+    return day - timedelta(days=(day.weekday() + 1) % 7)
+
+
+def central_european(wall: datetime) -> datetime:
+    """``wall`` as an aware time in CET/CEST (EU rule: summer time from the last Sunday of March
+    02:00 to the last Sunday of October 03:00), the clock of Exact's servers."""
+    summer = _last_sunday(wall.year, 3).replace(hour=2) <= wall < _last_sunday(wall.year, 10).replace(hour=3)
+    return wall.replace(tzinfo=timezone(timedelta(hours=2 if summer else 1)))
+
+
+def _exact_date(value: datetime | None) -> str | None:
+    """YYYY-MM-DD, the calendar date as the caller wrote it (in its own offset, not UTC)."""
+    return value.date().isoformat() if value else None
+
+
+def _places(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+# --- mapping: unified -> Exact --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Tracking:
+    """The cost centre and cost unit codes for one line."""
+
+    cost_center: str | None = None
+    cost_unit: str | None = None
+
+
+@dataclass
+class _Mapper:
+    """Builds one request body, collecting every field Exact cannot take."""
+
+    settings: dict[str, str]
+    outbound: OutboundInvoice
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def invoice(self) -> InvoiceInput:
+        return self.outbound.invoice
+
+    @property
+    def payable(self) -> bool:
+        return self.invoice.type == InvoiceType.ACCOUNTS_PAYABLE
+
+    @property
+    def document(self) -> _Document:
+        return PURCHASE_ENTRY if self.payable else SALES_INVOICE
+
+    def refuse(self, path: str, reason: str) -> None:
+        self.problems.append((path, reason))
+
+    def body(self, reference: str) -> dict[str, Any]:
+        self._unsupported()
+        header_tracking = self._tracking("tracking_categories", len(self.invoice.tracking_categories or []))
+        body: dict[str, Any] = {"Journal": self._journal(), **self._contact(), **self._header()}
+        body["YourRef"] = reference
+        body[self.document.lines] = [
+            self._line(i, line, header_tracking) for i, line in enumerate(self.invoice.line_items or [])
+        ]
+        return body
+
+    def _journal(self) -> str:
+        if self.payable:
+            return _setting(self.settings, "purchase_journal") or DEFAULT_PURCHASE_JOURNAL
+        return _setting(self.settings, "sales_journal") or DEFAULT_SALES_JOURNAL
+
+    def _unsupported(self) -> None:
+        invoice = self.invoice
+        if invoice.status not in CREATABLE_STATUSES:
+            self.refuse(
+                "status",
+                f"{invoice.status} is not supported: Exact creates invoices Open and records payments "
+                "and cancellations separately (send DRAFT, SUBMITTED or OPEN)",
+            )
+        refusals = {
+            "number": (invoice.number, "Exact assigns invoice and entry numbers from the journal"),
+            "paid_on_date": (invoice.paid_on_date, "Exact records payments separately; not supported"),
+            "accounting_period_id": (invoice.accounting_period_id, "not supported for Exact Online"),
+            "total_discount": (
+                invoice.total_discount,
+                "Exact has no invoice-level discount in the invoice's currency",
+            ),
+            "field_mappings": (invoice.field_mappings, "Exact Online invoices have no custom fields"),
+        }
+        for path, (value, reason) in refusals.items():
+            if value:
+                self.refuse(path, reason)
+        if invoice.exchange_rate is not None and not self.payable:
+            self.refuse(
+                "exchange_rate",
+                "Exact sales invoices take the rate from Exact's currency rates; not supported",
+            )
+        if invoice.memo is not None and len(invoice.memo) > MAX_DESCRIPTION:
+            self.refuse("memo", f"Exact descriptions hold at most {MAX_DESCRIPTION} characters")
+        if not invoice.line_items:
+            self.refuse("line_items", "Exact needs at least one line")
+
+    def _contact(self) -> dict[str, Any]:
+        wanted, label = ("is_supplier", "supplier") if self.payable else ("is_customer", "customer")
+        reference = self.outbound.references.get("contact_id")
+        if reference is None:
+            self.refuse(
+                "contact_id",
+                f"an Exact {'purchase entry' if self.payable else 'sales invoice'} needs a {label}",
+            )
+            return {}
+        if reference.fields.get(wanted) is False:
+            self.refuse("contact_id", f"this Exact account is not a {label}")
+        return {self.document.contact: reference.remote_id}
+
+    def _header(self) -> dict[str, Any]:
+        invoice = self.invoice
+        issued = _exact_date(invoice.issue_date)
+        values: dict[str, Any] = {name: issued for name in self.document.issue_dates}
+        values.update(
+            {
+                "DueDate": _exact_date(invoice.due_date),
+                "Currency": invoice.currency,
+                "Rate": invoice.exchange_rate if self.payable else None,
+                "Description": invoice.memo,
+            }
+        )
+        return {key: value for key, value in values.items() if value is not None}
+
+    # -- lines
+
+    def _line(self, index: int, line: LineItemInput, header: _Tracking) -> dict[str, Any]:
+        path = f"line_items.{index}"
+        self._line_agrees(path, line)
+        body: dict[str, Any] = {}
+        if self.payable:
+            body.update(self._purchase_line(path, line))
+        else:
+            body.update(self._sales_line(path, line))
+        if line.description is not None:
+            if len(line.description) > MAX_DESCRIPTION:
+                self.refuse(
+                    f"{path}.description", f"Exact descriptions hold at most {MAX_DESCRIPTION} characters"
+                )
+            body["Description"] = line.description
+        tracking = self._line_tracking(path, line, header)
+        if tracking.cost_center:
+            body["CostCenter"] = tracking.cost_center
+        if tracking.cost_unit:
+            body["CostUnit"] = tracking.cost_unit
+        return body
+
+    def _line_agrees(self, path: str, line: LineItemInput) -> None:
+        if line.currency and self.invoice.currency and line.currency != self.invoice.currency:
+            self.refuse(f"{path}.currency", "Exact lines are in the invoice's currency")
+        if line.exchange_rate is None:
+            return
+        if not self.payable:
+            self.refuse(f"{path}.exchange_rate", "Exact sales invoices have no exchange rate; not supported")
+        elif line.exchange_rate != self.invoice.exchange_rate:
+            self.refuse(f"{path}.exchange_rate", "Exact lines use the invoice's exchange rate")
+
+    def _sales_line(self, path: str, line: LineItemInput) -> dict[str, Any]:
+        reference = self.outbound.references.get(f"{path}.item_id")
+        item = reference.remote_id if reference else _setting(self.settings, "default_item_id")
+        if not item:
+            self.refuse(
+                f"{path}.item_id",
+                "an Exact sales invoice line needs an item: give item_id or set the connection's "
+                "default_item_id",
+            )
+        elif reference is not None and reference.fields.get("is_sales_item") is False:
+            self.refuse(f"{path}.item_id", "this Exact item is not a sales item")
+        body: dict[str, Any] = {"Item": item or ""}
+        body.update(self._sales_amounts(path, line))
+        vat = _setting(self.settings, "default_vat_code")
+        if vat and not (reference and reference.fields.get("sales_vat_code")):
+            body["VATCode"] = vat
+        return body
+
+    def _sales_amounts(self, path: str, line: LineItemInput) -> dict[str, Any]:
+        """Quantity x NetPrice when there is a unit price, else AmountFC (Exact derives the rest)."""
+        quantity = line.quantity if line.quantity is not None else Decimal(1)
+        if line.unit_price is not None:
+            self._check_total(path, line, quantity * line.unit_price)
+            return {"Quantity": quantity, "NetPrice": line.unit_price}
+        if line.total_amount is not None:
+            self._check_cents(f"{path}.total_amount", line.total_amount)
+            return {"Quantity": quantity, "AmountFC": line.total_amount}
+        return {"Quantity": quantity}  # Exact prices it from the item
+
+    def _purchase_line(self, path: str, line: LineItemInput) -> dict[str, Any]:
+        body: dict[str, Any] = {"GLAccount": self._purchase_account(path)}
+        if line.quantity is not None:
+            body["Quantity"] = line.quantity
+        amount = line.total_amount
+        if line.unit_price is not None:
+            product = (line.quantity if line.quantity is not None else Decimal(1)) * line.unit_price
+            self._check_total(path, line, product)
+            amount = amount if amount is not None else product
+        if amount is None:
+            self.refuse(f"{path}.unit_price", "an Exact purchase line needs unit_price or total_amount")
+        else:
+            self._check_cents(
+                f"{path}.total_amount" if line.unit_price is None else f"{path}.unit_price", amount
+            )
+            body["AmountFC"] = amount
+        vat = _setting(self.settings, "default_purchase_vat_code") or _setting(
+            self.settings, "default_vat_code"
+        )
+        if vat:
+            body["VATCode"] = vat
+        return body
+
+    def _purchase_account(self, path: str) -> str:
+        """The item's own cost account, or the connection's default for lines without an item."""
+        reference = self.outbound.references.get(f"{path}.item_id")
+        if reference is not None:
+            account = reference.fields.get("purchase_account")
+            if not account:
+                self.refuse(
+                    f"{path}.item_id",
+                    "Exact purchase entries book lines on a G/L account and this item has no cost account "
+                    "of its own (GLCosts): send the line without item_id to use default_purchase_gl_account",
+                )
+            return str(account or "")
+        account = _setting(self.settings, "default_purchase_gl_account")
+        if not account:
+            self.refuse(
+                f"{path}.item_id",
+                "an Exact purchase line needs a G/L account: set the connection's "
+                "default_purchase_gl_account",
+            )
+        elif not _GUID.match(account):
+            self.refuse("connection", "default_purchase_gl_account must be the G/L account's ID (a GUID)")
+        return account or ""
+
+    def _check_total(self, path: str, line: LineItemInput, product: Decimal) -> None:
+        rounded = product.quantize(CENT)
+        if line.total_amount is not None and line.total_amount not in (product, rounded):
+            self.refuse(f"{path}.total_amount", f"is not quantity x unit_price ({product})")
+
+    def _check_cents(self, path: str, amount: Decimal) -> None:
+        if _places(amount) > 2:
+            self.refuse(path, f"Exact line amounts keep 2 decimal places; {amount} would be rounded")
+
+    # -- tracking
+
+    def _tracking(self, path: str, count: int) -> _Tracking:
+        chosen: dict[str, str] = {}
+        for j in range(count):
+            reference = self.outbound.references.get(f"{path}.{j}")
+            kind, _, _ = (reference.remote_id if reference else "").partition(":")
+            code = reference.fields.get("code") if reference else None
+            if kind not in ("costcenter", "costunit") or not code:
+                self.refuse(f"{path}.{j}", "not an Exact cost centre or cost unit (sync references again)")
+                continue
+            if kind in chosen and chosen[kind] != code:
+                self.refuse(
+                    f"{path}.{j}",
+                    f"an Exact line takes one {'cost centre' if kind == 'costcenter' else 'cost unit'}",
+                )
+                continue
+            chosen[kind] = str(code)
+        return _Tracking(chosen.get("costcenter"), chosen.get("costunit"))
+
+    def _line_tracking(self, path: str, line: LineItemInput, header: _Tracking) -> _Tracking:
+        own = self._tracking(f"{path}.tracking_categories", len(line.tracking_categories or []))
+        return _Tracking(own.cost_center or header.cost_center, own.cost_unit or header.cost_unit)
+
+
+def map_invoice(connection: ConnectionContext, outbound: OutboundInvoice) -> ExactRequest:
+    """The create request for ``outbound``; raises InvalidInvoice listing every problem."""
+    settings = connection.settings
+    division = _division(settings)
+    _host(settings)  # an unknown country is a misconfiguration: refuse before anything is stored
+    mapper = _Mapper(settings, outbound)
+    reference = exact_reference(outbound.invoice_id)
+    body = mapper.body(reference)
+    if mapper.problems:
+        raise InvalidInvoice(list(dict.fromkeys(mapper.problems)))
+    return ExactRequest(mapper.document, division, body, reference)
+
+
+# --- mapping: Exact -> unified --------------------------------------------------------------
+
+
+def _money(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    return Decimal(str(value))
+
+
+def unified_status(record: dict[str, Any]) -> str | None:
+    """Exact's numeric status in unified words (see the module docstring); None when unknown."""
+    code = record.get("Status")
+    status = _UNIFIED_STATUS.get(code) if isinstance(code, int) else None
+    return status.value if status else None
+
+
+def _lines(record: dict[str, Any], document: _Document) -> list[dict[str, Any]]:
+    """The expanded lines in their order, or [] when Exact only linked them (``__deferred``)."""
+    nested = record.get(document.lines)
+    lines = nested.get("results") if isinstance(nested, dict) else nested
+    if not isinstance(lines, list):
+        return []
+    return sorted(
+        (line for line in lines if isinstance(line, dict)), key=lambda line: line.get("LineNumber") or 0
+    )
+
+
+def remote_invoice(record: dict[str, Any], document: _Document, line_count: int) -> RemoteInvoice:
+    """The unified view of a sales invoice or purchase entry Exact recorded."""
+    total, tax = _money(record.get("AmountFC")), _money(record.get("VATAmountFC"))
+    sub_total = _money(record.get("AmountFCExclVat"))
+    if sub_total is None and total is not None and tax is not None:
+        sub_total = total - tax
+    number = record.get("InvoiceNumber")
+    fields = {
+        "number": str(number) if number is not None else None,
+        "status": unified_status(record),
+        "sub_total": sub_total,
+        "total_tax_amount": tax,
+        "total_amount": total,
+        "currency": record.get("Currency"),
+        "exchange_rate": _money(record.get("Rate")),
+    }
+    line_ids: list[str | None] = [str(line["ID"]) for line in _lines(record, document) if line.get("ID")]
+    modified = parse_exact_date(record.get("Modified"))
+    return RemoteInvoice(
+        remote_id=str(record[document.key]),
+        remote_data=record,
+        remote_updated_at=central_european(modified) if modified else None,
+        fields={key: value for key, value in fields.items() if value is not None},
+        line_remote_ids=(line_ids + [None] * line_count)[:line_count],
+    )
+
+
+def error_message(body: Any) -> str | None:
+    """``error.message.value`` of Exact's OData error (or a plain ``error`` string)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        message = error.get("message")
+        value = message.get("value") if isinstance(message, dict) else message
+        return str(value) if value else None
+    return str(error) if error else None
+
+
+def _failure(response: httpx.Response, doing: str) -> Exception:
+    """The exception for an answer that is neither success nor a retryable failure."""
+    message = error_message(json_body(response))
+    if response.status_code == 401:
+        return ReauthorizationRequired(
+            f"Exact Online refused the connection's token ({message or 'HTTP 401'})"
+        )
+    detail = message or f"Exact Online answered HTTP {response.status_code} {doing}"
+    if response.status_code == 403:
+        detail = f"Exact Online refused access (HTTP 403): {detail}"
+    return ProviderRejected([detail])
+
+
+# --- HTTP -------------------------------------------------------------------------------------
+
+
+class _Exact:
+    """Calls to one division, on the connection's base URL."""
+
+    def __init__(self, connection: ConnectionContext):
+        if connection.http is None:
+            raise ProviderUnavailable(
+                "the Exact Online connection has no HTTP client (credentials not loaded)"
+            )
+        self.http: ProviderHttp = connection.http
+        self.base = api_base_url(connection.settings)
+        self.division = _division(connection.settings)
+
+    def url(self, resource: str) -> str:
+        return f"{self.base}{API_PREFIX}{self.division}/{resource}"
+
+    def entity_url(self, document: _Document, key: str) -> str:
+        return self.url(f"{document.resource}(guid'{key}')")
+
+    def get(self, url: str, params: dict[str, str] | None = None) -> httpx.Response:
+        return self.http.request("GET", url, params=params)
+
+    def follow(self, next_link: str) -> str:
+        """``__next`` on our own base URL: only its path from /api/v1/ and its query are kept."""
+        raw = httpx.URL(next_link).raw_path.decode("ascii")
+        start = raw.find(API_PREFIX)
+        if start < 0:
+            raise ProviderUnavailable(f"Exact Online answered a __next link outside its API: {next_link}")
+        return self.base + raw[start:]
+
+    def pages(self, resource: str, params: dict[str, str], doing: str) -> Iterator[list[dict[str, Any]]]:
+        """Every page of a list, following ``__next`` until Exact sends none."""
+        url: str | None = self.url(resource)
+        query: dict[str, str] | None = params
+        while url:
+            response = self.get(url, query)
+            if response.status_code != 200:
+                raise _failure(response, doing)
+            records, next_link = _results(json_body(response))
+            yield records
+            url, query = (self.follow(next_link), None) if next_link else (None, None)
+
+
+def _results(body: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """The records and the ``__next`` link of a list answer (``d.results`` or a bare ``d`` array)."""
+    data = body.get("d") if isinstance(body, dict) else None
+    if isinstance(data, list):
+        return [r for r in data if isinstance(r, dict)], None
+    if isinstance(data, dict) and isinstance(data.get("results"), list):
+        return [r for r in data["results"] if isinstance(r, dict)], data.get("__next") or None
+    raise ProviderUnavailable("Exact Online answered a list without d.results")
+
+
+def _entity(body: Any, key: str) -> dict[str, Any] | None:
+    data = body.get("d") if isinstance(body, dict) else None
+    return data if isinstance(data, dict) and data.get(key) else None
+
+
+# --- the provider ---------------------------------------------------------------------------
+
+
+class ExactOnlineProvider:
+    """Creates sales invoices and purchase entries in one Exact Online division; see the module docstring."""
+
+    name = "exact_online"
+    oauth_client_auth = "form"
+
+    def oauth_token_url(self, settings: dict[str, str] | None = None) -> str | None:
+        """The token endpoint of the connection's Exact country (see token_url)."""
+        return token_url(settings)
+
+    def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> ExactRequest:
+        return map_invoice(connection, outbound)
+
+    def send_invoice(
+        self, connection: ConnectionContext, outbound: OutboundInvoice, request: ExactRequest
+    ) -> RemoteInvoice:
+        exact = _Exact(connection)
+        document = request.document
+        try:
+            # Not idempotent at Exact: resent only when it certainly never arrived (refused, 429).
+            response = exact.http.request(
+                "POST", exact.url(document.resource), body=request.body, idempotent=False
+            )
+        except ProviderUnavailable:
+            found = self.find_invoice(connection, outbound)  # the create may have happened unanswered
+            if found is None:
+                raise
+            return found
+        if response.status_code not in (200, 201):
+            raise _failure(response, "creating the invoice")
+        record = _entity(json_body(response), document.key)
+        if record is None:
+            raise ProviderUnavailable("Exact Online answered the create without the document")
+        return self._read_back(exact, document, record, len(outbound.invoice.line_items or []))
+
+    def find_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice | None:
+        """The document an earlier attempt created, found by its ``YourRef`` (oldest if several)."""
+        exact = _Exact(connection)
+        document = PURCHASE_ENTRY if outbound.invoice.type == InvoiceType.ACCOUNTS_PAYABLE else SALES_INVOICE
+        params = {
+            "$filter": f"YourRef eq '{exact_reference(outbound.invoice_id)}'",
+            "$select": f"{document.key},Created",
+        }
+        found = [
+            record
+            for page in exact.pages(document.resource, params, "finding the invoice")
+            for record in page
+        ]
+        if not found:
+            return None
+        first = min(found, key=lambda record: parse_exact_date(record.get("Created")) or datetime.max)
+        return self._read_back(exact, document, first, len(outbound.invoice.line_items or []))
+
+    def _read_back(
+        self, exact: _Exact, document: _Document, known: dict[str, Any], line_count: int
+    ) -> RemoteInvoice:
+        """The document with its lines expanded (a create answer or a lookup only links them).
+
+        The invoice exists by now: if the read fails, what we already hold is used (without line
+        ids) rather than reporting a failure that a resend would turn into a second invoice.
+        """
+        try:
+            response = exact.get(exact.entity_url(document, known[document.key]), {"$expand": document.lines})
+        except ProviderUnavailable:
+            return remote_invoice(known, document, line_count)
+        record = _entity(json_body(response), document.key) if response.status_code == 200 else None
+        return remote_invoice(record or known, document, line_count)
+
+    def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
+        exact = _Exact(connection)
+        references: list[RemoteReference] = []
+        for source in REFERENCE_SOURCES:
+            try:
+                records = [
+                    r for page in exact.pages(source.resource, source.params(), source.doing) for r in page
+                ]
+            except ProviderRejected:
+                if not source.optional:
+                    raise
+                continue  # no cost analysis in this licence (or no rights to it): no such references
+            references.extend(source.build(record) for record in records)
+        return references
+
+
+# --- references -----------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def _ended(record: dict[str, Any]) -> bool:
+    end = parse_exact_date(record.get("EndDate"))
+    return record.get("Active") is False or (end is not None and end.date() <= datetime.now(UTC).date())
+
+
+def contact_reference(record: dict[str, Any]) -> RemoteReference:
+    """A crm/Accounts record: a customer (Status C) and/or a supplier (IsSupplier)."""
+    return RemoteReference(
+        kind="contact",
+        remote_id=str(record["ID"]),
+        name=str(record.get("Name") or _text(record.get("Code")) or record["ID"]),
+        fields={
+            "code": _text(record.get("Code")),
+            "is_customer": record.get("Status") == "C",
+            "is_supplier": bool(record.get("IsSupplier")),
+            "email_address": _text(record.get("Email")),
+            "currency": _text(record.get("SalesCurrency")) or _text(record.get("PurchaseCurrency")),
+            "status": "ARCHIVED" if record.get("Blocked") else "ACTIVE",
+        },
+        remote_data=record,
+    )
+
+
+def item_reference(record: dict[str, Any]) -> RemoteReference:
+    """A logistics/Items record with the G/L accounts and VAT code the mapper needs."""
+    return RemoteReference(
+        kind="item",
+        remote_id=str(record["ID"]),
+        name=str(record.get("Description") or record.get("Code") or record["ID"]),
+        fields={
+            "code": _text(record.get("Code")),
+            "status": None,
+            "is_sales_item": record.get("IsSalesItem"),
+            "is_purchase_item": record.get("IsPurchaseItem"),
+            "unit_price": _money(record.get("StandardSalesPrice")),
+            "sales_account": _text(record.get("GLRevenue")),
+            "purchase_account": _text(record.get("GLCosts")),
+            "sales_vat_code": _text(record.get("SalesVatCode")),
+        },
+        remote_data=record,
+    )
+
+
+def account_reference(record: dict[str, Any]) -> RemoteReference:
+    return RemoteReference(
+        kind="account",
+        remote_id=str(record["ID"]),
+        name=str(record.get("Description") or record.get("Code") or record["ID"]),
+        fields={"code": _text(record.get("Code")), "status": None},
+        remote_data=record,
+    )
+
+
+def tracking_reference(record: dict[str, Any], kind: str) -> RemoteReference:
+    """A cost centre or cost unit; lines name it by code, the id keeps its Ledgerbridge id stable."""
+    label = "Cost centre" if kind == "costcenter" else "Cost unit"
+    description = _text(record.get("Description")) or _text(record.get("Code")) or ""
+    return RemoteReference(
+        kind="tracking_category",
+        remote_id=f"{kind}:{record['ID']}",
+        name=f"{label}: {description}",
+        fields={
+            "code": _text(record.get("Code")),
+            "category_type": "COST_CENTER" if kind == "costcenter" else "COST_UNIT",
+            "category_name": label,
+            "option_name": description,
+            "parent_category": label,
+            "status": "ARCHIVED" if _ended(record) else "ACTIVE",
+        },
+        remote_data=record,
+    )
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A list the reference sync reads; optional lists (cost analysis) may be absent from a licence."""
+
+    resource: str
+    select: str
+    kind: str
+    filter: str | None = None
+    optional: bool = False
+
+    @property
+    def doing(self) -> str:
+        return f"listing {self.resource}"
+
+    def params(self) -> dict[str, str]:
+        params = {"$select": self.select}
+        if self.filter:
+            params["$filter"] = self.filter
+        return params
+
+    def build(self, record: dict[str, Any]) -> RemoteReference:
+        if self.kind == "contact":
+            return contact_reference(record)
+        if self.kind == "item":
+            return item_reference(record)
+        if self.kind == "account":
+            return account_reference(record)
+        return tracking_reference(record, self.kind)
+
+
+REFERENCE_SOURCES = (
+    _Source(
+        "crm/Accounts",
+        "ID,Code,Name,Email,Status,IsSupplier,Blocked,SalesCurrency,PurchaseCurrency,Modified",
+        "contact",
+        filter="Status eq 'C' or IsSupplier eq true",
+    ),
+    _Source(
+        "logistics/Items",
+        "ID,Code,Description,ItemGroup,IsSalesItem,IsPurchaseItem,GLRevenue,GLCosts,SalesVatCode,"
+        "StandardSalesPrice,Modified",
+        "item",
+    ),
+    _Source("financial/GLAccounts", "ID,Code,Description,Modified", "account"),
+    _Source("hrm/Costcenters", "ID,Code,Description,Active,EndDate", "costcenter", optional=True),
+    _Source("hrm/Costunits", "ID,Code,Description,EndDate", "costunit", optional=True),
+)

@@ -1,0 +1,1034 @@
+"""The Exact Online provider against the fake Exact (tests/fakes/exact_online.py) and its recordings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+
+from ledgerbridge import jsonutil
+from ledgerbridge.models import InvoiceInput
+from ledgerbridge.providers.base import (
+    ConnectionContext,
+    InvalidInvoice,
+    OutboundInvoice,
+    ProviderRejected,
+    ProviderUnavailable,
+    RemoteReference,
+)
+from ledgerbridge.providers.exact_online import (
+    PURCHASE_ENTRY,
+    SALES_INVOICE,
+    ExactOnlineProvider,
+    central_european,
+    contact_reference,
+    exact_reference,
+    item_reference,
+    parse_exact_date,
+    remote_invoice,
+    tracking_reference,
+    unified_status,
+)
+from ledgerbridge.providers.http import ProviderHttp, RetryPolicy
+from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens, TokenSource
+from tests.fakes.exact_online import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    COSTS_ACCOUNT,
+    DIVISION,
+    TOKEN_PATH,
+    FakeExactOnline,
+    fixture,
+    recorded_records,
+)
+
+INVOICE_ID = "0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1b00"
+API = f"https://start.exactonline.nl/api/v1/{DIVISION}"
+NL_TOKEN_URL = "https://start.exactonline.nl/api/oauth2/token"
+CUSTOMER = "a58c29d9-ef92-40f1-b817-31b36990898c"  # "Foobar2 Updated", the recorded invoices' customer
+SUPPLIER = "454a5d46-ee70-4ed1-9375-9cfedeb138cd"  # "Exact Software France", the recorded supplier
+MARCHANDISES = "918004e1-ab42-4b76-a196-fd57b44a3d4c"  # item "M"
+SERVICES = "61facaed-0389-4183-bf67-ac1c179e1050"  # item "S"
+FEES_ACCOUNT = "83e03d6d-4a5e-4b19-b8e8-00c6c569f2bf"  # 658000 Charges diverses de gestion courante
+SETTINGS = {
+    "division": str(DIVISION),
+    "default_item_id": SERVICES,
+    "default_vat_code": "AB",
+    "default_purchase_gl_account": FEES_ACCOUNT,
+}
+# Ledgerbridge ids of referenced records (any UUIDs: the references map resolves them).
+CONTACT_UUID = "3f1c2a8e-0b6d-5c1e-9a47-1d2e3f4a5b60"
+ITEM_UUID = "3f1c2a8e-0b6d-5c1e-9a47-1d2e3f4a5b61"
+CENTER_UUID = "3f1c2a8e-0b6d-5c1e-9a47-1d2e3f4a5b62"
+UNIT_UUID = "3f1c2a8e-0b6d-5c1e-9a47-1d2e3f4a5b63"
+OTHER_UUID = "3f1c2a8e-0b6d-5c1e-9a47-1d2e3f4a5b64"
+NOW = 1_800_000_000.0
+
+provider = ExactOnlineProvider()
+
+
+@pytest.fixture(autouse=True)
+def _default_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LEDGERBRIDGE_EXACT_ONLINE_API_URL", raising=False)
+    monkeypatch.delenv("LEDGERBRIDGE_EXACT_ONLINE_TOKEN_URL", raising=False)
+
+
+@pytest.fixture
+def fake() -> FakeExactOnline:
+    return FakeExactOnline()
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def account(account_id: str) -> RemoteReference:
+    return contact_reference(next(r for r in recorded_records("list-accounts") if r["ID"] == account_id))
+
+
+def item(item_id: str, **extra: Any) -> RemoteReference:
+    record = next(r for r in FakeExactOnline().items if r["ID"] == item_id)
+    return item_reference({**record, **extra})
+
+
+def cost_center(code: str) -> RemoteReference:
+    record = next(r for r in recorded_records("list-cost-centers") if r["Code"] == code)
+    return tracking_reference(record, "costcenter")
+
+
+def cost_unit(code: str) -> RemoteReference:
+    record = next(r for r in recorded_records("list-cost-units") if r["Code"] == code)
+    return tracking_reference(record, "costunit")
+
+
+class StaticTokens:
+    """The fake's first access token, valid for the test (the refresh flow is tested with TokenSource)."""
+
+    def access_token(self) -> str:
+        return "exact-access-0"
+
+    def refresh_after_rejection(self, rejected_access_token: str) -> str:
+        raise AssertionError("no refresh expected")
+
+
+def connect(
+    handler: Callable[[httpx.Request], httpx.Response],
+    settings: dict[str, str] | None = None,
+    sleeps: list[float] | None = None,
+    attempts: int = 4,
+) -> ConnectionContext:
+    http = ProviderHttp(
+        httpx.Client(transport=httpx.MockTransport(handler)),
+        tokens=StaticTokens(),
+        policy=RetryPolicy(max_attempts=attempts, base_delay=0.5),
+        sleep=(sleeps if sleeps is not None else []).append,
+        jitter=lambda: 0.5,
+    )
+    return ConnectionContext(
+        "conn-exact", "exact_online", dict(SETTINGS if settings is None else settings), http
+    )
+
+
+def outbound(body: dict[str, Any], references: dict[str, RemoteReference], invoice_id: str = INVOICE_ID):
+    invoice = InvoiceInput.model_validate(jsonutil.loads(jsonutil.dumps(body)))
+    return OutboundInvoice(invoice_id, invoice, references)
+
+
+def create(connection: ConnectionContext, out: OutboundInvoice):
+    return provider.send_invoice(connection, out, provider.map_invoice(connection, out))
+
+
+def refusal(
+    body: dict[str, Any], references: dict[str, RemoteReference | None] | None = None, **settings: str
+):
+    connection = ConnectionContext("conn-exact", "exact_online", {**SETTINGS, **settings})
+    default_contact = account(SUPPLIER if body.get("type") == "ACCOUNTS_PAYABLE" else CUSTOMER)
+    chosen = {"contact_id": default_contact, **(references or {})}
+    with pytest.raises(InvalidInvoice) as caught:
+        provider.map_invoice(connection, outbound(body, {k: v for k, v in chosen.items() if v is not None}))
+    return caught.value.details
+
+
+def replay(*answers: dict[str, Any]) -> Callable[[httpx.Request], httpx.Response]:
+    """Answer each request with the next recorded response."""
+    queue = list(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = queue.pop(0)
+        return httpx.Response(
+            answer["status"], headers=answer["headers"], content=jsonutil.dumps(answer["body"])
+        )
+
+    return handler
+
+
+FULL_INVOICE = {
+    "type": "ACCOUNTS_RECEIVABLE",
+    "issue_date": "2026-04-24",
+    "due_date": "2026-05-24T09:00:00+02:00",
+    "memo": "April consulting",
+    "currency": "usd",
+    "contact_id": CONTACT_UUID,
+    "tracking_categories": [CENTER_UUID],
+    "line_items": [
+        {
+            "description": "Developer day onsite",
+            "quantity": 2,
+            "unit_price": 650,
+            "item_id": ITEM_UUID,
+            "tracking_categories": [UNIT_UUID],
+        },
+        {"description": "Support minutes", "quantity": 3, "unit_price": Decimal("0.1250"), "currency": "USD"},
+    ],
+}
+FULL_REFERENCES = {
+    "contact_id": account(CUSTOMER),
+    "tracking_categories.0": cost_center("100"),
+    "line_items.0.item_id": item(MARCHANDISES),
+    "line_items.0.tracking_categories.0": cost_unit("PRJ-A"),
+}
+
+
+# --- receivables --------------------------------------------------------------------------
+
+
+def test_a_full_invoice_is_sent_as_exact_documents_it(fake: FakeExactOnline) -> None:
+    remote = create(connect(fake.handle), outbound(FULL_INVOICE, FULL_REFERENCES))
+
+    [sent] = fake.create_requests()
+    assert str(sent.url) == f"{API}/salesinvoice/SalesInvoices"
+    assert sent.headers["accept"] == "application/json"
+    assert sent.headers["content-type"] == "application/json"
+    assert FakeExactOnline.body_of(sent) == {
+        "Journal": "70",
+        "OrderedBy": CUSTOMER,
+        "InvoiceDate": "2026-04-24",
+        "OrderDate": "2026-04-24",
+        "DueDate": "2026-05-24",
+        "Currency": "USD",
+        "Description": "April consulting",
+        "YourRef": exact_reference(INVOICE_ID),
+        "SalesInvoiceLines": [
+            {
+                "Item": MARCHANDISES,
+                "Quantity": 2,
+                "NetPrice": 650,
+                "VATCode": "AB",
+                "Description": "Developer day onsite",
+                "CostCenter": "100",
+                "CostUnit": "PRJ-A",
+            },
+            {
+                "Item": SERVICES,  # default_item_id
+                "Quantity": 3,
+                "NetPrice": Decimal("0.1250"),
+                "VATCode": "AB",
+                "Description": "Support minutes",
+                "CostCenter": "100",  # the invoice's cost centre lands on every line
+            },
+        ],
+    }
+    assert b'"NetPrice":0.1250' in sent.content  # exact on the wire, not a float
+    stored = fake.sales_invoices[remote.remote_id]
+    assert remote.fields == {
+        "status": "OPEN",
+        "sub_total": Decimal("1300.38"),
+        "total_tax_amount": Decimal("260.08"),
+        "total_amount": Decimal("1560.46"),
+        "currency": "USD",
+    }
+    assert remote.line_remote_ids == [line["ID"] for line in stored["SalesInvoiceLines"]]
+    assert remote.remote_data["SalesInvoiceLines"]["results"][1]["CostUnit"] is None
+    assert remote.remote_updated_at is not None and remote.remote_updated_at.utcoffset() in (
+        timedelta(hours=1),
+        timedelta(hours=2),
+    )
+    # The create answer only links the lines; the read-back expands them.
+    assert [(r.method, r.url.params.get("$expand")) for r in fake.requests] == [
+        ("POST", None),
+        ("GET", "SalesInvoiceLines"),
+    ]
+
+
+def test_the_recorded_request_is_what_the_mapper_builds() -> None:
+    [post] = [e for e in fixture("create-invoice")["exchanges"] if e["method"] == "POST"]
+    recorded = post["request"]["body"]
+    body = {
+        "contact_id": CONTACT_UUID,
+        "issue_date": "2024-08-12",
+        "line_items": [{"quantity": 1, "unit_price": 1, "item_id": ITEM_UUID}],
+    }
+    request = provider.map_invoice(
+        ConnectionContext("c", "exact_online", {"division": str(DIVISION)}),
+        outbound(body, {"contact_id": account(CUSTOMER), "line_items.0.item_id": item(MARCHANDISES)}),
+    )
+    # Status is read-only in Exact's documentation, and Type 8023 (a direct sales invoice, with a
+    # stock movement) needs a warehouse and a wholesale edition: neither is sent. YourRef is ours.
+    expected = {key: value for key, value in recorded.items() if key not in ("Status", "Type")}
+    assert request.body == {**expected, "YourRef": exact_reference(INVOICE_ID)}
+    assert (request.document, request.division) == (SALES_INVOICE, str(DIVISION))
+
+
+def test_the_recorded_responses_map_back_to_unified_fields() -> None:
+    exchanges = {e["method"]: e["response"] for e in fixture("create-invoice")["exchanges"]}
+    body = {"contact_id": CONTACT_UUID, "line_items": [{"unit_price": 1, "item_id": ITEM_UUID}]}
+    out = outbound(body, {"contact_id": account(CUSTOMER), "line_items.0.item_id": item(MARCHANDISES)})
+    remote = create(connect(replay(exchanges["POST"], exchanges["GET"])), out)
+
+    assert remote.remote_id == "a07b5588-4d7d-4872-88f9-30b2d256440d"
+    assert remote.fields == {
+        "status": "OPEN",
+        "sub_total": Decimal(1),
+        "total_tax_amount": Decimal(0),
+        "total_amount": Decimal(1),
+        "currency": "EUR",
+    }
+    assert remote.line_remote_ids == ["19d4c9b5-c888-4404-9b28-f454e97f74ce"]
+    # /Date(1782405060240)/ is the server's wall clock (16:31 at UTC+2 per GET /current/Me): 14:31 UTC.
+    assert remote.remote_updated_at == datetime(2026, 6, 25, 14, 31, 0, 240000, tzinfo=UTC)
+    assert remote.remote_data == exchanges["GET"]["body"]["d"]
+
+
+def test_a_processed_recorded_invoice_maps_back_with_its_number() -> None:
+    record = fixture("get-sales-invoice")["exchanges"][0]["response"]["body"]["d"]
+    remote = remote_invoice(record, SALES_INVOICE, line_count=1)
+    assert remote.fields == {
+        "number": "24700006",
+        "status": "OPEN",
+        "sub_total": Decimal(1),
+        "total_tax_amount": Decimal("0.2"),
+        "total_amount": Decimal("1.2"),
+        "currency": "EUR",
+    }
+    assert remote.line_remote_ids == [None]  # the lines were only linked
+
+
+@pytest.mark.parametrize(
+    ("status", "unified"), [(10, "DRAFT"), (20, "OPEN"), (50, "OPEN"), (5, "VOID"), (99, None)]
+)
+def test_exact_statuses_map_to_unified_ones(status: int, unified: str | None) -> None:
+    assert unified_status({"Status": status}) == unified
+
+
+def test_every_recorded_invoice_in_the_list_has_a_unified_status() -> None:
+    statuses = {unified_status(record) for record in recorded_records("list-sales-invoices")}
+    assert statuses == {"OPEN"}
+
+
+def test_a_line_with_only_a_total_is_sent_as_an_amount(fake: FakeExactOnline) -> None:
+    body = {"contact_id": CONTACT_UUID, "line_items": [{"total_amount": "49.90"}]}
+    remote = create(connect(fake.handle), outbound(body, {"contact_id": account(CUSTOMER)}))
+    [line] = FakeExactOnline.body_of(fake.create_requests()[0])["SalesInvoiceLines"]
+    assert line == {"Item": SERVICES, "Quantity": 1, "AmountFC": Decimal("49.90"), "VATCode": "AB"}
+    assert remote.fields["sub_total"] == Decimal("49.90")
+
+
+def test_an_items_own_sales_vat_code_is_left_to_exact() -> None:
+    body = {"contact_id": CONTACT_UUID, "line_items": [{"unit_price": 5, "item_id": ITEM_UUID}]}
+    references = {
+        "contact_id": account(CUSTOMER),
+        "line_items.0.item_id": item(MARCHANDISES, SalesVatCode="V55"),
+    }
+    request = provider.map_invoice(
+        ConnectionContext("c", "exact_online", SETTINGS), outbound(body, references)
+    )
+    assert "VATCode" not in request.body["SalesInvoiceLines"][0]
+
+
+# --- payables -----------------------------------------------------------------------------
+
+
+PURCHASE = {
+    "type": "Bill",
+    "issue_date": "2026-04-16",
+    "due_date": "2026-05-16",
+    "memo": "April hosting",
+    "currency": "USD",
+    "exchange_rate": "0.92",
+    "contact_id": CONTACT_UUID,
+    "line_items": [
+        {"description": "Servers", "quantity": 2, "unit_price": "120.50", "item_id": ITEM_UUID},
+        {"description": "Support", "total_amount": 30},
+    ],
+}
+
+
+def test_a_payable_is_a_purchase_entry_on_gl_accounts(fake: FakeExactOnline) -> None:
+    references = {"contact_id": account(SUPPLIER), "line_items.0.item_id": item(SERVICES)}
+    settings = {**SETTINGS, "default_purchase_vat_code": "V20"}
+    remote = create(connect(fake.handle, settings), outbound(PURCHASE, references))
+
+    [sent] = fake.create_requests()
+    assert str(sent.url) == f"{API}/purchaseentry/PurchaseEntries"
+    assert FakeExactOnline.body_of(sent) == {
+        "Journal": "60",
+        "Supplier": SUPPLIER,
+        "EntryDate": "2026-04-16",
+        "DueDate": "2026-05-16",
+        "Currency": "USD",
+        "Rate": Decimal("0.92"),
+        "Description": "April hosting",
+        "YourRef": exact_reference(INVOICE_ID),
+        "PurchaseEntryLines": [
+            # The item's own cost account (GLCosts): purchase entries have no items.
+            {"GLAccount": COSTS_ACCOUNT, "Quantity": 2, "AmountFC": Decimal("241.00"), "VATCode": "V20",
+             "Description": "Servers"},
+            {"GLAccount": FEES_ACCOUNT, "AmountFC": 30, "VATCode": "V20", "Description": "Support"},
+        ],
+    }  # fmt: skip
+    stored = fake.purchase_entries[remote.remote_id]
+    assert remote.fields == {
+        "number": "24600007",  # Exact numbers entries after the recorded 24600006
+        "status": "OPEN",
+        "sub_total": Decimal("271.00"),
+        "total_tax_amount": Decimal("54.20"),
+        "total_amount": Decimal("325.20"),
+        "currency": "USD",
+        "exchange_rate": Decimal("0.92"),
+    }
+    assert remote.line_remote_ids == [line["ID"] for line in stored["PurchaseEntryLines"]]
+    assert stored["AmountDC"] == Decimal("299.18")  # AmountFC x Rate: the division's currency
+
+
+def test_the_recorded_purchase_entry_is_what_the_mapper_builds_and_maps_back() -> None:
+    [exchange] = fixture("create-purchase-invoice")["exchanges"]
+    recorded = exchange["request"]["body"]
+    body = {
+        "type": "ACCOUNTS_PAYABLE",
+        "issue_date": "2024-05-30",
+        "memo": "Test purchase invoice via acme",
+        "contact_id": CONTACT_UUID,
+        "line_items": [{"description": "Test line", "total_amount": 100}],
+    }
+    settings = {**SETTINGS, "default_purchase_gl_account": COSTS_ACCOUNT}
+    connection = connect(replay(exchange["response"], exchange["response"]), settings)
+    out = outbound(body, {"contact_id": account(SUPPLIER)})
+    request = provider.map_invoice(connection, out)
+    # The recording sent AmountDC, which Exact documents as read-only (the entry came back with
+    # amount 0); AmountFC is the documented, required amount.
+    [line] = recorded["PurchaseEntryLines"]
+    line = {("AmountFC" if key == "AmountDC" else key): value for key, value in line.items()}
+    assert request.body == {**recorded, "PurchaseEntryLines": [line], "YourRef": exact_reference(INVOICE_ID)}
+    assert request.document == PURCHASE_ENTRY
+
+    remote = provider.send_invoice(connection, out, request)
+    assert remote.remote_id == "b524d973-4b85-414d-a9eb-3534a1d3b8ed"
+    assert remote.fields == {
+        "number": "24600006",
+        "status": "OPEN",
+        "total_amount": Decimal(0),
+        "currency": "EUR",
+        "exchange_rate": Decimal(1),
+    }
+    assert remote.remote_updated_at == datetime(2026, 6, 25, 14, 17, 9, 480000, tzinfo=UTC)
+
+
+# --- what Exact cannot express --------------------------------------------------------------
+
+BASIC = {"contact_id": CONTACT_UUID, "line_items": [{"total_amount": 10}]}
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "reason"),
+    [
+        ({"number": "INV-1"}, "number", "assigns invoice and entry numbers"),
+        ({"status": "PAID"}, "status", "records payments"),
+        ({"status": "VOID"}, "status", "send DRAFT, SUBMITTED or OPEN"),
+        ({"paid_on_date": "2026-01-02"}, "paid_on_date", "payments separately"),
+        ({"total_discount": 5}, "total_discount", "no invoice-level discount"),
+        ({"exchange_rate": "1.1"}, "exchange_rate", "Exact's currency rates"),
+        ({"memo": "x" * 61}, "memo", "at most 60"),
+        ({"field_mappings": {"po_number": "PO-1"}}, "field_mappings", "no custom fields"),
+        ({"accounting_period_id": OTHER_UUID}, "accounting_period_id", "not supported"),
+        ({"line_items": []}, "line_items", "at least one line"),
+        (
+            {"line_items": [{"total_amount": 1, "description": "y" * 61}]},
+            "line_items.0.description",
+            "at most 60",
+        ),
+        ({"line_items": [{"total_amount": "1.005"}]}, "line_items.0.total_amount", "2 decimal places"),
+        (
+            {"line_items": [{"total_amount": 1, "currency": "GBP"}], "currency": "EUR"},
+            "line_items.0.currency",
+            "",
+        ),
+        (
+            {"line_items": [{"total_amount": 1, "exchange_rate": 2}]},
+            "line_items.0.exchange_rate",
+            "no exchange",
+        ),
+        (
+            {"line_items": [{"unit_price": 2, "quantity": 3, "total_amount": 7}]},
+            "line_items.0.total_amount",
+            "6",
+        ),
+    ],
+)
+def test_what_a_sales_invoice_cannot_say_is_refused(change: dict[str, Any], path: str, reason: str) -> None:
+    details = refusal({**BASIC, **change})
+    assert [p for p, _ in details] == [path]
+    assert reason in details[0][1]
+
+
+def test_custom_fields_are_refused_naming_field_mappings_on_both_sides() -> None:
+    for kind in ("ACCOUNTS_RECEIVABLE", "ACCOUNTS_PAYABLE"):
+        details = refusal(
+            {**BASIC, "type": kind, "field_mappings": {"unknown_slug": 1}}, **{"custom_field.po": "1"}
+        )
+        assert details == [("field_mappings", "Exact Online invoices have no custom fields")]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    body = {"number": "A-1", "status": "PAID", "line_items": [{"total_amount": 1}]}
+    details = refusal(body, default_item_id="")
+    assert [path for path, _ in details] == ["status", "number", "line_items.0.item_id"]
+
+
+def test_a_sales_line_needs_an_item_that_is_sold() -> None:
+    [(path, reason)] = refusal(BASIC, default_item_id="")
+    assert path == "line_items.0.item_id" and "default_item_id" in reason
+    body = {"contact_id": CONTACT_UUID, "line_items": [{"total_amount": 1, "item_id": ITEM_UUID}]}
+    [(path, reason)] = refusal(body, {"line_items.0.item_id": item(MARCHANDISES, IsSalesItem=False)})
+    assert (path, reason) == ("line_items.0.item_id", "this Exact item is not a sales item")
+
+
+def test_the_contact_must_be_there_and_of_the_right_kind() -> None:
+    assert [p for p, _ in refusal({"line_items": [{"total_amount": 1}]}, {"contact_id": None})] == [
+        "contact_id"
+    ]
+    [(path, reason)] = refusal(BASIC, {"contact_id": account(SUPPLIER)})
+    assert (path, reason) == ("contact_id", "this Exact account is not a customer")
+    [(path, reason)] = refusal({**BASIC, "type": "ACCPAY"}, {"contact_id": account(CUSTOMER)})
+    assert (path, reason) == ("contact_id", "this Exact account is not a supplier")
+
+
+def test_purchase_lines_need_an_amount_and_a_gl_account() -> None:
+    payable = {"type": "ACCOUNTS_PAYABLE", "contact_id": CONTACT_UUID}
+    details = refusal({**payable, "line_items": [{"quantity": 2}]})
+    assert details == [("line_items.0.unit_price", "an Exact purchase line needs unit_price or total_amount")]
+    [(path, reason)] = refusal(
+        {**payable, "line_items": [{"total_amount": 1}]}, default_purchase_gl_account=""
+    )
+    assert path == "line_items.0.item_id" and "default_purchase_gl_account" in reason
+    [(path, _)] = refusal(
+        {**payable, "line_items": [{"total_amount": 1}]}, default_purchase_gl_account="622000"
+    )
+    assert path == "connection"
+    body = {**payable, "line_items": [{"total_amount": 1, "item_id": ITEM_UUID}]}
+    [(path, reason)] = refusal(body, {"line_items.0.item_id": item(SERVICES, GLCosts=None)})
+    assert path == "line_items.0.item_id" and "GLCosts" in reason
+    [(path, reason)] = refusal({**payable, "line_items": [{"quantity": 3, "unit_price": "0.125"}]})
+    assert (path, reason) == (
+        "line_items.0.unit_price",
+        "Exact line amounts keep 2 decimal places; 0.375 would be rounded",
+    )
+
+
+def test_tracking_takes_one_cost_centre_and_one_cost_unit_per_line() -> None:
+    body = {
+        "contact_id": CONTACT_UUID,
+        "tracking_categories": [CENTER_UUID, OTHER_UUID],
+        "line_items": [{"total_amount": 1, "tracking_categories": [UNIT_UUID, OTHER_UUID]}],
+    }
+    other_center = tracking_reference({"ID": "c2", "Code": "300", "Description": "Nice"}, "costcenter")
+    other_unit = tracking_reference({"ID": "u2", "Code": "PRJ-B", "Description": "Beta"}, "costunit")
+    references = {
+        "tracking_categories.0": cost_center("100"),
+        "tracking_categories.1": other_center,
+        "line_items.0.tracking_categories.0": cost_unit("PRJ-A"),
+        "line_items.0.tracking_categories.1": other_unit,
+    }
+    assert [path for path, _ in refusal(body, references)] == [
+        "tracking_categories.1",
+        "line_items.0.tracking_categories.1",
+    ]
+    stale = {"tracking_categories.0": RemoteReference("tracking_category", "class:5", "A class")}
+    body = {
+        "contact_id": CONTACT_UUID,
+        "tracking_categories": [CENTER_UUID],
+        "line_items": [{"total_amount": 1}],
+    }
+    assert [path for path, _ in refusal(body, stale)] == ["tracking_categories.0"]
+
+
+def test_a_lines_own_cost_centre_replaces_the_invoices() -> None:
+    body = {
+        "contact_id": CONTACT_UUID,
+        "tracking_categories": [CENTER_UUID],
+        "line_items": [{"total_amount": 1, "tracking_categories": [OTHER_UUID]}, {"total_amount": 2}],
+    }
+    references = {
+        "contact_id": account(CUSTOMER),
+        "tracking_categories.0": cost_center("100"),
+        "line_items.0.tracking_categories.0": cost_center("200"),
+    }
+    request = provider.map_invoice(
+        ConnectionContext("c", "exact_online", SETTINGS), outbound(body, references)
+    )
+    assert [line["CostCenter"] for line in request.body["SalesInvoiceLines"]] == ["200", "100"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        ({"division": ""}, "numeric division"),
+        ({"division": "acme"}, "numeric division"),
+        ({"country": "it"}, "country must be one of"),
+    ],
+)
+def test_connection_settings_are_checked_before_anything_is_stored(
+    settings: dict[str, str], reason: str
+) -> None:
+    details = refusal(BASIC, **settings)
+    assert details[0][0] == "connection" and reason in details[0][1]
+
+
+def test_the_token_endpoint_follows_the_connections_country() -> None:
+    assert provider.oauth_token_url() == NL_TOKEN_URL
+    assert provider.oauth_token_url({"division": "1"}) == NL_TOKEN_URL
+    assert provider.oauth_token_url({"country": "be"}) == "https://start.exactonline.be/api/oauth2/token"
+    assert (
+        provider.oauth_token_url({"country": "co.uk"}) == "https://start.exactonline.co.uk/api/oauth2/token"
+    )
+    # Asked before mapping: an unknown country names nl here and is refused by map_invoice.
+    assert provider.oauth_token_url({"country": "it"}) == NL_TOKEN_URL
+
+
+# --- answers from Exact -------------------------------------------------------------------
+
+
+def test_an_exact_validation_error_becomes_provider_rejected_with_its_message(fake: FakeExactOnline) -> None:
+    body = {**BASIC, "currency": "CHF"}
+    with pytest.raises(ProviderRejected) as caught:
+        create(connect(fake.handle), outbound(body, {"contact_id": account(CUSTOMER)}))
+    assert caught.value.messages == ["Currency: Not found (CHF)"]
+    assert fake.sales_invoices == {}
+
+
+def test_the_documented_error_shape_is_read() -> None:
+    [exchange] = fixture("validation-error")["exchanges"]
+    with pytest.raises(ProviderRejected) as caught:
+        create(connect(replay(exchange["response"])), outbound(BASIC, {"contact_id": account(CUSTOMER)}))
+    assert caught.value.messages == ["Mandatory: Journal"]
+
+
+def test_a_journal_exact_does_not_have_is_its_message(fake: FakeExactOnline) -> None:
+    connection = connect(fake.handle, {**SETTINGS, "sales_journal": "71"})
+    with pytest.raises(ProviderRejected, match="'71' is not a sales journal"):
+        create(connection, outbound(BASIC, {"contact_id": account(CUSTOMER)}))
+
+
+def test_a_division_without_access_is_a_rejection_not_a_retry(fake: FakeExactOnline) -> None:
+    with pytest.raises(ProviderRejected) as caught:
+        create(
+            connect(fake.handle, {**SETTINGS, "division": "999"}),
+            outbound(BASIC, {"contact_id": account(CUSTOMER)}),
+        )
+    assert caught.value.messages == [
+        "Exact Online refused access (HTTP 403): Forbidden: you have no access to this division"
+    ]
+    assert len(fake.requests) == 1
+
+
+# --- retries, lost answers and finding invoices again -------------------------------------
+
+
+def test_a_429_with_retry_after_is_waited_out(fake: FakeExactOnline) -> None:
+    sleeps: list[float] = []
+    fake.fail_next(429, headers={"Retry-After": "1", "X-RateLimit-Minutely-Remaining": "0"})
+    create(connect(fake.handle, sleeps=sleeps), outbound(BASIC, {"contact_id": account(CUSTOMER)}))
+    assert sleeps == [1.0]
+    assert len(fake.create_requests()) == 2 and len(fake.sales_invoices) == 1
+
+
+def test_a_503_on_a_read_is_retried_after_a_backoff(fake: FakeExactOnline) -> None:
+    sleeps: list[float] = []
+    fake.fail_next(503)
+    references = provider.list_references(connect(fake.handle, sleeps=sleeps))
+    assert sleeps == [0.25]  # base 0.5 x jitter 0.5
+    assert sum(ref.kind == "contact" for ref in references) == 3
+
+
+def test_a_timeout_on_a_read_is_retried(fake: FakeExactOnline) -> None:
+    sleeps: list[float] = []
+    out = outbound(BASIC, {"contact_id": account(CUSTOMER)})
+    created = create(connect(fake.handle), out)
+    fake.timeout_next()
+    found = provider.find_invoice(connect(fake.handle, sleeps=sleeps), out)
+    assert sleeps == [0.25]
+    assert found is not None and found.remote_id == created.remote_id
+
+
+def test_a_503_answering_the_create_is_looked_up_not_resent(fake: FakeExactOnline) -> None:
+    sleeps: list[float] = []
+    fake.fail_next(503)  # it may have been created: only a lookup can tell
+    with pytest.raises(ProviderUnavailable, match="not resent"):
+        create(connect(fake.handle, sleeps=sleeps), outbound(BASIC, {"contact_id": account(CUSTOMER)}))
+    assert [r.method for r in fake.requests] == ["POST", "GET"]
+    assert fake.sales_invoices == {} and sleeps == []
+
+
+def test_a_create_that_timed_out_before_exact_did_it_is_not_resent(fake: FakeExactOnline) -> None:
+    fake.timeout_next()
+    with pytest.raises(ProviderUnavailable):
+        create(connect(fake.handle), outbound(BASIC, {"contact_id": account(CUSTOMER)}))
+    assert len(fake.create_requests()) == 1 and fake.sales_invoices == {}
+
+
+def test_a_refused_connection_is_resent_because_it_never_arrived(fake: FakeExactOnline) -> None:
+    sleeps: list[float] = []
+    attempts: list[httpx.Request] = []
+
+    def refused_once(request: httpx.Request) -> httpx.Response:
+        attempts.append(request)
+        if len(attempts) == 1:
+            raise httpx.ConnectError("connection refused", request=request)
+        return fake.handle(request)
+
+    create(connect(refused_once, sleeps=sleeps), outbound(BASIC, {"contact_id": account(CUSTOMER)}))
+    assert [r.method for r in attempts[:2]] == ["POST", "POST"]
+    assert sleeps == [0.25] and len(fake.sales_invoices) == 1
+
+
+def test_giving_up_on_an_unavailable_exact_creates_nothing(fake: FakeExactOnline) -> None:
+    fake.fail_next(503, times=5)  # the create, and every try of the lookup after it
+    with pytest.raises(ProviderUnavailable):
+        create(connect(fake.handle), outbound(BASIC, {"contact_id": account(CUSTOMER)}))
+    assert fake.sales_invoices == {}
+    assert len(fake.create_requests()) == 1
+
+
+def test_find_invoice_finds_an_earlier_invoice_by_its_reference_and_nothing_else(
+    fake: FakeExactOnline,
+) -> None:
+    connection = connect(fake.handle)
+    out = outbound(BASIC, {"contact_id": account(CUSTOMER)})
+    created = create(connection, out)
+
+    found = provider.find_invoice(connection, out)
+    assert found is not None and found.remote_id == created.remote_id
+    assert found.fields == created.fields and found.line_remote_ids == created.line_remote_ids
+    lookup = fake.requests[-2]
+    assert lookup.url.params["$filter"] == f"YourRef eq '{exact_reference(INVOICE_ID)}'"
+    other = outbound(
+        BASIC, {"contact_id": account(CUSTOMER)}, invoice_id="0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1b01"
+    )
+    assert provider.find_invoice(connection, other) is None
+    payable = outbound({**BASIC, "type": "ACCPAY"}, {"contact_id": account(SUPPLIER)})
+    assert provider.find_invoice(connection, payable) is None  # purchase entries are looked up apart
+
+
+def test_a_lost_answer_then_find_invoice_finds_exactly_that_invoice(fake: FakeExactOnline) -> None:
+    body = {**PURCHASE, "line_items": [{"total_amount": 30}]}
+    out = outbound(body, {"contact_id": account(SUPPLIER)})
+    connection = connect(fake.handle, attempts=1)  # one try per read: the lookup fails too
+    fake.timeout_next(after_processing=True, times=2)  # Exact books it, the answer (and the lookup) are lost
+    with pytest.raises(ProviderUnavailable):
+        create(connection, out)
+    assert len(fake.purchase_entries) == 1
+
+    found = provider.find_invoice(connection, out)  # what a redelivery does before sending again
+    [entry] = fake.purchase_entries.values()
+    assert found is not None and found.remote_id == entry["EntryID"]
+    assert found.fields["number"] == str(entry["EntryNumber"])
+    assert len(fake.purchase_entries) == 1
+
+
+def test_a_lost_create_answer_is_recovered_by_looking_the_invoice_up(fake: FakeExactOnline) -> None:
+    out = outbound(BASIC, {"contact_id": account(CUSTOMER)})
+    fake.timeout_next(after_processing=True)
+    remote = create(connect(fake.handle), out)
+    [invoice] = fake.sales_invoices.values()
+    assert remote.remote_id == invoice["InvoiceID"]
+    assert [r.method for r in fake.requests] == ["POST", "GET", "GET"]
+
+
+def test_of_several_invoices_with_one_reference_the_oldest_is_found(fake: FakeExactOnline) -> None:
+    connection = connect(fake.handle)
+    out = outbound(BASIC, {"contact_id": account(CUSTOMER)})
+    first = create(connection, out)
+    later = fake.sales_invoices[create(connection, out).remote_id]
+    later["Created"] = "/Date(4102444800000)/"  # 2100
+    assert provider.find_invoice(connection, out).remote_id == first.remote_id  # type: ignore[union-attr]
+
+
+def test_a_failed_read_back_still_returns_the_created_invoice(fake: FakeExactOnline) -> None:
+    def no_reads(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503) if request.method == "GET" else fake.handle(request)
+
+    remote = create(connect(no_reads), outbound(FULL_INVOICE, FULL_REFERENCES))
+    [invoice] = fake.sales_invoices.values()
+    assert remote.remote_id == invoice["InvoiceID"]
+    assert remote.line_remote_ids == [None, None]
+    assert remote.fields["total_amount"] == invoice["AmountFC"]
+
+
+def test_an_invoice_found_but_not_readable_is_still_found(fake: FakeExactOnline) -> None:
+    out = outbound(BASIC, {"contact_id": account(CUSTOMER)})
+    created = create(connect(fake.handle), out)
+
+    def no_entity_reads(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503) if "(guid'" in request.url.path else fake.handle(request)
+
+    found = provider.find_invoice(connect(no_entity_reads), out)
+    assert found is not None and found.remote_id == created.remote_id  # settled as synced, not resent
+    assert found.line_remote_ids == [None]
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+class MemoryStore:
+    """CredentialStore with versioned, conditional saves."""
+
+    def __init__(self, tokens: OAuthTokens):
+        self.tokens = tokens
+
+    def load(self) -> OAuthTokens:
+        return self.tokens
+
+    def save(self, tokens: OAuthTokens, replaces: OAuthTokens) -> bool:
+        if self.tokens.version != replaces.version:
+            return False
+        self.tokens = tokens
+        return True
+
+    def mark_needs_reauthorization(self, reason: str) -> None:
+        raise AssertionError(f"unexpected reauthorization: {reason}")
+
+
+def token_connection(
+    fake: FakeExactOnline, clock: Callable[[], float]
+) -> tuple[ConnectionContext, MemoryStore]:
+    client = httpx.Client(transport=httpx.MockTransport(fake.handle))
+    store = MemoryStore(OAuthTokens("exact-access-0", "exact-refresh-0", expires_at=clock() + 600))
+    app = OAuthApp(
+        provider.oauth_token_url(SETTINGS) or "",
+        CLIENT_ID,
+        CLIENT_SECRET,
+        client_auth=provider.oauth_client_auth,
+    )
+    tokens = TokenSource(store, app, client, clock=clock)
+    return ConnectionContext("conn-exact", "exact_online", SETTINGS, ProviderHttp(client, tokens)), store
+
+
+def test_two_refreshes_in_a_row_rotate_the_refresh_token() -> None:
+    now = [NOW]
+    fake = FakeExactOnline(clock=lambda: now[0])
+    connection, store = token_connection(fake, lambda: now[0])
+    for minutes in (0, 10, 20):  # Exact's access tokens last 10 minutes
+        now[0] = NOW + minutes * 60
+        create(connection, outbound(BASIC, {"contact_id": account(CUSTOMER)}, invoice_id=f"inv-{minutes}"))
+
+    refreshes = fake.token_requests()
+    assert [parse_qs(r.content.decode())["refresh_token"] for r in refreshes] == [
+        ["exact-refresh-0"],
+        ["exact-refresh-1"],
+    ]
+    form = parse_qs(refreshes[0].content.decode())
+    assert (form["client_id"], form["client_secret"], form["grant_type"]) == (
+        [CLIENT_ID],
+        [CLIENT_SECRET],
+        ["refresh_token"],
+    )
+    assert "authorization" not in refreshes[0].headers  # client credentials go in the form body
+    assert (store.tokens.refresh_token, store.tokens.version) == ("exact-refresh-2", 2)
+    assert store.tokens.expires_at == now[0] + 600  # expires_in arrives as the string "600"
+    assert fake.retired_refresh_tokens == ["exact-refresh-0", "exact-refresh-1"]
+    assert len(fake.sales_invoices) == 3
+    with httpx.Client(transport=httpx.MockTransport(fake.handle)) as client:
+        form = {"grant_type": "refresh_token", "refresh_token": "exact-refresh-1"}
+        reused = client.post(
+            NL_TOKEN_URL, data={**form, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+        )
+    assert (reused.status_code, reused.json()["error"]) == (400, "invalid_grant")
+
+
+def test_an_access_token_exact_refuses_is_refreshed_once_and_the_request_resent() -> None:
+    fake = FakeExactOnline(clock=lambda: NOW)
+    connection, store = token_connection(fake, lambda: NOW)
+    fake.expire_access_tokens()
+    create(connection, outbound(BASIC, {"contact_id": account(CUSTOMER)}))
+    assert [r.url.path for r in fake.requests][:3] == [
+        f"/api/v1/{DIVISION}/salesinvoice/SalesInvoices",
+        TOKEN_PATH,
+        f"/api/v1/{DIVISION}/salesinvoice/SalesInvoices",
+    ]
+    assert fake.requests[2].headers["authorization"] == "Bearer exact-access-1"
+    assert store.tokens.refresh_token == "exact-refresh-1"
+
+
+def test_the_token_endpoint_wants_the_apps_credentials_in_the_form() -> None:
+    fake = FakeExactOnline()
+    with httpx.Client(transport=httpx.MockTransport(fake.handle)) as client:
+        form = {"grant_type": "refresh_token", "refresh_token": "exact-refresh-0"}
+        basic = client.post(NL_TOKEN_URL, data=form, auth=(CLIENT_ID, CLIENT_SECRET))
+    assert (basic.status_code, basic.json()) == (400, {"error": "invalid_client"})
+    assert fake.refresh_token == "exact-refresh-0"
+
+
+# --- references ---------------------------------------------------------------------------
+
+
+def test_references_list_every_page_of_accounts_items_gl_accounts_and_cost_analysis() -> None:
+    fake = FakeExactOnline(page_size=25)
+    references = provider.list_references(connect(fake.handle))
+
+    gl_pages = [r for r in fake.requests if r.url.path.endswith("/GLAccounts")]
+    assert [r.url.params.get("$skiptoken") is not None for r in gl_pages] == [False, True, True]
+    assert all(r.url.host == "start.exactonline.nl" for r in fake.requests)
+    by_kind: dict[str, list[RemoteReference]] = {}
+    for ref in references:
+        by_kind.setdefault(ref.kind, []).append(ref)
+    assert {kind: len(refs) for kind, refs in by_kind.items()} == {
+        "contact": 3,  # the prospect is neither customer nor supplier: filtered out by Exact
+        "item": 4,
+        "account": 61,
+        "tracking_category": 3,
+    }
+    accounts_request = next(r for r in fake.requests if r.url.path.endswith("/crm/Accounts"))
+    assert accounts_request.url.params["$filter"] == "Status eq 'C' or IsSupplier eq true"
+
+    contacts = {ref.remote_id: ref for ref in by_kind["contact"]}
+    assert contacts[CUSTOMER].fields == {
+        "code": "1",
+        "is_customer": True,
+        "is_supplier": False,
+        "email_address": "person1@example.com",
+        "currency": "EUR",
+        "status": "ACTIVE",
+    }
+    both = contacts["6c0b2a8e-91a4-4c8b-b1a2-3f0e5d7c9b41"].fields
+    assert (both["is_customer"], both["is_supplier"], both["status"]) == (True, True, "ARCHIVED")
+    items = {ref.fields["code"]: ref for ref in by_kind["item"]}
+    assert items["M"].remote_id == MARCHANDISES and items["M"].name == "Marchandises"
+    assert items["M"].fields["purchase_account"] == COSTS_ACCOUNT
+    accounts = {ref.fields["code"]: ref for ref in by_kind["account"]}
+    assert accounts["622000"].remote_id == COSTS_ACCOUNT
+    tracking = {ref.fields["code"]: ref for ref in by_kind["tracking_category"]}
+    assert tracking["100"].remote_id == "costcenter:0b9f3f5e-7c1d-4e2a-9d8b-1f2e3d4c5b60"
+    assert (tracking["100"].name, tracking["100"].fields["status"]) == ("Cost centre: Paris", "ACTIVE")
+    assert tracking["200"].fields["status"] == "ARCHIVED"  # ended on 2024-01-01
+    assert tracking["PRJ-A"].fields["category_type"] == "COST_UNIT"
+
+
+def test_a_next_link_is_followed_on_the_configured_host_only() -> None:
+    small = FakeExactOnline(page_size=40)
+
+    def elsewhere(request: httpx.Request) -> httpx.Response:
+        response = small.handle(request)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            content=response.content.replace(b"https://start.exactonline.nl", b"https://evil.example"),
+        )
+
+    references = provider.list_references(connect(elsewhere))
+    assert sum(ref.kind == "account" for ref in references) == 61
+    assert {r.url.host for r in small.requests} == {"start.exactonline.nl"}
+
+
+def test_cost_analysis_missing_from_the_licence_is_no_tracking_categories(fake: FakeExactOnline) -> None:
+    def no_cost_analysis(request: httpx.Request) -> httpx.Response:
+        if "/hrm/" in request.url.path:
+            body = {"error": {"code": "", "message": {"lang": "", "value": "Forbidden"}}}
+            return httpx.Response(403, content=jsonutil.dumps(body))
+        return fake.handle(request)
+
+    references = provider.list_references(connect(no_cost_analysis))
+    assert not any(ref.kind == "tracking_category" for ref in references)
+    assert sum(ref.kind == "contact" for ref in references) == 3
+
+
+def test_a_required_list_that_fails_fails_the_sync(fake: FakeExactOnline) -> None:
+    def no_items(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Items"):
+            return httpx.Response(404, content=b'{"error": {"message": {"value": "Not found"}}}')
+        return fake.handle(request)
+
+    with pytest.raises(ProviderRejected, match="Not found"):
+        provider.list_references(connect(no_items))
+
+
+def test_a_bare_d_array_answer_is_one_page() -> None:
+    [exchange] = fixture("list-items")["exchanges"]
+
+    def recorded_items(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Items"):
+            return httpx.Response(200, content=jsonutil.dumps(exchange["response"]["body"]))
+        return httpx.Response(200, content=b'{"d": {"results": []}}')
+
+    references = provider.list_references(connect(recorded_items))
+    assert [ref.fields["code"] for ref in references] == ["M", "S", "DEL-ITEM-1", "DEL-ITEM-2"]
+
+
+# --- dates, references and endpoints ------------------------------------------------------
+
+
+def test_exact_dates_are_wall_clock_times_in_central_european_time() -> None:
+    assert parse_exact_date("/Date(1723420800000)/") == datetime(2024, 8, 12)
+    assert parse_exact_date(None) is None
+    summer = central_european(datetime(2026, 6, 25, 16, 31))
+    assert summer.astimezone(UTC) == datetime(2026, 6, 25, 14, 31, tzinfo=UTC)
+    winter = central_european(datetime(2026, 1, 10, 9, 0))
+    assert winter.astimezone(UTC) == datetime(2026, 1, 10, 8, 0, tzinfo=UTC)
+    assert central_european(datetime(2026, 3, 29, 1, 59)).utcoffset() == timedelta(hours=1)
+    assert central_european(datetime(2026, 3, 29, 3, 0)).utcoffset() == timedelta(hours=2)
+    assert central_european(datetime(2026, 10, 25, 3, 0)).utcoffset() == timedelta(hours=1)
+    for text in ("2026-04-24", "/Date(1+0100)/", "/Date(abc)/"):
+        with pytest.raises(ValueError):
+            parse_exact_date(text)
+
+
+def test_the_reference_is_stable_short_and_unique() -> None:
+    reference = exact_reference(INVOICE_ID)
+    assert reference == exact_reference(INVOICE_ID) and reference.startswith("LB-")
+    assert len(reference) == 29 and reference.isascii() and "'" not in reference
+    assert exact_reference("0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1b01") != reference
+    assert len(exact_reference("not-a-uuid")) == 29
+
+
+def test_the_country_setting_picks_exacts_host_for_the_api_and_tokens(fake: FakeExactOnline) -> None:
+    assert provider.oauth_client_auth == "form"
+    assert provider.oauth_token_url({"country": "FR"}) == "https://start.exactonline.fr/api/oauth2/token"
+    seen: list[httpx.URL] = []
+
+    def french(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        return fake.handle(request)
+
+    create(connect(french, {**SETTINGS, "country": "FR"}), outbound(BASIC, {"contact_id": account(CUSTOMER)}))
+    assert {url.host for url in seen} == {"start.exactonline.fr"}
+
+
+def test_api_and_token_urls_follow_the_environment(
+    fake: FakeExactOnline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEDGERBRIDGE_EXACT_ONLINE_API_URL", "http://127.0.0.1:8765/exact/")
+    monkeypatch.setenv("LEDGERBRIDGE_EXACT_ONLINE_TOKEN_URL", "http://127.0.0.1:8765/api/oauth2/token")
+    seen: list[httpx.URL] = []
+
+    def proxy(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        request.url = request.url.copy_with(path=request.url.path.removeprefix("/exact"))
+        return fake.handle(request)
+
+    connection = connect(proxy, {**SETTINGS, "country": "be"})  # the override replaces the country host
+    create(connection, outbound(BASIC, {"contact_id": account(CUSTOMER)}))
+    assert str(seen[0]) == f"http://127.0.0.1:8765/exact/api/v1/{DIVISION}/salesinvoice/SalesInvoices"
+    assert provider.oauth_token_url({"country": "be"}) == "http://127.0.0.1:8765/api/oauth2/token"
+    small = FakeExactOnline(page_size=40)
+    seen.clear()
+
+    def paged_proxy(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        request.url = request.url.copy_with(path=request.url.path.removeprefix("/exact"))
+        return small.handle(request)
+
+    provider.list_references(connect(paged_proxy))
+    assert all(str(url).startswith("http://127.0.0.1:8765/exact/api/v1/") for url in seen)
+    assert sum("skiptoken" in str(url) for url in seen) == 1

@@ -338,7 +338,7 @@ def main() -> None:
         os.environ.pop(name, None)
     with mock_aws():
         stack = Stack(load_template())
-        create_resources(stack, boto3.client("dynamodb"), boto3.client("kms"), boto3.client("secretsmanager"))
+        create_resources(stack, *map(boto3.client, ("dynamodb", "kms", "secretsmanager", "sqs", "s3")))
         environment = lambda_environment(stack)
         os.environ.update(environment)  # before the handler and ledgerbridge.admin are imported
         route = api_route(stack, "POST", "/accounting/invoices")

@@ -56,7 +56,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
         stack = Stack(load_template())
-        create_resources(stack, boto3.client("dynamodb"), boto3.client("kms"), boto3.client("secretsmanager"))
+        create_resources(stack, *map(boto3.client, ("dynamodb", "kms", "secretsmanager", "sqs", "s3")))
         for name, value in function_environment(stack, "ApiFunction").items():
             if not name.startswith("POWERTOOLS_"):
                 monkeypatch.setenv(name, value)

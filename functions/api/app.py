@@ -23,7 +23,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from ledgerbridge import connections, errors, jsonutil, service
+from ledgerbridge import connections, errors, idempotency, jsonutil, service
 from ledgerbridge.auth import Principal, authenticate
 from ledgerbridge.errors import ApiError, FieldError
 from ledgerbridge.models import (
@@ -65,11 +65,9 @@ RemoteDataFlag = Annotated[
 ]
 
 
-def _json(status: int, body: Any) -> Response:
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     payload = body.model_dump() if isinstance(body, BaseModel) else body
-    return Response(
-        status_code=status, content_type=content_types.APPLICATION_JSON, body=jsonutil.dumps(payload)
-    )
+    return Response(status, content_types.APPLICATION_JSON, jsonutil.dumps(payload), headers=headers or {})
 
 
 def _principal() -> Principal:
@@ -105,6 +103,11 @@ def _check_body() -> None:
     summary="Create an invoice in the connection's accounting software",
     responses={
         201: {"description": "Created and synced", "content": {"application/json": {"model": Invoice}}},
+        202: {
+            "description": "Stored; the provider was unavailable: a retry delivers it (poll Location)",
+            "content": {"application/json": {"model": Invoice}},
+        },
+        409: {"description": "Idempotency-Key in flight (Retry-After), or the connection needs authorising"},
         **_ERRORS,
     },
     security=_SECURITY,
@@ -114,10 +117,27 @@ def create_invoice(invoice: Annotated[InvoiceInput, Body()], remote_data: Remote
     principal = _principal()
     _check_body()
     include_remote_data = parse_flag(remote_data, "remote_data")
-    created = service.create_invoice(principal, invoice, include_remote_data, _deadline())
-    response = _json(201, created)
-    response.headers["Location"] = f"/accounting/invoices/{created.id}"
-    return response
+
+    def run() -> idempotency.Answer:
+        created = service.create_invoice(principal, invoice, include_remote_data, _deadline())
+        body = jsonutil.dumps(created.invoice.model_dump())
+        return idempotency.Answer(created.status, body, f"/accounting/invoices/{created.invoice.id}")
+
+    key = app.current_event.headers.get("idempotency-key")
+    if key is None:
+        return _answer(run())
+    request = idempotency.fingerprint(app.current_event.body or "", str(include_remote_data))
+    connection_key = idempotency.check_key(key)
+    return _answer(
+        idempotency.once(principal.connection_id, connection_key, request, app.lambda_context, run)
+    )
+
+
+def _answer(answer: idempotency.Answer) -> Response:
+    headers = {"Location": answer.location} if answer.location else {}
+    if answer.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(answer.status, content_types.APPLICATION_JSON, answer.body, headers=headers)
 
 
 @app.get(
@@ -252,7 +272,7 @@ def on_validation_error(error: RequestValidationError | RequestUnsupportedConten
 
 @app.exception_handler(ApiError)
 def on_api_error(error: ApiError) -> Response:
-    return _json(error.status, error.body())
+    return _json(error.status, error.body(), error.headers)
 
 
 @app.not_found

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from decimal import Decimal
 from typing import Any
 
@@ -156,7 +158,7 @@ def test_a_provider_rejection_answers_422_and_leaves_a_failed_record(api: Api) -
     assert stored["remote_id"] is None
 
 
-def test_provider_unreachable_answers_502_and_keeps_the_invoice_pending(
+def test_provider_unreachable_answers_202_and_keeps_the_invoice_pending(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def unreachable(connection, outbound, request):
@@ -164,10 +166,10 @@ def test_provider_unreachable_answers_502_and_keeps_the_invoice_pending(
 
     monkeypatch.setattr(connections.provider_for("sandbox"), "send_invoice", unreachable)
     answer = api.create({"total_amount": Decimal("5")})
-    assert answer.status == 502
-    stored = api.call("GET", f"/accounting/invoices/{answer.json['invoice_id']}").json
+    assert answer.status == 202
+    stored = api.call("GET", f"/accounting/invoices/{answer.json['id']}").json
     assert (stored["sync_status"], stored["sync_error"]) == ("pending", "connection reset by peer")
-    assert "connection reset by peer" in answer.json["message"]
+    assert answer.json == stored
 
 
 def test_storage_failure_answers_503_and_never_calls_the_provider(
@@ -260,12 +262,35 @@ def test_a_full_1000_line_invoice_is_created(api: Api) -> None:
 # --- references ---------------------------------------------------------------------------
 
 
-def test_an_invoice_too_big_to_store_is_413_not_a_server_error(api: Api, demo: dict[str, Any]) -> None:
-    lines = [{"description": "d" * 500, "total_amount": Decimal("1")}] * 1000  # ~550 KB stored
+def test_a_big_invoice_and_a_1_mb_provider_record_store_and_read_back_whole(
+    api: Api, demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox = connections.provider_for("sandbox")
+    original = type(sandbox).send_invoice
+    blob = os.urandom(500_000).hex()  # 1 MB that does not compress away
+
+    def bulky(connection, outbound, request):
+        remote = original(sandbox, connection, outbound, request)
+        return dataclasses.replace(remote, remote_data={**remote.remote_data, "attachment": blob})
+
+    monkeypatch.setattr(sandbox, "send_invoice", bulky)
+    lines = [
+        {
+            "description": f"{n:04d}" + " long description" * 45,
+            "quantity": Decimal("1"),
+            "unit_price": Decimal("0.01"),
+        }
+        for n in range(1000)
+    ]
     answer = api.create({"line_items": lines})
-    assert answer.status == 413
-    assert answer.json["error"] == "invoice_too_large"
-    assert stored_items(demo["connection_id"]) == []
+    assert answer.status == 201, answer.text
+    [item] = stored_items(demo["connection_id"])
+    assert "line_items_s3" in item and "remote_data_s3" in item  # the DynamoDB item stayed small
+    fetched = api.call("GET", f"/accounting/invoices/{answer.json['id']}", query={"remote_data": "true"}).json
+    assert [line["description"] for line in fetched["line_items"]] == [line["description"] for line in lines]
+    assert all(line["remote_id"] for line in fetched["line_items"])
+    assert fetched["remote_data"]["attachment"] == blob
+    assert fetched["total_amount"] == Decimal("10.00")
 
 
 def test_known_references_are_sent_as_the_providers_ids(api: Api, demo: dict[str, Any]) -> None:

@@ -16,7 +16,17 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ledgerbridge.local.template import Stack, Template, create_resources, load_template
+from ledgerbridge.local.template import (
+    Stack,
+    Template,
+    bucket_name,
+    create_queues,
+    create_resources,
+    function_environment,
+    load_template,
+    queue_events,
+    schedule_events,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 EM_AARCH64 = 183  # ELF e_machine of arm64
@@ -69,21 +79,28 @@ def test_dependency_layer_pins_exactly_the_project_dependencies() -> None:
     assert requirements == pyproject["project"]["dependencies"]
 
 
-def test_local_stack_creates_the_declared_tables_and_key(
-    template: Template, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def deployed(template: Template, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Stack, dict[str, Any]]]:
+    """The template's resources created in a fresh moto account, and the clients that see them."""
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(name, value)
     stack = Stack(template, name="ledgerbridge")
     with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=stack.region)
-        kms = boto3.client("kms", region_name=stack.region)
-        secrets = boto3.client("secretsmanager", region_name=stack.region)
-        create_resources(stack, dynamodb, kms, secrets)
-        invoices = dynamodb.describe_table(TableName="ledgerbridge-invoices")["Table"]
-        oauth = json.loads(secrets.get_secret_value(SecretId="ledgerbridge/oauth-clients")["SecretString"])
-        aliases = {alias["AliasName"]: alias.get("TargetKeyId") for alias in kms.list_aliases()["Aliases"]}
+        services = ("dynamodb", "kms", "secretsmanager", "sqs", "s3")
+        clients = {service: boto3.client(service, region_name=stack.region) for service in services}
+        create_resources(stack, *clients.values())
+        yield stack, clients
+
+
+def test_local_stack_creates_the_declared_tables_and_key(
+    template: Template, deployed: tuple[Stack, dict[str, Any]]
+) -> None:
+    stack, clients = deployed
+    dynamodb, kms, secrets = clients["dynamodb"], clients["kms"], clients["secretsmanager"]
+    invoices = dynamodb.describe_table(TableName="ledgerbridge-invoices")["Table"]
+    oauth = json.loads(secrets.get_secret_value(SecretId="ledgerbridge/oauth-clients")["SecretString"])
+    aliases = {alias["AliasName"]: alias.get("TargetKeyId") for alias in kms.list_aliases()["Aliases"]}
     declared = template.body["Resources"]["InvoicesTable"]["Properties"]
     assert invoices["KeySchema"] == declared["KeySchema"]
     assert invoices["BillingModeSummary"]["BillingMode"] == declared["BillingMode"]
@@ -91,6 +108,179 @@ def test_local_stack_creates_the_declared_tables_and_key(
     assert aliases["alias/ledgerbridge-credentials"] == stack.refs["CredentialsKey"]
     assert set(oauth) == {"quickbooks", "xero", "freshbooks", "zoho_books", "exact_online", "pennylane"}
     assert stack.refs["OAuthClientsSecret"].startswith("arn:aws:secretsmanager:")
+
+
+def test_local_stack_creates_the_declared_indexes(
+    template: Template, deployed: tuple[Stack, dict[str, Any]]
+) -> None:
+    stack, clients = deployed
+    dynamodb = clients["dynamodb"]
+    declared = template.body["Resources"]["InvoicesTable"]["Properties"]["GlobalSecondaryIndexes"]
+    table = dynamodb.describe_table(TableName=stack.refs["InvoicesTable"])["Table"]
+    created = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
+    assert set(created) == {index["IndexName"] for index in declared}
+    for index in declared:
+        assert created[index["IndexName"]]["KeySchema"] == index["KeySchema"]
+        assert created[index["IndexName"]]["Projection"] == index["Projection"]
+
+    # PendingIndex is sparse and projects only what the sweeper reads.
+    item = {"connection_id": "c1", "id": "i1", "created_at": "2026-01-01T00:00:00Z", "project_id": "p1"}
+    unlisted = {"memo": {"S": "not projected"}}
+    for invoice, pending in (("i1", True), ("i2", False)):
+        attributes = {name: {"S": value} for name, value in {**item, "id": invoice}.items()}
+        dynamodb.put_item(
+            TableName=stack.refs["InvoicesTable"],
+            Item={**attributes, **unlisted, **({"pending": {"S": "pending"}} if pending else {})},
+        )
+    found = dynamodb.query(
+        TableName=stack.refs["InvoicesTable"],
+        IndexName="PendingIndex",
+        KeyConditionExpression="pending = :p",
+        ExpressionAttributeValues={":p": {"S": "pending"}},
+    )["Items"]
+    assert [row["id"]["S"] for row in found] == ["i1"]
+    assert "memo" not in found[0] and found[0]["project_id"] == {"S": "p1"}
+
+
+def test_local_stack_enables_the_declared_time_to_live(
+    template: Template, deployed: tuple[Stack, dict[str, Any]]
+) -> None:
+    stack, clients = deployed
+    tables = template.resources("AWS::DynamoDB::Table")
+    with_ttl = {
+        table for table, resource in tables.items() if "TimeToLiveSpecification" in resource["Properties"]
+    }
+    assert "IdempotencyTable" in with_ttl
+    for table in tables:
+        ttl = clients["dynamodb"].describe_time_to_live(TableName=stack.refs[table])["TimeToLiveDescription"]
+        if table in with_ttl:
+            declared = tables[table]["Properties"]["TimeToLiveSpecification"]
+            assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": declared["AttributeName"]}
+        else:
+            assert ttl["TimeToLiveStatus"] == "DISABLED"
+
+
+def test_local_stack_creates_the_fifo_retry_queue_with_its_dead_letter_queue(
+    template: Template, deployed: tuple[Stack, dict[str, Any]]
+) -> None:
+    stack, clients = deployed
+    sqs = clients["sqs"]
+    declared = template.body["Resources"]["RetryQueue"]["Properties"]
+    attributes = sqs.get_queue_attributes(QueueUrl=stack.refs["RetryQueue"], AttributeNames=["All"])[
+        "Attributes"
+    ]
+    dead_letter = sqs.get_queue_attributes(
+        QueueUrl=stack.refs["RetryDeadLetterQueue"], AttributeNames=["All"]
+    )["Attributes"]
+
+    assert stack.refs["RetryQueue"].endswith("/ledgerbridge-retries.fifo")  # Ref is the URL
+    assert stack.attributes[("RetryQueue", "QueueName")] == "ledgerbridge-retries.fifo"
+    assert attributes["QueueArn"] == stack.attributes[("RetryQueue", "Arn")]
+    assert attributes["FifoQueue"] == dead_letter["FifoQueue"] == "true"
+    assert attributes["SqsManagedSseEnabled"] == "true"
+    for name in ("VisibilityTimeout", "MessageRetentionPeriod"):
+        assert int(attributes[name]) == declared[name], name
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == dead_letter["QueueArn"]
+    assert int(redrive["maxReceiveCount"]) == declared["RedrivePolicy"]["maxReceiveCount"]
+
+
+def test_local_stack_creates_a_private_encrypted_bucket(
+    template: Template, deployed: tuple[Stack, dict[str, Any]]
+) -> None:
+    stack, clients = deployed
+    s3 = clients["s3"]
+    declared = template.body["Resources"]["OffloadBucket"]["Properties"]
+    bucket = stack.refs["OffloadBucket"]
+    assert bucket == "ledgerbridge-offloadbucket"  # CloudFormation would generate a name
+    assert stack.attributes[("OffloadBucket", "Arn")] == f"arn:aws:s3:::{bucket}"
+    assert bucket in {found["Name"] for found in s3.list_buckets()["Buckets"]}
+    [rule] = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    [declared_rule] = declared["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ApplyServerSideEncryptionByDefault"] == declared_rule["ServerSideEncryptionByDefault"]
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert block == declared["PublicAccessBlockConfiguration"]
+    assert all(block.values())
+    ownership = s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]
+    assert ownership == declared["OwnershipControls"]
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == declared["VersioningConfiguration"]["Status"]
+
+
+def test_every_function_environment_resolves_against_the_local_stack(
+    template: Template, deployed: tuple[Stack, dict[str, Any]]
+) -> None:
+    stack, _ = deployed
+    for function in template.resources("AWS::Serverless::Function"):
+        environment = function_environment(stack, function)
+        assert environment["LEDGERBRIDGE_RETRY_QUEUE_URL"] == stack.refs["RetryQueue"]
+        assert environment["LEDGERBRIDGE_OFFLOAD_BUCKET"] == stack.refs["OffloadBucket"]
+        assert environment["LEDGERBRIDGE_IDEMPOTENCY_TABLE"] == "ledgerbridge-idempotency"
+
+
+def test_the_local_stack_reads_the_functions_event_sources(template: Template) -> None:
+    [retries] = queue_events(template)
+    declared = template.body["Resources"]["RetryFunction"]["Properties"]["Events"]["Retries"]["Properties"]
+    assert (retries.function, retries.queue) == ("RetryFunction", declared["Queue"])
+    assert retries.batch_size == declared["BatchSize"]
+    assert retries.report_batch_item_failures
+    schedules = {schedule.function: schedule for schedule in schedule_events(template)}
+    assert {"SyncFunction", "SweeperFunction"} <= set(schedules)
+    assert schedules["SweeperFunction"].kind == "ScheduleV2"
+    assert schedules["SweeperFunction"].code_uri == REPO / "functions" / "sweeper"
+
+
+def _template(resources: dict[str, Any]) -> Template:
+    return Template(path=REPO / "template.yaml", body={"Resources": resources})
+
+
+def test_queues_are_created_after_the_queues_they_refer_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    redrive = {"deadLetterTargetArn": {"Fn::GetAtt": ["Middle", "Arn"]}, "maxReceiveCount": 3}
+    template = _template(
+        {
+            "First": {"Type": "AWS::SQS::Queue", "Properties": {"RedrivePolicy": redrive}},
+            "Middle": {"Type": "AWS::SQS::Queue", "DependsOn": "Last", "Properties": {"DelaySeconds": 2}},
+            "Last": {
+                "Type": "AWS::SQS::Queue",
+                "Properties": {"QueueName": {"Fn::Sub": "${AWS::StackName}-last"}},
+            },
+            "Alarm": {"Type": "AWS::CloudWatch::Alarm", "Properties": {"Dimensions": [{"Ref": "Last"}]}},
+        }
+    )
+    stack = Stack(template, name="demo")
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name=stack.region)
+        create_queues(stack, sqs)
+        names = [url.rsplit("/", 1)[1] for url in sqs.list_queues()["QueueUrls"]]
+        first = sqs.get_queue_attributes(QueueUrl=stack.refs["First"], AttributeNames=["All"])["Attributes"]
+    assert sorted(names) == ["demo-First", "demo-Middle", "demo-last"]
+    assert json.loads(first["RedrivePolicy"])["deadLetterTargetArn"] == stack.attributes[("Middle", "Arn")]
+    assert "Alarm" not in stack.refs  # alarms are not created locally
+
+
+def test_circular_queue_references_are_an_error() -> None:
+    template = _template(
+        {
+            "A": {"Type": "AWS::SQS::Queue", "Properties": {"Tags": [{"Key": "b", "Value": {"Ref": "B"}}]}},
+            "B": {"Type": "AWS::SQS::Queue", "Properties": {"Tags": [{"Key": "a", "Value": {"Ref": "A"}}]}},
+        }
+    )
+    with pytest.raises(ValueError, match="circular references between A, B"):
+        create_queues(Stack(template), sqs=None)
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("ledgerbridge-OffloadBucket", "ledgerbridge-offloadbucket"),
+        ("My_Stack--Bucket..", "my-stack-bucket"),
+        ("x" * 70, "x" * 63),
+    ],
+)
+def test_bucket_names_are_valid_s3_names(text: str, name: str) -> None:
+    assert bucket_name(text) == name
 
 
 def _sam(*args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -19,6 +19,7 @@ class Settings:
     accounts_table: str
     credentials_key: str
     oauth_clients_secret: str
+    idempotency_table: str
     auth_cache_seconds: float
 
 
@@ -31,5 +32,6 @@ def settings() -> Settings:
         accounts_table=os.environ.get("LEDGERBRIDGE_ACCOUNTS_TABLE", f"{stack}-accounts"),
         credentials_key=os.environ.get("LEDGERBRIDGE_CREDENTIALS_KEY", f"alias/{stack}-credentials"),
         oauth_clients_secret=os.environ.get("LEDGERBRIDGE_OAUTH_CLIENTS_SECRET", f"{stack}/oauth-clients"),
+        idempotency_table=os.environ.get("LEDGERBRIDGE_IDEMPOTENCY_TABLE", f"{stack}-idempotency"),
         auth_cache_seconds=min(float(os.environ.get("LEDGERBRIDGE_AUTH_CACHE_SECONDS", "60")), 60.0),
     )

@@ -23,6 +23,7 @@ class ApiError(Exception):
     message: str
     details: list[FieldError] = field(default_factory=list)
     invoice_id: str | None = None  # set when the invoice was stored, so the caller can GET it
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. Retry-After
 
     def body(self) -> dict:
         body = {

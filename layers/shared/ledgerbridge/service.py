@@ -8,12 +8,13 @@ invoice and see where it stands. Nothing here knows about API Gateway.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from ledgerbridge import errors
+from ledgerbridge import errors, retries
 from ledgerbridge.auth import Principal
 from ledgerbridge.connections import connection_context, provider_for, resolve_references
 from ledgerbridge.errors import ApiError, FieldError
@@ -30,6 +31,7 @@ from ledgerbridge.providers.base import (
     RemoteInvoice,
 )
 from ledgerbridge.store import invoices
+from ledgerbridge.store.invoices import PENDING_KEY, PENDING_VALUE, InvoiceConflict
 
 # --- write path ---------------------------------------------------------------------------
 
@@ -45,7 +47,9 @@ def _new_record(principal: Principal, invoice: InvoiceInput) -> dict[str, Any]:
     return {
         **record,
         "connection_id": principal.connection_id,
+        "project_id": principal.project_id,
         "id": str(uuid7()),
+        PENDING_KEY: PENDING_VALUE,
         "provider": principal.provider,
         "sync_status": "pending",
         "created_at": now,
@@ -79,65 +83,95 @@ def _count(provider: str, outcome: str) -> None:
         metric.add_dimension(name="outcome", value=outcome)
 
 
+@dataclass(frozen=True)
+class Created:
+    """201: synced at the provider. 202: stored and queued; the retry function delivers it."""
+
+    invoice: Invoice
+    status: int
+
+
 def create_invoice(
     principal: Principal, invoice: InvoiceInput, include_remote_data: bool, deadline: float | None = None
-) -> Invoice:
-    """Resolve and map (nothing stored yet), store, forward, settle. ApiError for all but success.
+) -> Created:
+    """Resolve and map (nothing stored yet), store, forward, settle.
 
-    ``deadline`` (``time.monotonic()``) bounds the provider call, retries included.
+    ``deadline`` (``time.monotonic()``) bounds the provider call, retries included; past it,
+    the invoice is queued for the retry function and the caller gets 202. Every other
+    outcome but success is an ApiError (with ``invoice_id`` once the invoice is stored).
     """
     references = resolve_references(principal.connection_id, invoice)
     record = _new_record(principal, invoice)
-    invoice_id, connection_id = record["id"], principal.connection_id
     provider = provider_for(principal.provider)
     connection = connection_context(principal, deadline)
-    outbound = OutboundInvoice(invoice_id, invoice, references)
+    outbound = OutboundInvoice(record["id"], invoice, references)
     try:
         request = provider.map_invoice(connection, outbound)
     except InvalidInvoice as exc:
         raise errors.validation_error([FieldError(path, reason) for path, reason in exc.details]) from None
     invoices.create_pending(record)
-    logger.append_keys(invoice_id=invoice_id, provider=principal.provider)
+    logger.append_keys(invoice_id=record["id"], provider=principal.provider)
     try:
-        remote = provider.send_invoice(connection, outbound, request)
+        settled = settle_delivered(principal, record, provider.send_invoice(connection, outbound, request))
     except ProviderRejected as exc:
-        _fail(principal, invoice_id, str(exc), "rejected")
         raise ApiError(
             422,
             "provider_rejected",
             f"{principal.provider} refused the invoice: {exc}",
             [FieldError("provider", message) for message in exc.messages],
-            invoice_id=invoice_id,
+            invoice_id=fail(principal, record["id"], str(exc), "rejected"),
         ) from None
     except ReauthorizationRequired as exc:
-        _fail(principal, invoice_id, f"connection needs authorising again: {exc}", "reauthorization_required")
+        reason = f"connection needs authorising again: {exc}"
         raise ApiError(
             409,
             "reauthorization_required",
             f"{principal.provider} refused this connection's authorisation; connect it again."
             " Nothing was created.",
-            invoice_id=invoice_id,
+            invoice_id=fail(principal, record["id"], reason, "reauthorization_required"),
         ) from None
-    except ProviderUnavailable as exc:
-        invoices.record_attempt_error(connection_id, invoice_id, str(exc), now_text())
-        _count(principal.provider, "unavailable")
-        logger.warning("provider unavailable", extra={"error": str(exc)})
-        raise ApiError(
-            502,
-            "provider_unavailable",
-            f"{principal.provider} could not be reached ({exc}); the invoice is stored as pending.",
-            invoice_id=invoice_id,
-        ) from None
-    settled = invoices.settle(connection_id, invoice_id, _settled_changes(record, remote), remote.remote_data)
+    except (ProviderUnavailable, SettleFailed) as exc:
+        return Created(_accept(principal, record, str(exc), include_remote_data), 202)
     _count(principal.provider, "created")
-    logger.info("invoice created", extra={"remote_id": remote.remote_id})
-    return to_invoice(settled, include_remote_data)
+    return Created(to_invoice(settled, include_remote_data), 201)
 
 
-def _fail(principal: Principal, invoice_id: str, reason: str, outcome: str) -> None:
+class SettleFailed(Exception):
+    """The provider has the invoice but storing that failed; a retry re-derives it from the provider."""
+
+
+def settle_delivered(principal: Principal, record: dict[str, Any], remote: RemoteInvoice) -> dict[str, Any]:
+    """Settle a stored invoice with what the provider recorded; returns the stored invoice."""
+    try:
+        settled = invoices.settle(principal.connection_id, record["id"], _settled_changes(record, remote),
+                                  remote.remote_data)  # fmt: skip
+    except InvoiceConflict:  # a concurrent delivery settled it first: theirs is as good
+        settled = invoices.get(principal.connection_id, record["id"])
+    except ApiError as exc:
+        logger.warning("settle failed after the provider accepted", extra={"remote_id": remote.remote_id})
+        raise SettleFailed(f"{exc.message} (the provider has it as {remote.remote_id})") from exc
+    logger.info("invoice delivered", extra={"remote_id": remote.remote_id})
+    return settled
+
+
+def _accept(principal: Principal, record: dict[str, Any], reason: str, include_remote_data: bool) -> Invoice:
+    """Keep the invoice pending and queue it; if even that fails, the sweeper will find it."""
+    _count(principal.provider, "queued")
+    logger.warning("invoice queued for retry", extra={"reason": reason})
+    try:
+        record = invoices.record_attempt_error(principal.connection_id, record["id"], reason, now_text())
+        retries.enqueue(principal.project_id, principal.connection_id, record["id"], now_text())
+    except Exception:  # the invoice is stored pending: the sweeper re-queues it
+        logger.exception("could not queue the retry; the sweeper will")
+    return to_invoice(record, include_remote_data)
+
+
+def fail(principal: Principal, invoice_id: str, reason: str, outcome: str) -> str:
+    """Mark a pending invoice failed for good, with the reason the caller will read."""
     invoices.mark_failed(principal.connection_id, invoice_id, reason, now_text())
     _count(principal.provider, outcome)
     logger.info("invoice failed", extra={"outcome": outcome, "reason": reason})
+    return invoice_id
 
 
 # --- reads --------------------------------------------------------------------------------

@@ -1,15 +1,23 @@
 """``make run``: Ledgerbridge on this machine, with no AWS account and no Docker (design §5).
 
-An embedded moto server plays AWS on ``127.0.0.1:$AWS_PORT`` (4566); the tables and key are
-the ones template.yaml declares; a demo project, API key and sandbox connection are seeded;
-and ``127.0.0.1:$API_PORT`` (3000) turns each HTTP request into the API Gateway REST (v1)
-proxy event that AWS would send, and gives it to the handler that the template names, in
-this process, with the environment that the template gives it.
+An embedded moto server plays AWS on ``127.0.0.1:$AWS_PORT`` (4566); the tables, key,
+secret, queues and bucket are the ones template.yaml declares; a demo project, API key and
+sandbox connection are seeded; and ``127.0.0.1:$API_PORT`` (3000) turns each HTTP request
+into the API Gateway REST (v1) proxy event that AWS would send, and gives it to the handler
+that the template names, in this process, with the environment that the template gives it.
 
-Differences from AWS, on purpose: every function shares this one process and environment;
-there is no stage prefix in local URLs; an unknown route answers a JSON 404 (API Gateway
-says 403 "Missing Authentication Token"); there is no timeout enforcement, only
-``get_remaining_time_in_millis``.
+The template's other event sources run too, in threads of this process: each ``Type: SQS``
+event gets a poller that long-polls its queue, invokes the handler with the event Lambda's
+SQS event source mapping would send, and deletes what succeeded (:class:`QueuePoller`); each
+``Type: Schedule``/``ScheduleV2`` event invokes its handler every ``$LOCAL_SCHEDULE_SECONDS``
+(60; 0 turns schedules off) instead of on its rate or cron expression (:class:`Scheduler`).
+
+Differences from AWS, on purpose: every function shares this one process and environment
+(and module-level state such as the Powertools logger); there is no stage prefix in local
+URLs; an unknown route answers a JSON 404 (API Gateway says 403 "Missing Authentication
+Token"); there is no timeout enforcement, only ``get_remaining_time_in_millis``; a function
+takes one event at a time (Lambda would scale out); and queue messages that fail go back to
+the queue and its redrive policy, as on AWS, but with moto's clock and receive counts.
 
 ``LOG_LEVEL=DEBUG make run`` sets the template's LogLevel parameter (POWERTOOLS_LOG_LEVEL):
 the template's environment replaces this process's, so exporting that variable would not.
@@ -19,9 +27,10 @@ from __future__ import annotations
 
 import argparse
 import base64
-import importlib
+import importlib.util
 import json
 import logging
+import math
 import os
 import re
 import shlex
@@ -32,25 +41,30 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ledgerbridge import jsonutil
 from ledgerbridge.local.template import (
     LOCAL_ACCOUNT_ID,
+    SQS_MAX_BATCH_SIZE,
     Route,
+    ScheduleEvent,
     Stack,
     api_routes,
     create_resources,
     function_environment,
     load_template,
+    queue_events,
+    schedule_events,
 )
 
 HOST = "127.0.0.1"
@@ -67,6 +81,10 @@ DEMO_INVOICE = {
         {"description": "Expenses", "quantity": 1, "unit_price": Decimal("0.1")},
     ],
 }
+SCHEDULE_SECONDS_VARIABLE = "LOCAL_SCHEDULE_SECONDS"
+DEFAULT_SCHEDULE_SECONDS = 60.0
+LONG_POLL_SECONDS = 1  # ReceiveMessage's WaitTimeSeconds: also how soon a poller sees a stop
+STOP_TIMEOUT_SECONDS = 5.0  # how long shutdown waits for a handler that is still running
 _HOP_BY_HOP = {"connection", "content-length", "keep-alive", "transfer-encoding"}
 _JSON_HEADERS = {"content-type": "application/json"}
 
@@ -305,41 +323,416 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def invoke(function: LocalFunction, event: Any) -> Any:
+    """One invocation, as a warm Lambda container takes it: one event at a time, a fresh context."""
+    with function.busy:
+        return function.handler(event, LambdaContext(function))
+
+
 def _invoke(bound: BoundRoute, event: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
     """Call the handler as Lambda would; a crash or a malformed result is API Gateway's 502."""
     try:
-        with bound.function.busy:
-            result = bound.function.handler(event, LambdaContext(bound.function))
-        status, headers, body = proxy_response(result)
+        status, headers, body = proxy_response(invoke(bound.function, event))
     except Exception:
         traceback.print_exc()  # what the function's log would show
         return _json_response(502, {"message": "Internal server error"})
     return status, [*headers, ("x-amzn-RequestId", event["requestContext"]["requestId"])], body
 
 
-def load_functions(stack: Stack, routes: Iterable[Route]) -> dict[str, LocalFunction]:
-    """Import each routed function's handler from its CodeUri, as Lambda does from /var/task."""
+class FunctionCode(Protocol):
+    """What a template event says about its function: a Route, QueueEvent or ScheduleEvent."""
+
+    @property
+    def function(self) -> str: ...  # logical id
+    @property
+    def handler(self) -> str: ...
+    @property
+    def code_uri(self) -> Path: ...
+
+
+def load_functions(stack: Stack, events: Iterable[FunctionCode]) -> dict[str, LocalFunction]:
+    """Import each event's function handler from its CodeUri, as Lambda does from /var/task."""
     functions: dict[str, LocalFunction] = {}
-    for route in routes:
-        if route.function not in functions:
-            functions[route.function] = _load_function(stack, route)
+    for event in events:
+        if event.function not in functions:
+            functions[event.function] = _load_function(stack, event)
     return functions
 
 
-def _load_function(stack: Stack, route: Route) -> LocalFunction:
-    properties = stack.template.function_properties(route.function)
-    module_name, _, attribute = route.handler.rpartition(".")
-    if str(route.code_uri) not in sys.path:
-        sys.path.insert(0, str(route.code_uri))
-    handler = getattr(importlib.import_module(module_name), attribute)
-    name = f"{stack.name}-{route.function}"
+def _load_function(stack: Stack, code: FunctionCode) -> LocalFunction:
+    properties = stack.template.function_properties(code.function)
+    name = f"{stack.name}-{code.function}"
     return LocalFunction(
         name=name,
         arn=f"arn:aws:lambda:{stack.region}:{stack.account_id}:function:{name}",
-        handler=handler,
+        handler=import_handler(code.function, code.code_uri, code.handler),
         memory_mb=int(properties.get("MemorySize", 128)),
         timeout_seconds=int(properties.get("Timeout", 3)),
     )
+
+
+def import_handler(function: str, code_uri: Path, handler: str) -> Handler:
+    """The handler ``module.attribute`` from ``code_uri``, with ``code_uri`` on sys.path as
+    /var/task is in Lambda, so the module imports its siblings as it would there.
+
+    Every function's module is ``app``: each is imported from its file under its own name
+    (``app__ApiFunction``) so that one function's ``app`` does not replace another's. A
+    handler module may not use relative imports.
+    """
+    module_name, _, attribute = handler.rpartition(".")
+    if str(code_uri) not in sys.path:
+        sys.path.insert(0, str(code_uri))
+    unique_name = f"{module_name.replace('.', '_')}__{function}"
+    module = sys.modules.get(unique_name)
+    if module is None:
+        relative = Path(*module_name.split("."))
+        path = code_uri / relative.with_suffix(".py")
+        if not path.is_file():
+            path = code_uri / relative / "__init__.py"
+        spec = importlib.util.spec_from_file_location(unique_name, path)
+        if spec is None or spec.loader is None or not path.is_file():
+            raise ImportError(f"{function}: no module {module_name} in {code_uri} (Handler {handler})")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[unique_name] = module  # before running it: dataclasses and pydantic look it up
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[unique_name]
+            raise
+    return getattr(module, attribute)  # type: ignore[no-any-return]
+
+
+# --- event sources: SQS pollers and schedules ---------------------------------------------
+
+
+def sqs_event(messages: Sequence[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+    """The event Lambda's SQS event source mapping sends for ``messages`` (ReceiveMessage's
+    ``Messages``, received with every system and message attribute)."""
+    return {"Records": [_sqs_record(message, queue_arn, region) for message in messages]}
+
+
+def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    record = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes", {})),
+        "messageAttributes": {
+            name: _message_attribute(value) for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message["MD5OfBody"],
+    }
+    if "MD5OfMessageAttributes" in message:
+        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+    return {**record, "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": region}
+
+
+def _message_attribute(value: dict[str, Any]) -> dict[str, Any]:
+    """A message attribute as Lambda spells it: camelCase, binary values base64-encoded."""
+    attribute: dict[str, Any] = {}
+    if "StringValue" in value:
+        attribute["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        attribute["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode("ascii")
+    attribute["stringListValues"] = list(value.get("StringListValues", []))
+    attribute["binaryListValues"] = [
+        base64.b64encode(item).decode("ascii") for item in value.get("BinaryListValues", [])
+    ]
+    attribute["dataType"] = value["DataType"]
+    return attribute
+
+
+def failed_message_ids(result: Any, message_ids: Sequence[str], report_batch_item_failures: bool) -> set[str]:
+    """The messages of a batch that Lambda would leave on the queue after the handler returned.
+
+    Without ReportBatchItemFailures a return means the whole batch succeeded. With it, the
+    ``batchItemFailures`` list names the failures (none when it is empty, null or missing);
+    a malformed response, or an ``itemIdentifier`` that is empty or not in the batch, fails
+    the whole batch, as Lambda documents.
+    """
+    if not report_batch_item_failures or result is None:
+        return set()
+    if isinstance(result, dict):
+        failures = result.get("batchItemFailures")
+        if failures is None:
+            return set()
+        if isinstance(failures, list) and all(
+            isinstance(item, dict) and item.get("itemIdentifier") in message_ids for item in failures
+        ):
+            return {item["itemIdentifier"] for item in failures}
+    print(
+        f"malformed batch response, the whole batch failed: {result!r:.500}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return set(message_ids)
+
+
+class Worker:
+    """A daemon thread that runs until :meth:`stop` (or the shared ``stopping`` event)."""
+
+    def __init__(self, name: str, stopping: threading.Event | None = None) -> None:
+        self.name = name
+        self.stopping = stopping or threading.Event()
+        self._thread = threading.Thread(target=self.run, name=name, daemon=True)
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
+        """Ask the thread to stop and wait for it; False when a handler is still running."""
+        self.stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+class QueuePoller(Worker):
+    """Lambda's event source mapping for one ``Type: SQS`` event, on a thread.
+
+    It long-polls the queue (WaitTimeSeconds 1, so that it sees a stop within a second) for
+    up to ``batch_size`` messages with all their attributes, invokes the function with them
+    (one batch at a time: the function's ``busy`` lock), and deletes the messages that
+    succeeded (see :func:`failed_message_ids`). A handler that raises deletes none: they
+    come back after the queue's visibility timeout, and its redrive policy moves them to
+    the dead-letter queue after maxReceiveCount receives.
+    """
+
+    def __init__(
+        self,
+        function: LocalFunction,
+        sqs: Any,
+        queue_arn: str,
+        *,
+        region: str,
+        batch_size: int = SQS_MAX_BATCH_SIZE,
+        report_batch_item_failures: bool = False,
+        name: str | None = None,
+        stopping: threading.Event | None = None,
+    ) -> None:
+        super().__init__(name or f"sqs:{function.name}", stopping)
+        _, _, _, _, account, queue_name = queue_arn.split(":", 5)
+        self.function = function
+        self.sqs = sqs
+        self.queue_arn = queue_arn
+        self.queue_url: str = sqs.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=account)[
+            "QueueUrl"
+        ]
+        self.region = region
+        self.batch_size = min(max(1, batch_size), SQS_MAX_BATCH_SIZE)
+        self.report_batch_item_failures = report_batch_item_failures
+
+    def run(self) -> None:
+        errors = 0
+        while not self.stopping.is_set():
+            try:
+                # When messages are visible a short poll gets them at once; and when a FIFO
+                # message group in flight holds them back, moto would spin a CPU through a
+                # long poll, so the poller waits here instead.
+                wait_seconds = 0 if self.waiting() else LONG_POLL_SECONDS
+                received = self.poll(wait_seconds)
+            except Exception as error:
+                if self.stopping.is_set():
+                    break
+                errors += 1
+                print(f"{self.name}: polling {self.queue_url} failed: {error!r}", file=sys.stderr, flush=True)
+                self.stopping.wait(min(errors, 10))
+                continue
+            errors = 0
+            if not received and wait_seconds == 0:
+                self.stopping.wait(LONG_POLL_SECONDS)
+
+    def poll(self, wait_seconds: int = LONG_POLL_SECONDS) -> int:
+        """Receive one batch, invoke the function with it, delete what succeeded; the count received."""
+        response = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.batch_size,
+            WaitTimeSeconds=wait_seconds,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages = response.get("Messages", [])
+        if messages:
+            self.handle(messages)
+        return len(messages)
+
+    def handle(self, messages: Sequence[dict[str, Any]]) -> None:
+        event = sqs_event(messages, self.queue_arn, self.region)
+        try:
+            result = invoke(self.function, event)
+        except Exception:
+            print(
+                f"{self.name}: the handler raised; {len(messages)} message(s) stay on the queue",
+                file=sys.stderr,
+            )
+            traceback.print_exc()  # what the function's log would show
+            return
+        ids = [message["MessageId"] for message in messages]
+        failed = failed_message_ids(result, ids, self.report_batch_item_failures)
+        self._delete([message for message in messages if message["MessageId"] not in failed])
+
+    def _delete(self, messages: Sequence[dict[str, Any]]) -> None:
+        if not messages:
+            return
+        entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)]
+        response = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        for failure in response.get("Failed", []):
+            print(f"{self.name}: could not delete a message: {failure}", file=sys.stderr, flush=True)
+
+    def waiting(self) -> bool:
+        """Whether a FIFO queue has visible messages (ApproximateNumberOfMessages)."""
+        if not self.queue_url.endswith(".fifo"):
+            return False
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes.get("ApproximateNumberOfMessages", "0")) > 0
+
+
+def scheduled_event(schedule: ScheduleEvent, stack: Stack) -> Any:
+    """The event a schedule sends: its Input if it declares one, else the default notification
+    of EventBridge Scheduler (ScheduleV2) or of an EventBridge scheduled rule (Schedule)."""
+    if schedule.input is not None:
+        given = stack.resolve(schedule.input)
+        return json.loads(given) if isinstance(given, str) else given
+    scheduler = schedule.kind == "ScheduleV2"
+    prefix = f"arn:{stack.resolve({'Ref': 'AWS::Partition'})}"
+    if scheduler:
+        resource = f"{prefix}:scheduler:{stack.region}:{stack.account_id}:schedule/{schedule.group_name}"
+    else:
+        resource = f"{prefix}:events:{stack.region}:{stack.account_id}:rule"
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.scheduler" if scheduler else "aws.events",
+        "account": stack.account_id,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": stack.region,
+        "resources": [f"{resource}/{schedule.schedule_name}"],
+        "detail": "{}" if scheduler else {},
+    }
+
+
+class Scheduler(Worker):
+    """A schedule: invokes the function with ``event()`` every ``period`` seconds, the first time
+    ``first`` seconds (one period) after :meth:`start`. A handler that raises is reported and
+    the schedule goes on; ticks missed while the handler ran are skipped, not caught up."""
+
+    def __init__(
+        self,
+        function: LocalFunction,
+        event: Callable[[], Any],
+        period: float,
+        *,
+        first: float | None = None,
+        name: str | None = None,
+        stopping: threading.Event | None = None,
+    ) -> None:
+        if not period > 0:
+            raise ValueError(f"a schedule's period must be positive, not {period}")
+        super().__init__(name or f"schedule:{function.name}", stopping)
+        self.function = function
+        self.event = event
+        self.period = period
+        self.first = period if first is None else first
+
+    def run(self) -> None:
+        due = time.monotonic() + self.first
+        while not self.stopping.wait(max(0.0, due - time.monotonic())):
+            try:
+                invoke(self.function, self.event())
+            except Exception:
+                print(f"{self.name}: the handler raised; the schedule goes on", file=sys.stderr)
+                traceback.print_exc()
+            due += self.period
+            now = time.monotonic()
+            if due <= now:
+                due += math.ceil((now - due) / self.period) * self.period
+
+
+def schedule_seconds() -> float:
+    """``$LOCAL_SCHEDULE_SECONDS``: every schedule's local period (default 60; 0 turns them off)."""
+    value = os.environ.get(SCHEDULE_SECONDS_VARIABLE) or str(DEFAULT_SCHEDULE_SECONDS)
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise SystemExit(
+            f"{SCHEDULE_SECONDS_VARIABLE}={value!r} is not a number of seconds (0 turns schedules off)"
+        )
+    return seconds
+
+
+def event_sources(
+    stack: Stack,
+    functions: dict[str, LocalFunction],
+    sqs: Any,
+    period: float,
+    stopping: threading.Event | None = None,
+) -> list[Worker]:
+    """A poller for each SQS event and, unless ``period`` is 0, a scheduler for each schedule
+    event of the template (not started), all stopping together with ``stopping``.
+
+    The schedules are staggered over their first period (the first fires one period after
+    the start, the next a fraction later): functions share this process's Powertools logger,
+    and two handlers that run at once log with each other's Lambda context.
+    """
+    stopping = stopping or threading.Event()
+    schedules = schedule_events(stack.template) if period > 0 else []
+    sources: list[Worker] = [
+        QueuePoller(
+            functions[event.function],
+            sqs,
+            stack.resolve(event.queue),
+            region=stack.region,
+            batch_size=event.batch_size,
+            report_batch_item_failures=event.report_batch_item_failures,
+            name=f"{event.function}.{event.name}",
+            stopping=stopping,
+        )
+        for event in queue_events(stack.template)
+    ]
+    sources += [
+        Scheduler(
+            functions[event.function],
+            partial(scheduled_event, event, stack),
+            period,
+            first=period * (1 + n / len(schedules)),
+            name=f"{event.function}.{event.name}",
+            stopping=stopping,
+        )
+        for n, event in enumerate(schedules)
+    ]
+    return sources
+
+
+class EventSources:
+    """The template's pollers and schedules, started and stopped together."""
+
+    def __init__(self, sources: Sequence[Worker]) -> None:
+        self.sources = list(sources)
+
+    def start(self) -> None:
+        for source in self.sources:
+            source.start()
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """Stop every source; a handler still running after ``timeout`` is left to exit with the process."""
+        for source in self.sources:
+            source.stopping.set()
+        deadline = time.monotonic() + timeout
+        for source in self.sources:
+            if not source.stop(max(0.0, deadline - time.monotonic())):
+                print(f"{source.name}: still running after {timeout:g} s, not waiting", file=sys.stderr)
 
 
 def aws_environment(aws_port: int) -> dict[str, str]:
@@ -396,20 +789,58 @@ def _bind_api(port: int, gateway: Gateway) -> ApiServer:
         raise SystemExit(f"cannot listen on {HOST}:{port} ({error}); set API_PORT to a free port") from None
 
 
-def deploy(stack: Stack) -> Gateway:
+@dataclass(frozen=True)
+class Deployment:
+    """The template's API routes and event sources, bound to the imported functions."""
+
+    gateway: Gateway
+    sources: EventSources
+    fields: dict[str, str]  # banner lines: each polled queue's URL, the schedule period
+
+
+def deploy(stack: Stack, period: float = DEFAULT_SCHEDULE_SECONDS) -> Deployment:
     """Create the template's resources, give this process the functions' environment, import them."""
     import boto3  # dev-only here; imported once AWS_ENDPOINT_URL points at moto
 
-    create_resources(stack, boto3.client("dynamodb"), boto3.client("kms"), boto3.client("secretsmanager"))
+    sqs = boto3.client("sqs")
+    clients = [boto3.client(name) for name in ("dynamodb", "kms", "secretsmanager")]
+    create_resources(stack, *clients, sqs, boto3.client("s3"))
     routes = api_routes(stack.template)
-    for function in {route.function for route in routes}:
+    queues, schedules = queue_events(stack.template), schedule_events(stack.template)
+    events: list[FunctionCode] = [*routes, *queues, *schedules]
+    for function in dict.fromkeys(event.function for event in events):
         os.environ.update(function_environment(stack, function))
-    functions = load_functions(stack, routes)
-    return Gateway(BoundRoute(route, functions[route.function]) for route in routes)
+    functions = load_functions(stack, events)
+    sources = event_sources(stack, functions, sqs, period)
+    return Deployment(
+        gateway=Gateway(BoundRoute(route, functions[route.function]) for route in routes),
+        sources=EventSources(sources),
+        fields=banner_fields(stack, sources, period if schedules else None),
+    )
 
 
-def banner(demo: dict[str, str], api_url: str, aws: dict[str, str]) -> str:
-    """What to paste: the demo credentials (shown only here), admin CLI setup and two curls."""
+def banner_fields(stack: Stack, sources: Sequence[Worker], period: float | None) -> dict[str, str]:
+    """``retry-queue: <url>`` for each polled queue (named after its logical id), and the period."""
+    queue_ids = {
+        stack.attributes.get((logical_id, "Arn")): logical_id
+        for logical_id in stack.template.resources("AWS::SQS::Queue")
+    }
+    fields = {}
+    for source in sources:
+        if isinstance(source, QueuePoller):
+            name = queue_ids.get(source.queue_arn) or source.queue_arn.rsplit(":", 1)[-1]
+            words = re.sub(r"([a-z0-9])([A-Z])", r"\1-\2", name.removesuffix(".fifo"))
+            fields[re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1-\2", words).lower()] = source.queue_url
+    if period is not None:
+        fields["schedule-seconds"] = f"{period:g}"
+    return fields
+
+
+def banner(
+    demo: dict[str, str], api_url: str, aws: dict[str, str], fields: dict[str, str] | None = None
+) -> str:
+    """What to paste: the demo credentials (shown only here), admin CLI setup and two curls;
+    ``fields`` (the polled queues' URLs, the schedule period) follow the AWS endpoint."""
     auth = [
         f"  -H {shlex.quote('x-api-key: ' + demo['api_key'])}",
         f"  -H {shlex.quote('x-connection-token: ' + demo['connection_token'])}",
@@ -421,6 +852,7 @@ def banner(demo: dict[str, str], api_url: str, aws: dict[str, str]) -> str:
             "Ledgerbridge local stack",
             f"  api-url: {api_url}",
             f"  aws-endpoint: {aws['AWS_ENDPOINT_URL']}",
+            *(f"  {name}: {value}" for name, value in (fields or {}).items()),
             f"  project-id: {demo['project_id']}",
             f"  connection-id: {demo['connection_id']}",
             *([f"  contact-id: {demo['contact_id']}"] if demo.get("contact_id") else []),
@@ -474,6 +906,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     stop = _stop_on_signals()
     api_port, aws_port = _port("API_PORT", 3000), _port("AWS_PORT", 4566)
+    period = schedule_seconds()
     template = load_template(args.template)
     with ExitStack() as cleanup:
         api = _bind_api(api_port, Gateway([]))
@@ -483,11 +916,14 @@ def main(argv: list[str] | None = None) -> None:
         _use_environment(aws)
         log_level = {"LogLevel": os.environ["LOG_LEVEL"]} if os.environ.get("LOG_LEVEL") else {}
         stack = Stack(template, name=STACK_NAME, region=aws["AWS_REGION"], parameters=log_level)
-        api.gateway = deploy(stack)
+        deployment = deploy(stack, period)
+        api.gateway = deployment.gateway
+        cleanup.callback(deployment.sources.stop)  # runs before moto stops: pollers call it
         from ledgerbridge.admin import seed_demo  # after the environment points at moto
 
-        print(banner(seed_demo(), f"http://{HOST}:{api_port}", aws), flush=True)
+        print(banner(seed_demo(), f"http://{HOST}:{api_port}", aws, deployment.fields), flush=True)
         if not stop.is_set():
+            deployment.sources.start()
             _serve(api, stop)
 
 

@@ -1,8 +1,10 @@
 """template.yaml as the one description of the stack, for the local stack and the tests.
 
-The local stack creates exactly the tables, keys and routes that the template declares, and
-gives the handler the environment the template gives it, so nothing here repeats a table
-key, a route or a variable: a change to template.yaml is a change to the local stack.
+The local stack creates exactly the tables, keys, secrets, queues, buckets and routes that
+the template declares, and gives the handler the environment the template gives it, so
+nothing here repeats a table key, a queue attribute, a route or a variable: a change to
+template.yaml is a change to the local stack. CloudWatch alarms are not created (the local
+stack has no metrics), nor is anything else the local stack does not use.
 
 Only what the local stack needs is supported: the short-form tags, ``Ref``, ``Fn::GetAtt``,
 ``Fn::Sub`` and ``Fn::Join``; anything else raises instead of guessing.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,25 @@ _TABLE_PROPERTIES = (
     "LocalSecondaryIndexes",
 )
 _INDEX_PROPERTIES = ("IndexName", "KeySchema", "Projection", "ProvisionedThroughput")
+# AWS::SQS::Queue properties that are SQS queue attributes of the same name.
+_QUEUE_ATTRIBUTES = (
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "DelaySeconds",
+    "FifoQueue",
+    "FifoThroughputLimit",
+    "KmsDataKeyReusePeriodSeconds",
+    "KmsMasterKeyId",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "RedriveAllowPolicy",
+    "RedrivePolicy",
+    "SqsManagedSseEnabled",
+    "VisibilityTimeout",
+)
+_S3_RULE_KEYS = {"ServerSideEncryptionByDefault": "ApplyServerSideEncryptionByDefault"}
+SQS_MAX_BATCH_SIZE = 10  # ReceiveMessage's limit; Lambda needs a batching window for more
 
 
 class CfnLoader(yaml.SafeLoader):
@@ -189,11 +211,14 @@ class Stack:
         return _SUB_VARIABLE.sub(substitute, text).replace("${!", "${")
 
 
-def create_resources(stack: Stack, dynamodb: Any, kms: Any, secretsmanager: Any) -> None:
-    """Create the template's tables, KMS keys and aliases, and secrets, recording them in ``stack``."""
+def create_resources(stack: Stack, dynamodb: Any, kms: Any, secretsmanager: Any, sqs: Any, s3: Any) -> None:
+    """Create the template's tables, KMS keys and aliases, secrets, queues and buckets,
+    recording them in ``stack`` (keys first: secrets and queues may name one)."""
     create_tables(stack, dynamodb)
     create_keys(stack, kms)
     create_secrets(stack, secretsmanager)
+    create_queues(stack, sqs)
+    create_buckets(stack, s3)
 
 
 def create_secrets(stack: Stack, secretsmanager: Any) -> None:
@@ -216,6 +241,12 @@ def create_tables(stack: Stack, dynamodb: Any) -> None:
                 request[index_kind] = [_only(index, _INDEX_PROPERTIES) for index in request[index_kind]]
         request.setdefault("TableName", f"{stack.name}-{logical_id}")  # CloudFormation would generate one
         table = dynamodb.create_table(**request)["TableDescription"]
+        time_to_live = properties.get("TimeToLiveSpecification") or {}
+        if _flag(time_to_live.get("Enabled")):
+            dynamodb.update_time_to_live(
+                TableName=table["TableName"],
+                TimeToLiveSpecification={"AttributeName": time_to_live["AttributeName"], "Enabled": True},
+            )
         stack.created(logical_id, table["TableName"], Arn=table["TableArn"])
 
 
@@ -234,6 +265,136 @@ def create_keys(stack: Stack, kms: Any) -> None:
         properties = stack.resolve(resource["Properties"])
         kms.create_alias(AliasName=properties["AliasName"], TargetKeyId=properties["TargetKeyId"])
         stack.created(logical_id, properties["AliasName"])
+
+
+def create_queues(stack: Stack, sqs: Any) -> None:
+    """Create each AWS::SQS::Queue with the attributes it declares, a queue before those that
+    refer to it (a dead-letter queue before the queue whose RedrivePolicy names it)."""
+    queues = stack.template.resources("AWS::SQS::Queue")
+    for logical_id, resource in _in_dependency_order(queues):
+        properties = stack.resolve(resource.get("Properties", {}))
+        fifo = _flag(properties.get("FifoQueue"))
+        # CloudFormation would generate a name; a FIFO queue's must end in .fifo.
+        name = properties.get("QueueName") or f"{stack.name}-{logical_id}{'.fifo' if fifo else ''}"
+        request: dict[str, Any] = {
+            "QueueName": name,
+            "Attributes": {
+                attribute: _attribute_value(properties[attribute])
+                for attribute in _QUEUE_ATTRIBUTES
+                if attribute in properties
+            },
+        }
+        if properties.get("Tags"):
+            request["tags"] = {tag["Key"]: str(tag["Value"]) for tag in properties["Tags"]}
+        url = sqs.create_queue(**request)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        stack.created(logical_id, url, Arn=arn, QueueName=name, QueueUrl=url)
+
+
+def create_buckets(stack: Stack, s3: Any) -> None:
+    """Create each AWS::S3::Bucket with its encryption, public access block, ownership controls,
+    versioning and tags; other properties (lifecycle, CORS, logging) do not matter locally."""
+    for logical_id, resource in stack.template.resources("AWS::S3::Bucket").items():
+        properties = stack.resolve(resource.get("Properties", {}))
+        name = properties.get("BucketName") or bucket_name(f"{stack.name}-{logical_id}")
+        request: dict[str, Any] = {"Bucket": name}
+        if stack.region != "us-east-1":  # us-east-1 refuses its own LocationConstraint
+            request["CreateBucketConfiguration"] = {"LocationConstraint": stack.region}
+        s3.create_bucket(**request)
+        if "BucketEncryption" in properties:
+            rules = [  # the template's ServerSideEncryptionByDefault is the API's Apply...ByDefault
+                {_S3_RULE_KEYS.get(key, key): value for key, value in rule.items()}
+                for rule in properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            ]
+            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+        if "PublicAccessBlockConfiguration" in properties:
+            s3.put_public_access_block(
+                Bucket=name, PublicAccessBlockConfiguration=properties["PublicAccessBlockConfiguration"]
+            )
+        if "OwnershipControls" in properties:
+            s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=properties["OwnershipControls"])
+        if "VersioningConfiguration" in properties:
+            s3.put_bucket_versioning(
+                Bucket=name, VersioningConfiguration=properties["VersioningConfiguration"]
+            )
+        if properties.get("Tags"):
+            s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": properties["Tags"]})
+        partition = stack.resolve({"Ref": "AWS::Partition"})
+        stack.created(
+            logical_id,
+            name,
+            Arn=f"arn:{partition}:s3:::{name}",
+            DomainName=f"{name}.s3.amazonaws.com",
+            RegionalDomainName=f"{name}.s3.{stack.region}.amazonaws.com",
+        )
+
+
+def bucket_name(text: str) -> str:
+    """``text`` as a valid S3 bucket name: 3-63 lower-case letters, digits, dots and hyphens."""
+    name = re.sub(r"[^a-z0-9.-]+", "-", text.lower())
+    name = re.sub(r"[.-]{2,}", "-", name)[:63].strip(".-")
+    if len(name) < 3:
+        raise ValueError(f"cannot make a bucket name of {text!r}")
+    return name
+
+
+def references(value: Any) -> set[str]:
+    """The logical ids (and parameters) that ``value`` refers to with Ref, GetAtt or Sub."""
+    if isinstance(value, list):
+        return set().union(*(references(item) for item in value))
+    if not isinstance(value, dict):
+        return set()
+    if len(value) == 1:
+        [(key, argument)] = value.items()
+        if key == "Ref" and isinstance(argument, str):
+            return {argument}
+        if key == "Fn::GetAtt":
+            target = argument[0] if isinstance(argument, list) else str(argument).split(".", 1)[0]
+            return {target} if isinstance(target, str) else references(target)
+        if key == "Fn::Sub":
+            text, variables = (argument, {}) if isinstance(argument, str) else argument
+            named = {match.group(1).split(".", 1)[0] for match in _SUB_VARIABLE.finditer(text)}
+            return (named - set(variables)) | references(list(variables.values()))
+    return set().union(*(references(item) for item in value.values()))
+
+
+def _in_dependency_order(resources: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """``resources`` in template order, except that each comes after those of them it refers
+    to (in its properties or DependsOn), as CloudFormation would create them."""
+    pending = dict(resources)
+    ordered: list[tuple[str, dict[str, Any]]] = []
+    while pending:
+        ready = [
+            logical_id
+            for logical_id, resource in pending.items()
+            if not (
+                references([resource.get("Properties", {}), _as_refs(resource.get("DependsOn"))])
+                & (pending.keys() - {logical_id})
+            )
+        ]
+        if not ready:
+            raise ValueError(f"circular references between {', '.join(sorted(pending))}")
+        ordered += [(logical_id, pending.pop(logical_id)) for logical_id in ready]
+    return ordered
+
+
+def _as_refs(depends_on: Any) -> list[dict[str, str]]:
+    names = [depends_on] if isinstance(depends_on, str) else depends_on or []
+    return [{"Ref": name} for name in names]
+
+
+def _flag(value: Any) -> bool:
+    """A template boolean: YAML's true, or the string "true" as CloudFormation also accepts."""
+    return value is True or str(value).lower() == "true"
+
+
+def _attribute_value(value: Any) -> str:
+    """A template value as an SQS attribute: booleans lower case, policies as JSON text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
 
 
 def _only(mapping: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -286,3 +447,93 @@ def _stage_name(template: Template, rest_api_id: Any) -> str:
         return IMPLICIT_API_STAGE
     api = template.body["Resources"][rest_api_id["Ref"]]
     return str(api.get("Properties", {}).get("StageName", IMPLICIT_API_STAGE))
+
+
+@dataclass(frozen=True)
+class QueueEvent:
+    """One ``Type: SQS`` event of a function: the queue Lambda polls for it, and how."""
+
+    name: str  # the event's key under Events
+    function: str  # logical id
+    handler: str
+    code_uri: Path
+    queue: Any  # the Queue property as written (usually !GetAtt X.Arn): resolve it against a Stack
+    batch_size: int  # at most SQS_MAX_BATCH_SIZE
+    report_batch_item_failures: bool
+
+
+@dataclass(frozen=True)
+class ScheduleEvent:
+    """One ``Type: Schedule`` (EventBridge rule) or ``ScheduleV2`` (EventBridge Scheduler) event."""
+
+    name: str  # the event's key under Events
+    function: str
+    handler: str
+    code_uri: Path
+    kind: str  # Schedule or ScheduleV2
+    expression: str  # rate(...) or cron(...); the local stack uses its own period instead
+    schedule_name: str  # the rule's or schedule's Name (SAM's default: function id + event key)
+    group_name: str  # ScheduleV2's GroupName
+    input: Any  # the Input property as written (a JSON string, maybe an intrinsic), or None
+
+
+def _function_events(
+    template: Template, *types: str
+) -> Iterator[tuple[str, dict[str, Any], str, dict[str, Any]]]:
+    """(function id, function properties, event key, event properties) of the given event types."""
+    for logical_id in template.resources("AWS::Serverless::Function"):
+        properties = template.function_properties(logical_id)
+        for event_name, event in properties.get("Events", {}).items():
+            if event.get("Type") in types:
+                yield (
+                    logical_id,
+                    properties,
+                    event_name,
+                    {"Type": event["Type"], **event.get("Properties", {})},
+                )
+
+
+def queue_events(template: Template) -> list[QueueEvent]:
+    """Every enabled ``Type: SQS`` event of every function, in template order."""
+    events = []
+    for logical_id, properties, event_name, event in _function_events(template, "SQS"):
+        if "Enabled" in event and not _flag(event["Enabled"]):
+            continue
+        if "FilterCriteria" in event:  # Lambda would delete what the filter drops: not emulated
+            raise ValueError(f"{logical_id}.{event_name}: FilterCriteria is not supported by the local stack")
+        events.append(
+            QueueEvent(
+                name=event_name,
+                function=logical_id,
+                handler=properties["Handler"],
+                code_uri=(template.root / properties["CodeUri"]).resolve(),
+                queue=event["Queue"],
+                batch_size=min(int(event.get("BatchSize", SQS_MAX_BATCH_SIZE)), SQS_MAX_BATCH_SIZE),
+                report_batch_item_failures="ReportBatchItemFailures"
+                in event.get("FunctionResponseTypes", []),
+            )
+        )
+    return events
+
+
+def schedule_events(template: Template) -> list[ScheduleEvent]:
+    """Every enabled ``Type: Schedule``/``ScheduleV2`` event of every function, in template order."""
+    events = []
+    for logical_id, properties, event_name, event in _function_events(template, "Schedule", "ScheduleV2"):
+        disabled = str(event.get("State", "ENABLED")).upper() == "DISABLED"
+        if disabled or ("Enabled" in event and not _flag(event["Enabled"])):
+            continue
+        events.append(
+            ScheduleEvent(
+                name=event_name,
+                function=logical_id,
+                handler=properties["Handler"],
+                code_uri=(template.root / properties["CodeUri"]).resolve(),
+                kind=event["Type"],
+                expression=str(event.get("Schedule") or event.get("ScheduleExpression", "")),
+                schedule_name=str(event.get("Name") or f"{logical_id}{event_name}"),
+                group_name=str(event.get("GroupName") or "default"),
+                input=event.get("Input"),
+            )
+        )
+    return events

@@ -9,13 +9,15 @@ under the 400 KB item limit.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from ledgerbridge.config import settings
-from ledgerbridge.errors import ApiError
+from ledgerbridge.ids import uuid7
+from ledgerbridge.store import offload
 from ledgerbridge.store.dynamo import (
     STORAGE_ERRORS,
     dynamodb,
@@ -28,6 +30,9 @@ from ledgerbridge.store.dynamo import (
     to_values,
     unpack_json,
 )
+
+# The sweeper's sparse index key: present (and "P") only while an invoice is pending.
+PENDING_KEY, PENDING_VALUE = "pending", "P"
 
 
 class InvoiceConflict(Exception):
@@ -47,34 +52,34 @@ def _decode(item: dict[str, Any]) -> dict[str, Any]:
 def _unpack(record: dict[str, Any]) -> dict[str, Any]:
     packed = record.pop("remote_data_z", None)
     record["remote_data"] = unpack_json(packed) if packed else None
+    if "remote_data_s3" in record:
+        record["remote_data"] = offload.get(record.pop("remote_data_s3"))
+    if "line_items_s3" in record:
+        record["line_items"] = offload.get(record.pop("line_items_s3"))
     return record
+
+
+def _offload_lines(record: dict[str, Any], connection_id: str, invoice_id: str) -> dict[str, Any]:
+    """Line items too big for the item go to S3 (a new object per write: settle adds remote ids)."""
+    lines = record.get("line_items")
+    if not lines or not offload.is_large(lines):
+        return record
+    key = f"invoices/{connection_id}/{invoice_id}/line-items-{uuid7()}.json.gz"
+    return {**record, "line_items": None, "line_items_s3": offload.put(key, lines)}
 
 
 def _table() -> str:
     return settings().invoices_table
 
 
-def _too_large(error: ClientError) -> bool:
-    details = error.response.get("Error", {})
-    return details.get("Code") == "ValidationException" and "size" in details.get("Message", "")
-
-
 def create_pending(record: dict[str, Any]) -> None:
     """The first write of the write path: the invoice exists before any provider sees it.
 
-    An invoice over DynamoDB's 400 KB item limit is refused here (413) rather than stored
-    in part; large invoices are offloaded in a later version.
+    Line items too big for a DynamoDB item are written to S3 first (store/offload.py).
     """
     try:
-        dynamodb().put_item(
-            TableName=_table(),
-            Item=to_item(record),
-            ConditionExpression="attribute_not_exists(id)",
-        )
-    except ClientError as exc:
-        if _too_large(exc):
-            raise ApiError(413, "invoice_too_large", "The invoice is over 400 KB once stored.") from exc
-        raise storage_unavailable() from exc
+        item = to_item(_offload_lines(record, record["connection_id"], record["id"]))
+        dynamodb().put_item(TableName=_table(), Item=item, ConditionExpression="attribute_not_exists(id)")
     except STORAGE_ERRORS as exc:
         raise storage_unavailable() from exc
 
@@ -107,15 +112,50 @@ def _update(connection_id: str, invoice_id: str, changes: dict[str, Any], expect
 
 
 def settle(connection_id: str, invoice_id: str, changes: dict[str, Any], remote_data: Any) -> dict:
-    """pending -> synced, with what the provider answered."""
-    changes = {**changes, "sync_status": "synced", "remote_data_z": pack_json(remote_data)}
+    """pending -> synced, with what the provider answered (and out of the sweeper's index)."""
+    try:
+        lines = _offload_lines(changes, connection_id, invoice_id)
+        changes = {**lines, **_remote_data(connection_id, invoice_id, remote_data)}
+    except STORAGE_ERRORS as exc:
+        raise storage_unavailable() from exc
+    changes = {**changes, "sync_status": "synced", PENDING_KEY: None}
     return _update(connection_id, invoice_id, changes, expected_status="pending")
+
+
+def _remote_data(connection_id: str, invoice_id: str, remote_data: Any) -> dict[str, Any]:
+    packed = pack_json(remote_data)
+    if len(packed) <= offload.INLINE_LIMIT:
+        return {"remote_data_z": packed}
+    key = f"invoices/{connection_id}/{invoice_id}/remote-data-{uuid7()}.json.gz"
+    return {"remote_data_z": None, "remote_data_s3": offload.put(key, remote_data)}
 
 
 def mark_failed(connection_id: str, invoice_id: str, reason: str, modified_at: str) -> dict:
     """pending -> failed, keeping the provider's reason for the caller to read."""
-    changes = {"sync_status": "failed", "sync_error": reason, "modified_at": modified_at}
+    changes = {"sync_status": "failed", "sync_error": reason, "modified_at": modified_at, PENDING_KEY: None}
     return _update(connection_id, invoice_id, changes, expected_status="pending")
+
+
+def note_retry_queued(connection_id: str, invoice_id: str, queued_at: str) -> None:
+    """Remember that a retry message is on its way (the sweeper leaves such invoices alone)."""
+    with contextlib.suppress(InvoiceConflict):  # settled meanwhile: nothing left to note
+        _update(connection_id, invoice_id, {"retry_queued_at": queued_at}, expected_status="pending")
+
+
+def pending_since(cutoff: str, limit: int = 500) -> list[dict[str, Any]]:
+    """Pending invoices created before ``cutoff`` (sparse PendingIndex: only pending ones are in it)."""
+    request: dict[str, Any] = {
+        "TableName": _table(),
+        "IndexName": "PendingIndex",
+        "KeyConditionExpression": "#pending = :p AND created_at < :cutoff",
+        "ExpressionAttributeNames": {"#pending": PENDING_KEY},
+        "ExpressionAttributeValues": to_values({":p": PENDING_VALUE, ":cutoff": cutoff}),
+    }
+    try:
+        records, _ = query_page(request, limit)
+    except STORAGE_ERRORS as exc:
+        raise storage_unavailable() from exc
+    return records
 
 
 def record_attempt_error(connection_id: str, invoice_id: str, reason: str, modified_at: str) -> dict:

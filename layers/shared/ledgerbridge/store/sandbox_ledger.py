@@ -1,7 +1,7 @@
 """The sandbox provider's books, in the accounts table.
 
     SANDBOX#<conn_id>   SEQUENCE           n (atomic counter: remote ids and numbers)
-    SANDBOX#<conn_id>   REQUEST#<key>      record (the invoice, keyed by idempotency key)
+    SANDBOX#<conn_id>   REQUEST#<key>      record_z (the invoice, compressed JSON, keyed by idempotency key)
     SANDBOX#<conn_id>   NUMBER#<number>    remote_id (keeps invoice numbers unique)
 
 The request item and the number claim are written in one transaction, so a resend with
@@ -17,7 +17,15 @@ from botocore.exceptions import ClientError
 from ledgerbridge.config import settings
 from ledgerbridge.providers.base import ProviderUnavailable
 from ledgerbridge.providers.sandbox import NumberTaken
-from ledgerbridge.store.dynamo import STORAGE_ERRORS, dynamodb, from_item, put_new_items, to_values
+from ledgerbridge.store.dynamo import (
+    STORAGE_ERRORS,
+    dynamodb,
+    from_item,
+    pack_json,
+    put_new_items,
+    to_values,
+    unpack_json,
+)
 
 
 class DynamoSandboxLedger:
@@ -29,7 +37,7 @@ class DynamoSandboxLedger:
             item = dynamodb().get_item(TableName=settings().accounts_table, Key=key, ConsistentRead=True)
         except STORAGE_ERRORS as exc:
             raise ProviderUnavailable("sandbox ledger unavailable") from exc
-        return from_item(item["Item"])["record"] if "Item" in item else None
+        return unpack_json(from_item(item["Item"])["record_z"]) if "Item" in item else None
 
     def next_sequence(self, connection_id: str) -> int:
         try:
@@ -47,7 +55,7 @@ class DynamoSandboxLedger:
     def record(self, connection_id: str, request_key: str, record: dict[str, Any]) -> dict[str, Any]:
         partition = f"SANDBOX#{connection_id}"
         items = [
-            {"pk": partition, "sk": f"REQUEST#{request_key}", "record": record},
+            {"pk": partition, "sk": f"REQUEST#{request_key}", "record_z": pack_json(record)},
             {"pk": partition, "sk": f"NUMBER#{record['invoice_number']}", "remote_id": record["id"]},
         ]
         try:

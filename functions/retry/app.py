@@ -1,0 +1,56 @@
+"""The retry function: SQS FIFO messages naming queued invoices, delivered one group at a time.
+
+Thin on purpose: Powertools Batch reports which messages failed (only those come back), and
+skips the rest of a failing connection's group so its invoices stay in order; the logic is
+``ledgerbridge.redelivery``. A failed delivery pushes its message's next visibility out
+with exponential backoff; the queue's redrive policy moves it to the dead-letter queue after
+the last attempt, by which time the invoice is already marked failed with its last error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ledgerbridge import retries
+from ledgerbridge.aws import client
+from ledgerbridge.observability import logger, tracer
+from ledgerbridge.redelivery import RetryLater, redeliver
+
+SAFETY_MARGIN_SECONDS = 5.0
+processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+# A batch whose deliveries all failed is still a normal answer (each message already has its
+# backoff): raising would count a provider outage as errors of this function.
+processor.raise_on_entire_batch_failure = False
+
+
+def deliver(record: SQSRecord, lambda_context: LambdaContext) -> str:
+    message = json.loads(record.body)
+    attempt = int(record.attributes.approximate_receive_count)
+    deadline = time.monotonic() + lambda_context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
+    try:
+        outcome = redeliver(
+            message["project_id"], message["connection_id"], message["invoice_id"],
+            final=attempt >= retries.max_attempts(), deadline=deadline,
+        )  # fmt: skip
+    except RetryLater:
+        client("sqs").change_message_visibility(
+            QueueUrl=os.environ["LEDGERBRIDGE_RETRY_QUEUE_URL"],
+            ReceiptHandle=record.receipt_handle,
+            VisibilityTimeout=retries.backoff_seconds(attempt, random.random()),
+        )
+        raise
+    logger.info("retry handled", extra={"invoice_id": message["invoice_id"], "outcome": outcome})
+    return outcome
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict, context: LambdaContext) -> dict:
+    return process_partial_response(event=event, record_handler=deliver, processor=processor, context=context)

@@ -1,0 +1,23 @@
+"""The sweeper: every few minutes, re-queue invoices left pending with no retry in flight.
+
+This is crash recovery. A Lambda that dies between storing an invoice and settling it (or
+fails to queue its retry) leaves a pending invoice behind; the sweeper hands it to the
+retry function, which finds it at the provider or resends it under the same idempotency
+key, so it settles exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ledgerbridge.observability import logger
+from ledgerbridge.redelivery import sweep
+
+
+@logger.inject_lambda_context
+def handler(event: dict, context: LambdaContext) -> dict:
+    older_than = int(os.environ.get("LEDGERBRIDGE_SWEEP_AFTER_SECONDS", "300"))
+    requeue_after = int(os.environ.get("LEDGERBRIDGE_REQUEUE_AFTER_SECONDS", "1800"))
+    return {"requeued": sweep(older_than, requeue_after)}

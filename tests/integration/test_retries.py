@@ -1,0 +1,149 @@
+"""Durable retries: 202 and a queue message when the provider is down; the retry and sweeper functions."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+
+from ledgerbridge import connections, retries
+from ledgerbridge.providers.base import ProviderUnavailable
+from ledgerbridge.store import invoices
+from tests.conftest import ROOT
+from tests.integration.conftest import Api
+
+
+def load(function: str) -> Any:
+    path = ROOT / "functions" / function / "app.py"
+    spec = importlib.util.spec_from_file_location(f"ledgerbridge_{function}_app", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def provider_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unavailable(connection, outbound, request):
+        raise ProviderUnavailable("HTTP 503 from the provider (gave up after 4 attempts)")
+
+    monkeypatch.setattr(connections.provider_for("sandbox"), "send_invoice", unavailable)
+
+
+def receive(max_messages: int = 10) -> list[dict[str, Any]]:
+    """Messages on the retry queue, as the SQS event source would hand them to the function."""
+    sqs = boto3.client("sqs")
+    queue_url = os.environ["LEDGERBRIDGE_RETRY_QUEUE_URL"]
+    response = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=max_messages,
+                                   AttributeNames=["All"], MessageSystemAttributeNames=["All"])  # fmt: skip
+    return response.get("Messages", [])
+
+
+def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    arn = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=os.environ["LEDGERBRIDGE_RETRY_QUEUE_URL"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                "attributes": m["Attributes"], "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": "us-east-1",
+            }
+            for m in messages
+        ]
+    }  # fmt: skip
+
+
+def test_provider_down_answers_202_with_location_and_queues_the_invoice(
+    api: Api, demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider_down(monkeypatch)
+    answer = api.create({"total_amount": Decimal("12.50")})
+    assert answer.status == 202
+    invoice = answer.json
+    assert invoice["sync_status"] == "pending"
+    assert answer.headers["Location"] == f"/accounting/invoices/{invoice['id']}"
+    [message] = receive()
+    assert json.loads(message["Body"]) == {
+        "project_id": demo["project_id"],
+        "connection_id": demo["connection_id"],
+        "invoice_id": invoice["id"],
+    }
+    assert message["Attributes"]["MessageGroupId"] == demo["connection_id"]
+    stored = invoices.get(demo["connection_id"], invoice["id"])
+    assert stored["retry_queued_at"] and "503" in stored["sync_error"]
+
+
+def test_the_retry_function_delivers_once_the_provider_is_back(
+    api: Api, demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch, lambda_context: Any
+) -> None:
+    with monkeypatch.context() as down:
+        provider_down(down)
+        invoice_id = api.create({"total_amount": Decimal("12.50")}).json["id"]
+    result = load("retry").handler(sqs_event(receive()), lambda_context)
+    assert result == {"batchItemFailures": []}
+    invoice = api.call("GET", f"/accounting/invoices/{invoice_id}").json
+    assert (invoice["sync_status"], invoice["total_amount"]) == ("synced", Decimal("12.50"))
+    assert invoice["remote_id"]
+
+
+def test_a_failed_retry_is_reported_and_backed_off(
+    api: Api, monkeypatch: pytest.MonkeyPatch, lambda_context: Any
+) -> None:
+    provider_down(monkeypatch)
+    invoice_id = api.create({"total_amount": Decimal("1")}).json["id"]
+    messages = receive()
+    result = load("retry").handler(sqs_event(messages), lambda_context)
+    assert result == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+    assert receive() == []  # its visibility was pushed out: not back at once
+    assert api.call("GET", f"/accounting/invoices/{invoice_id}").json["sync_status"] == "pending"
+
+
+def test_the_last_attempt_marks_the_invoice_failed_with_the_last_error(
+    api: Api, monkeypatch: pytest.MonkeyPatch, lambda_context: Any
+) -> None:
+    provider_down(monkeypatch)
+    invoice_id = api.create({"total_amount": Decimal("1")}).json["id"]
+    event = sqs_event(receive())
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "8"
+    load("retry").handler(event, lambda_context)
+    invoice = api.call("GET", f"/accounting/invoices/{invoice_id}").json
+    assert invoice["sync_status"] == "failed"
+    assert "gave up after 8 attempts" in invoice["sync_error"] and "503" in invoice["sync_error"]
+
+
+def test_a_settle_failure_after_the_provider_accepted_is_202_and_recovered_without_a_duplicate(
+    api: Api, demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch, lambda_context: Any
+) -> None:
+    from ledgerbridge.store.dynamo import storage_unavailable
+
+    with monkeypatch.context() as broken:
+        broken.setattr(invoices, "settle", lambda *a, **k: (_ for _ in ()).throw(storage_unavailable()))
+        answer = api.create({"total_amount": Decimal("7")})
+    assert answer.status == 202
+    load("retry").handler(sqs_event(receive()), lambda_context)
+    invoice = api.call("GET", f"/accounting/invoices/{answer.json['id']}", query={"remote_data": "1"}).json
+    assert invoice["sync_status"] == "synced"
+    assert invoice["remote_data"]["external_id"] == answer.json["id"]
+    assert invoice["remote_id"] == "1"  # the ledger's first and only invoice: found, not re-created
+
+
+def test_the_sweeper_requeues_pending_invoices_with_no_retry_in_flight(
+    api: Api, monkeypatch: pytest.MonkeyPatch, lambda_context: Any
+) -> None:
+    provider_down(monkeypatch)
+    with monkeypatch.context() as queue_down:  # as if the Lambda died before queueing the retry
+        queue_down.setattr(retries, "client", lambda service: (_ for _ in ()).throw(RuntimeError("SQS down")))
+        stranded = api.create({"total_amount": Decimal("3")})
+    assert stranded.status == 202
+    queued = api.create({"total_amount": Decimal("4")}).json["id"]
+    monkeypatch.setenv("LEDGERBRIDGE_SWEEP_AFTER_SECONDS", "0")
+    assert load("sweeper").handler({}, lambda_context) == {"requeued": 1}
+    assert load("sweeper").handler({}, lambda_context) == {"requeued": 0}  # now it has a retry in flight
+    ids = sorted(json.loads(m["Body"])["invoice_id"] for m in receive())
+    assert ids == sorted([queued, stranded.json["id"]])

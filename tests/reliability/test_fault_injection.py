@@ -1,0 +1,256 @@
+"""Nothing lost, nothing doubled: 1,000 creates under injected faults, then retries until quiet.
+
+Every request goes through the real API handler against moto, to Xero's fake over HTTP
+(httpx MockTransport). A seeded schedule injects provider faults (5xx, 429 with
+Retry-After, timeouts before and after the provider did the work, connection resets, long
+outages), a simulated Lambda crash after the provider accepted but before the settle
+write, and DynamoDB throttling on the first write and on the settle write. Then the retry
+function and the sweeper run until nothing is pending or queued. Time never really passes:
+sleeps are recorded, not slept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from botocore.exceptions import ClientError
+
+from ledgerbridge import admin
+from ledgerbridge.aws import client
+from ledgerbridge.store import invoices
+from tests.conftest import load_handler_module
+from tests.fakes import xero
+from tests.integration.conftest import Api
+from tests.integration.test_retries import load, sqs_event
+
+REQUESTS = 1000
+SEED = 20261125
+
+
+class LambdaCrash(BaseException):
+    """The function dies mid-invocation: no answer, no exception handler, nothing after."""
+
+
+class Faults:
+    """The switches a request's fault turns on; each one is consumed by the request it is for."""
+
+    def __init__(self, fake: xero.FakeXero):
+        self.fake = fake
+        self.resets = 0
+        self.crash_on_settle = False
+        self.throttle: Counter[str] = Counter()
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if self.resets and request.url.path.endswith("/Invoices"):
+            self.resets -= 1
+            raise httpx.RemoteProtocolError("connection reset by peer", request=request)
+        return self.fake.handle(request)
+
+    def throttling(self, make_api_call: Callable[..., Any]) -> Callable[..., Any]:
+        """The invoices table throttling for longer than botocore's adaptive retries last.
+
+        Injected at the client's API-call boundary: moto would still apply a write whose
+        answer a before-send hook replaced, and a throttled write must not be applied.
+        Short throttling bursts are botocore's to absorb and are not modelled here.
+        """
+
+        def call(operation: str, params: dict[str, Any]) -> Any:
+            if self.throttle[operation] > 0 and str(params.get("TableName", "")).endswith("-invoices"):
+                self.throttle[operation] -= 1
+                error = {"Code": "ProvisionedThroughputExceededException", "Message": "Rate exceeded"}
+                raise ClientError({"Error": error}, operation)
+            return make_api_call(operation, params)
+
+        return call
+
+
+# name: (share of requests, how to inject it)
+SCHEDULE: dict[str, tuple[float, Callable[[Faults], None]]] = {
+    "503 once": (0.07, lambda f: f.fake.fail_next(503)),
+    "429 Retry-After": (0.05, lambda f: f.fake.fail_next(429, {"Retry-After": "1"})),
+    "timeout": (0.04, lambda f: f.fake.timeout_next()),
+    "timeout after provider did it": (0.03, lambda f: f.fake.timeout_next(after_processing=True)),
+    "connection reset": (0.03, lambda f: setattr(f, "resets", 1)),
+    "provider outage": (0.04, lambda f: f.fake.fail_next(503, times=4)),
+    "crash before settle": (0.02, lambda f: setattr(f, "crash_on_settle", True)),
+    "throttled first write": (0.03, lambda f: f.throttle.update({"PutItem": 1})),
+    "throttled settle write": (0.03, lambda f: f.throttle.update({"UpdateItem": 1})),
+}
+
+
+def plan(rng: random.Random) -> list[str | None]:
+    names = list(SCHEDULE)
+    weights = [SCHEDULE[name][0] for name in names]
+    no_fault = 1 - sum(weights)
+    return [rng.choices([*names, None], [*weights, no_fault])[0] for _ in range(REQUESTS)]
+
+
+@pytest.fixture
+def world(aws: Any, monkeypatch: pytest.MonkeyPatch, api_module: Any, lambda_context: Any) -> Iterator[dict]:
+    """A Xero connection through the real admin functions, its fake behind the shared HTTP client."""
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    monkeypatch.setenv("LEDGERBRIDGE_RETRY_BACKOFF_SECONDS", "0")
+    monkeypatch.setenv("LEDGERBRIDGE_SWEEP_AFTER_SECONDS", "0")
+    monkeypatch.setenv("LEDGERBRIDGE_REQUEUE_AFTER_SECONDS", "0")
+    fake = xero.FakeXero(validate_schema=False)
+    faults = Faults(fake)
+    http = httpx.Client(transport=httpx.MockTransport(faults.handle))
+    monkeypatch.setattr("ledgerbridge.providers.http.shared_client", lambda: http)
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=os.environ["LEDGERBRIDGE_OAUTH_CLIENTS_SECRET"],
+        SecretString=json.dumps({"xero": {"client_id": xero.CLIENT_ID, "client_secret": xero.CLIENT_SECRET}}),
+    )
+    project = admin.create_project("Reliability")["project_id"]
+    key = admin.create_api_key(project)
+    tokens = {"access_token": "xero-access-0", "refresh_token": "xero-refresh-0", "expires_in": 86400}
+    settings = {"tenant_id": xero.TENANT_ID, "default_account_code": "200"}
+    connection = admin.create_connection(project, "xero", tokens, settings)
+    admin.sync_references(connection_id=connection["connection_id"])
+    dynamodb = client("dynamodb")
+    monkeypatch.setattr(dynamodb, "_make_api_call", faults.throttling(dynamodb._make_api_call))
+    real_settle = invoices.settle
+
+    def settle(*args: Any, **kwargs: Any) -> Any:
+        if faults.crash_on_settle:
+            faults.crash_on_settle = False
+            raise LambdaCrash()
+        return real_settle(*args, **kwargs)
+
+    monkeypatch.setattr(invoices, "settle", settle)
+    credentials = {"x-api-key": key["api_key"], "x-connection-token": connection["connection_token"]}
+    yield {"api": Api(api_module, lambda_context, credentials), "fake": fake, "faults": faults,
+           "connection_id": connection["connection_id"], "context": lambda_context}  # fmt: skip
+
+
+def invoice_body(world: dict, n: int, contact: str) -> dict[str, Any]:
+    return {
+        "contact_id": contact,
+        "number": f"R-{n:05d}",
+        "issue_date": "2026-11-25",
+        "line_items": [
+            {"description": f"Service {n}", "quantity": Decimal(n % 7 + 1), "unit_price": Decimal(f"{n}.25")},
+            {"description": "Fee", "quantity": Decimal("1"), "unit_price": Decimal("0.10")},
+        ],
+    }  # fmt: skip
+
+
+def drain(world: dict) -> int:
+    """Run the retry function on everything queued, then the sweeper, until both are idle."""
+    retry, sweeper = load("retry"), load("sweeper")
+    sqs, queue_url = boto3.client("sqs"), os.environ["LEDGERBRIDGE_RETRY_QUEUE_URL"]
+    rounds = 0
+    while rounds < 200:
+        rounds += 1
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"],
+                                       MessageSystemAttributeNames=["All"]).get("Messages", [])  # fmt: skip
+        if messages:
+            result = retry.handler(sqs_event(messages), world["context"])
+            failed = {item["itemIdentifier"] for item in result["batchItemFailures"]}
+            for message in messages:
+                if message["MessageId"] not in failed:  # what the event source mapping does
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            continue
+        if sweeper.handler({}, world["context"])["requeued"] == 0:
+            return rounds
+    raise AssertionError("retries never went quiet")
+
+
+def test_nothing_lost_nothing_doubled_under_injected_faults(
+    world: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api, fake, faults = world["api"], world["fake"], world["faults"]
+    contact = next(r for r in api.call("GET", "/accounting/contacts").json["data"] if r["is_customer"])["id"]
+    schedule = plan(random.Random(SEED))
+    answers: Counter[str] = Counter()
+    by_fault: Counter[tuple[str, str]] = Counter()
+    accepted: set[str] = set()
+    for n, fault in enumerate(schedule):
+        if fault:
+            SCHEDULE[fault][1](faults)
+        try:
+            answer = api.create(invoice_body(world, n, contact))
+        except LambdaCrash:
+            answers["5xx"] += 1  # API Gateway answers 502 for a crashed function
+            by_fault[(fault or "none", "crash")] += 1
+            continue
+        finally:
+            faults.throttle.clear()
+        answers[str(answer.status)[0] + "xx" if answer.status not in (201, 202) else str(answer.status)] += 1
+        by_fault[(fault or "none", str(answer.status))] += 1
+        if answer.status in (201, 202):
+            accepted.add(answer.json["id"])
+    drain(world)
+
+    stored = _all_invoices(world["connection_id"])
+    by_status = Counter(record["sync_status"] for record in stored.values())
+    at_provider = Counter(invoice["InvoiceNumber"] for invoice in fake.invoices.values())
+    duplicates = sum(count - 1 for count in at_provider.values() if count > 1)
+    synced_remote = {record["remote_id"] for record in stored.values() if record["sync_status"] == "synced"}
+    lost = [i for i in accepted if stored.get(i, {}).get("sync_status") != "synced"
+            or stored[i]["remote_id"] not in fake.invoices]  # fmt: skip
+    faulted = sum(1 for fault in schedule if fault)
+    summary = (
+        f"\nreliability: requests={REQUESTS} faulted={faulted} ({faulted / REQUESTS:.0%})"
+        f" answered 201={answers['201']} 202={answers['202']} 4xx={answers['4xx']} 5xx={answers['5xx']}"
+        f" at_provider={len(fake.invoices)} duplicates={duplicates} lost={len(lost)}"
+        f" pending={by_status['pending']}"
+    )
+    outcomes = ", ".join(
+        f"{fault} -> {status} x{count}" for (fault, status), count in sorted(by_fault.items())
+    )
+    with capsys.disabled():  # the summary shows in every `make test`, pass or fail
+        print(f"{summary}\nby fault: {outcomes}")
+    assert faulted / REQUESTS >= 0.20
+    assert duplicates == 0
+    assert lost == []
+    assert by_status["pending"] == 0
+    assert by_status["failed"] == 0  # every fault here is transient: all must end synced
+    assert set(fake.invoices) == synced_remote  # exactly the synced invoices exist at the provider
+    assert answers["201"] + answers["202"] + answers["5xx"] + answers["4xx"] == REQUESTS
+    assert answers["202"] > 0 and answers["5xx"] > 0
+
+
+def _all_invoices(connection_id: str) -> dict[str, dict[str, Any]]:
+    records: dict[str, dict[str, Any]] = {}
+    cursor = None
+    while True:
+        page = invoices.query(connection_id, 100, after_id=cursor)
+        records.update({record["id"]: record for record in page.records})
+        if not page.has_more:
+            return records
+        cursor = page.records[-1]["id"]
+
+
+def test_concurrent_requests_with_one_idempotency_key_make_one_provider_call(world: dict) -> None:
+    api, fake = world["api"], world["fake"]
+    contact = next(r for r in api.call("GET", "/accounting/contacts").json["data"] if r["is_customer"])["id"]
+    body = invoice_body(world, 1, contact)
+    statuses: list[int] = []
+    barrier = threading.Barrier(8)
+    # Concurrent requests land on different Lambda containers: one handler module each.
+    containers = [Api(load_handler_module(), world["context"], api.credentials) for _ in range(8)]
+
+    def send(container: Api) -> None:
+        barrier.wait()
+        statuses.append(container.create(body, headers={"Idempotency-Key": "same-order"}).status)
+
+    threads = [threading.Thread(target=send, args=(container,)) for container in containers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(fake.invoice_requests()) == 1
+    assert len(fake.invoices) == 1
+    assert len(statuses) == 8
+    assert statuses.count(201) >= 1 and set(statuses) <= {201, 409}

@@ -28,6 +28,7 @@ processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 # A batch whose deliveries all failed is still a normal answer (each message already has its
 # backoff): raising would count a provider outage as errors of this function.
 processor.raise_on_entire_batch_failure = False
+_backed_off: set[str] = set()  # message ids of this invocation that got their own backoff
 
 
 def deliver(record: SQSRecord, lambda_context: LambdaContext) -> str:
@@ -40,17 +41,39 @@ def deliver(record: SQSRecord, lambda_context: LambdaContext) -> str:
             final=attempt >= retries.max_attempts(), deadline=deadline,
         )  # fmt: skip
     except RetryLater:
-        client("sqs").change_message_visibility(
-            QueueUrl=os.environ["LEDGERBRIDGE_RETRY_QUEUE_URL"],
-            ReceiptHandle=record.receipt_handle,
-            VisibilityTimeout=retries.backoff_seconds(attempt, random.random()),
-        )
+        _set_visibility(record.receipt_handle, retries.backoff_seconds(attempt, random.random()))
+        _backed_off.add(record.message_id)
         raise
     logger.info("retry handled", extra={"invoice_id": message["invoice_id"], "outcome": outcome})
     return outcome
 
 
+def _set_visibility(receipt_handle: str, seconds: int) -> None:
+    client("sqs").change_message_visibility(
+        QueueUrl=os.environ["LEDGERBRIDGE_RETRY_QUEUE_URL"],
+        ReceiptHandle=receipt_handle,
+        VisibilityTimeout=seconds,
+    )
+
+
+def _release_skipped(event: dict, response: dict) -> None:
+    """Messages skipped behind a failed one of their group go back at once, not after 6 minutes.
+
+    FIFO keeps them in order anyway: the group stays blocked until the failed message,
+    held back by its backoff, is delivered first.
+    """
+    failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+    for record in event.get("Records", []):
+        if record["messageId"] in failed and record["messageId"] not in _backed_off:
+            _set_visibility(record["receiptHandle"], 0)
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
-    return process_partial_response(event=event, record_handler=deliver, processor=processor, context=context)
+    _backed_off.clear()
+    response = process_partial_response(
+        event=event, record_handler=deliver, processor=processor, context=context
+    )
+    _release_skipped(event, response)
+    return response

@@ -51,9 +51,9 @@ def _request_handler(handle: Handler, lock: threading.Lock) -> type[BaseHTTPRequ
 
 
 @contextmanager
-def serve(handle: Handler) -> Iterator[str]:
-    """Run ``handle`` on 127.0.0.1 and a free port; yields the base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _request_handler(handle, threading.Lock()))
+def serve(handle: Handler, port: int = 0) -> Iterator[str]:
+    """Run ``handle`` on 127.0.0.1 and ``port`` (a free one by default); yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), _request_handler(handle, threading.Lock()))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -147,3 +147,23 @@ def test_the_sweeper_requeues_pending_invoices_with_no_retry_in_flight(
     assert load("sweeper").handler({}, lambda_context) == {"requeued": 0}  # now it has a retry in flight
     ids = sorted(json.loads(m["Body"])["invoice_id"] for m in receive())
     assert ids == sorted([queued, stranded.json["id"]])
+
+
+def test_messages_skipped_behind_a_failed_one_are_released_not_held_for_minutes(
+    api: Api, monkeypatch: pytest.MonkeyPatch, lambda_context: Any
+) -> None:
+    provider_down(monkeypatch)
+    ids = [api.create({"total_amount": Decimal(n)}).json["id"] for n in (1, 2, 3)]
+    messages = receive()
+    assert [json.loads(m["Body"])["invoice_id"] for m in messages] == ids  # one group, in order
+    monkeypatch.setenv("LEDGERBRIDGE_RETRY_BACKOFF_SECONDS", "600")
+    result = load("retry").handler(sqs_event(messages), lambda_context)
+    assert len(result["batchItemFailures"]) == 3  # the first failed; the group's others were skipped
+    assert receive() == []  # FIFO: the group waits behind its failed first message...
+    sqs = boto3.client("sqs")
+    sqs.change_message_visibility(  # ...until its backoff is over (here: at once)
+        QueueUrl=os.environ["LEDGERBRIDGE_RETRY_QUEUE_URL"], ReceiptHandle=messages[0]["ReceiptHandle"],
+        VisibilityTimeout=0,
+    )  # fmt: skip
+    visible = [json.loads(m["Body"])["invoice_id"] for m in receive()]
+    assert visible == ids  # then all three, in order: the skipped ones were not held for minutes

@@ -86,7 +86,7 @@ from typing import Any
 
 import httpx
 
-from ledgerbridge.models import InvoiceInput, InvoiceStatus, InvoiceType, LineItemInput
+from ledgerbridge.models import InvoiceStatus, InvoiceType, LineItemInput
 from ledgerbridge.providers.base import (
     ConnectionContext,
     InvalidInvoice,
@@ -98,6 +98,9 @@ from ledgerbridge.providers.base import (
     RemoteReference,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
+from ledgerbridge.providers.mapping import RefusingMapper
+from ledgerbridge.providers.mapping import money as _money
+from ledgerbridge.providers.mapping import text as _text
 
 ENV_NAME = "EXACT_ONLINE"
 HOSTS = {
@@ -256,7 +259,7 @@ class _Tracking:
 
 
 @dataclass
-class _Mapper:
+class _Mapper(RefusingMapper):
     """Builds one request body, collecting every field Exact cannot take."""
 
     settings: dict[str, str]
@@ -264,19 +267,8 @@ class _Mapper:
     problems: list[tuple[str, str]] = field(default_factory=list)
 
     @property
-    def invoice(self) -> InvoiceInput:
-        return self.outbound.invoice
-
-    @property
-    def payable(self) -> bool:
-        return self.invoice.type == InvoiceType.ACCOUNTS_PAYABLE
-
-    @property
     def document(self) -> _Document:
         return PURCHASE_ENTRY if self.payable else SALES_INVOICE
-
-    def refuse(self, path: str, reason: str) -> None:
-        self.problems.append((path, reason))
 
     def body(self, reference: str) -> dict[str, Any]:
         self._unsupported()
@@ -509,12 +501,6 @@ def map_invoice(connection: ConnectionContext, outbound: OutboundInvoice) -> Exa
 # --- mapping: Exact -> unified --------------------------------------------------------------
 
 
-def _money(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    return Decimal(str(value))
-
-
 def unified_status(record: dict[str, Any]) -> str | None:
     """Exact's numeric status in unified words (see the module docstring); None when unknown."""
     code = record.get("Status")
@@ -731,11 +717,6 @@ class ExactOnlineProvider:
 
 
 # --- references -----------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str | None:
-    text = str(value).strip() if value is not None else ""
-    return text or None
 
 
 def _ended(record: dict[str, Any]) -> bool:

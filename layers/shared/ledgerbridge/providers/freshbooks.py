@@ -77,6 +77,8 @@ from ledgerbridge.providers.base import (
     RemoteReference,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
+from ledgerbridge.providers.mapping import RefusingMapper
+from ledgerbridge.providers.mapping import text as _text
 
 ENV_NAME = "FRESHBOOKS"
 API_URL = "https://api.freshbooks.com"
@@ -168,19 +170,12 @@ def _money(value: Decimal, currency: str) -> dict[str, str]:
 
 
 @dataclass
-class _Mapper:
+class _Mapper(RefusingMapper):
     """Builds one ``invoice`` body, collecting every field FreshBooks cannot take."""
 
     outbound: OutboundInvoice
     default_tax: _Tax | None
     problems: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def invoice(self) -> InvoiceInput:
-        return self.outbound.invoice
-
-    def refuse(self, path: str, reason: str) -> None:
-        self.problems.append((path, reason))
 
     def body(self) -> dict[str, Any]:
         self._unsupported()
@@ -480,10 +475,6 @@ def _invoice_record(response: httpx.Response) -> dict[str, Any]:
 
 
 # --- references -----------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str | None:
-    return str(value) if value not in (None, "") else None
 
 
 def _status_text(record: dict[str, Any]) -> str:

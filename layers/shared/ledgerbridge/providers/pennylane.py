@@ -63,13 +63,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
 
 from ledgerbridge import jsonutil
-from ledgerbridge.models import InvoiceInput, InvoiceStatus, InvoiceType, LineItemInput
+from ledgerbridge.models import InvoiceStatus, InvoiceType, LineItemInput
 from ledgerbridge.providers.base import (
     ConnectionContext,
     InvalidInvoice,
@@ -81,6 +81,9 @@ from ledgerbridge.providers.base import (
     RemoteReference,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
+from ledgerbridge.providers.mapping import RefusingMapper
+from ledgerbridge.providers.mapping import money as _money
+from ledgerbridge.providers.mapping import text as _text
 
 ENV_NAME = "PENNYLANE"
 API_URL = "https://app.pennylane.com"
@@ -117,16 +120,6 @@ def decimal_text(value: Decimal) -> str:
     return format(value, "f")
 
 
-def _money(value: Any) -> Decimal | None:
-    """Pennylane's decimal strings ("1200.0") as exact Decimals; None for null or junk."""
-    if value is None or isinstance(value, bool) or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
 def _places(value: Decimal) -> int:
     """Decimal places that carry information (1.50 has 1)."""
     exponent = value.normalize().as_tuple().exponent
@@ -137,11 +130,6 @@ def _pennylane_id(value: str | None) -> int | None:
     """Pennylane ids are integers; a synced remote id that is not one is unusable."""
     text = (value or "").strip()
     return int(text) if text.isdigit() else None
-
-
-def _text(value: Any) -> str | None:
-    """Pennylane sends empty strings for unset text; unified fields say null."""
-    return str(value) if value not in (None, "") else None
 
 
 def _date(value: datetime | None) -> str | None:
@@ -160,19 +148,12 @@ def _timestamp(value: Any) -> datetime | None:
 
 
 @dataclass
-class _Mapper:
+class _Mapper(RefusingMapper):
     """Builds one ``customer_invoices`` body, collecting every field Pennylane cannot take."""
 
     settings: dict[str, str]
     outbound: OutboundInvoice
     problems: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def invoice(self) -> InvoiceInput:
-        return self.outbound.invoice
-
-    def refuse(self, path: str, reason: str) -> None:
-        self.problems.append((path, reason))
 
     def setting(self, name: str) -> str | None:
         return (self.settings.get(name) or "").strip() or None

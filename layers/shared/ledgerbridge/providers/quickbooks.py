@@ -34,7 +34,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ledgerbridge.models import InvoiceInput, InvoiceStatus, InvoiceType, LineItemInput
+from ledgerbridge.models import InvoiceStatus, InvoiceType, LineItemInput
 from ledgerbridge.providers.base import (
     ConnectionContext,
     InvalidInvoice,
@@ -45,6 +45,8 @@ from ledgerbridge.providers.base import (
     RemoteReference,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
+from ledgerbridge.providers.mapping import RefusingMapper
+from ledgerbridge.providers.mapping import money as _money
 
 ENV_NAME = "QUICKBOOKS"
 PRODUCTION_API_URL = "https://quickbooks.api.intuit.com"
@@ -145,24 +147,13 @@ class _Tracking:
 
 
 @dataclass
-class _Mapper:
+class _Mapper(RefusingMapper):
     """Builds one request body, collecting every field QuickBooks cannot take."""
 
     settings: dict[str, str]
     outbound: OutboundInvoice
     custom_fields: dict[str, str]
     problems: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def invoice(self) -> InvoiceInput:
-        return self.outbound.invoice
-
-    @property
-    def payable(self) -> bool:
-        return self.invoice.type == InvoiceType.ACCOUNTS_PAYABLE
-
-    def refuse(self, path: str, reason: str) -> None:
-        self.problems.append((path, reason))
 
     def body(self) -> dict[str, Any]:
         self._unsupported()
@@ -405,13 +396,6 @@ class _Mapper:
 
 
 # --- mapping: QuickBooks -> unified --------------------------------------------------------
-
-
-def _money(value: Any) -> Decimal | None:
-    """QuickBooks amounts (int or Decimal once parsed by json_body) as exact Decimals."""
-    if value is None or isinstance(value, bool):
-        return None
-    return Decimal(str(value))
 
 
 def _status(total: Decimal | None, balance: Decimal | None) -> str:

@@ -62,6 +62,7 @@ from ledgerbridge.providers.base import (
     RemoteReference,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
+from ledgerbridge.providers.mapping import text as _text
 
 API_URL = "https://api.xero.com"
 TOKEN_URL = "https://identity.xero.com/connect/token"
@@ -506,11 +507,6 @@ class _Lister:
             if len(batch) < CONTACTS_PAGE_SIZE:
                 return contacts
             page += 1
-
-
-def _text(value: Any) -> str | None:
-    """Xero sends empty strings for unset text; unified fields say null."""
-    return str(value) if value not in (None, "") else None
 
 
 def contact_reference(record: dict[str, Any]) -> RemoteReference:

@@ -79,6 +79,9 @@ from ledgerbridge.providers.base import (
     RemoteReference,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
+from ledgerbridge.providers.mapping import RefusingMapper
+from ledgerbridge.providers.mapping import money as _money
+from ledgerbridge.providers.mapping import text as _text
 
 ENV_NAME = "ZOHO_BOOKS"
 API_PATH = "/books/v3"
@@ -205,24 +208,13 @@ def _line_name(description: str) -> str:
 
 
 @dataclass
-class _Mapper:
+class _Mapper(RefusingMapper):
     """Builds one request body, collecting every field Zoho Books cannot take."""
 
     settings: dict[str, str]
     outbound: OutboundInvoice
     custom_fields: dict[str, str]
     problems: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def invoice(self) -> InvoiceInput:
-        return self.outbound.invoice
-
-    @property
-    def payable(self) -> bool:
-        return self.invoice.type == InvoiceType.ACCOUNTS_PAYABLE
-
-    def refuse(self, path: str, reason: str) -> None:
-        self.problems.append((path, reason))
 
     def body(self) -> dict[str, Any]:
         self._unsupported()
@@ -436,13 +428,6 @@ def wants_sent(invoice: InvoiceInput) -> bool:
 
 
 # --- mapping: Zoho Books -> unified ---------------------------------------------------------
-
-
-def _money(value: Any) -> Decimal | None:
-    """Zoho amounts (int or Decimal once parsed by json_body; "" when unset) as exact Decimals."""
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    return Decimal(str(value))
 
 
 def parse_zoho_time(value: Any) -> datetime | None:
@@ -710,11 +695,6 @@ class ZohoBooksProvider:
 
 
 # --- references -----------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str | None:
-    """Zoho sends empty strings for unset text; unified fields say null."""
-    return str(value) if value not in (None, "") else None
 
 
 def _status(value: Any) -> str | None:

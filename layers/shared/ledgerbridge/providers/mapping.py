@@ -1,0 +1,50 @@
+"""What every provider's mapper shares: refusals collected per field, and provider values read.
+
+A mapper collects every field its ledger cannot take before answering, so the caller gets
+one 422 naming all of them instead of fixing them one round trip at a time.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ledgerbridge.models import InvoiceInput, InvoiceType
+from ledgerbridge.providers.base import OutboundInvoice
+
+
+class RefusingMapper:
+    """Mixin for a provider's request mapper (a dataclass with ``outbound`` and ``problems``)."""
+
+    outbound: OutboundInvoice
+    problems: list[tuple[str, str]]
+
+    @property
+    def invoice(self) -> InvoiceInput:
+        return self.outbound.invoice
+
+    @property
+    def payable(self) -> bool:
+        return self.invoice.type == InvoiceType.ACCOUNTS_PAYABLE
+
+    def refuse(self, path: str, reason: str) -> None:
+        self.problems.append((path, reason))
+
+
+def text(value: Any) -> str | None:
+    """Ledgers send empty strings (or padding) for unset text; unified fields say null."""
+    cleaned = str(value).strip() if value is not None else ""
+    return cleaned or None
+
+
+def money(value: Any) -> Decimal | None:
+    """A ledger's amount (number, Decimal from json_body, or decimal string) as an exact Decimal.
+
+    Null, empty, booleans and junk read as None: a display field is then simply unknown.
+    """
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None

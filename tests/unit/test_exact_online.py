@@ -34,7 +34,7 @@ from ledgerbridge.providers.exact_online import (
     tracking_reference,
     unified_status,
 )
-from ledgerbridge.providers.http import ProviderHttp, RetryPolicy
+from ledgerbridge.providers.http import ProviderHttp
 from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens, TokenSource
 from tests.fakes.exact_online import (
     CLIENT_ID,
@@ -46,6 +46,7 @@ from tests.fakes.exact_online import (
     fixture,
     recorded_records,
 )
+from tests.support.providers import fake_http
 
 INVOICE_ID = "0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1b00"
 API = f"https://start.exactonline.nl/api/v1/{DIVISION}"
@@ -121,13 +122,7 @@ def connect(
     sleeps: list[float] | None = None,
     attempts: int = 4,
 ) -> ConnectionContext:
-    http = ProviderHttp(
-        httpx.Client(transport=httpx.MockTransport(handler)),
-        tokens=StaticTokens(),
-        policy=RetryPolicy(max_attempts=attempts, base_delay=0.5),
-        sleep=(sleeps if sleeps is not None else []).append,
-        jitter=lambda: 0.5,
-    )
+    http = fake_http(handler, StaticTokens(), sleeps, attempts)
     return ConnectionContext(
         "conn-exact", "exact_online", dict(SETTINGS if settings is None else settings), http
     )

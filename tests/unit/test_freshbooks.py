@@ -29,7 +29,7 @@ from ledgerbridge.providers.freshbooks import (
     remote_invoice,
     unified_status,
 )
-from ledgerbridge.providers.http import ProviderHttp, RetryPolicy
+from ledgerbridge.providers.http import ProviderHttp
 from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens, TokenSource
 from tests.fakes.freshbooks import (
     ACCOUNT_ID,
@@ -41,6 +41,7 @@ from tests.fakes.freshbooks import (
     recorded_body,
     recorded_result,
 )
+from tests.support.providers import fake_http
 
 INVOICE_ID = "0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1b00"
 SETTINGS = {"account_id": ACCOUNT_ID}
@@ -108,13 +109,7 @@ def connect(
     sleeps: list[float] | None = None,
     attempts: int = 4,
 ) -> ConnectionContext:
-    http = ProviderHttp(
-        httpx.Client(transport=httpx.MockTransport(handler)),
-        tokens=StaticTokens(fake or FakeFreshBooks()),
-        policy=RetryPolicy(max_attempts=attempts, base_delay=0.5),
-        sleep=(sleeps if sleeps is not None else []).append,
-        jitter=lambda: 0.5,
-    )
+    http = fake_http(handler, StaticTokens(fake or FakeFreshBooks()), sleeps, attempts)
     return ConnectionContext(
         "conn-fb", "freshbooks", dict(SETTINGS if settings is None else settings), http=http
     )

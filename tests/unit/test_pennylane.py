@@ -24,7 +24,7 @@ from ledgerbridge.providers.base import (
     RemoteInvoice,
     RemoteReference,
 )
-from ledgerbridge.providers.http import ProviderHttp, RetryPolicy
+from ledgerbridge.providers.http import ProviderHttp
 from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens, TokenSource
 from ledgerbridge.providers.pennylane import (
     TOKEN_URL,
@@ -36,6 +36,7 @@ from ledgerbridge.providers.pennylane import (
     unified_status,
 )
 from tests.fakes.pennylane import API, CLIENT_ID, CLIENT_SECRET, FakePennylane, fixture, recorded_body
+from tests.support.providers import fake_http
 
 INVOICE_ID = "0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1b00"
 SETTINGS = {"default_vat_rate": "FR_200", "default_unit": "piece"}
@@ -94,13 +95,7 @@ def connect(
     sleeps: list[float] | None = None,
     attempts: int = 4,
 ) -> ConnectionContext:
-    http = ProviderHttp(
-        httpx.Client(transport=httpx.MockTransport(handler)),
-        tokens=FakeTokens(fake or FakePennylane()),
-        policy=RetryPolicy(max_attempts=attempts, base_delay=0.5),
-        sleep=(sleeps if sleeps is not None else []).append,
-        jitter=lambda: 0.5,
-    )
+    http = fake_http(handler, FakeTokens(fake or FakePennylane()), sleeps, attempts)
     return ConnectionContext(
         "conn-pl", "pennylane", dict(SETTINGS if settings is None else settings), http=http
     )

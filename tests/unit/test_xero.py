@@ -26,7 +26,6 @@ from ledgerbridge.providers.base import (
     ReauthorizationRequired,
     RemoteReference,
 )
-from ledgerbridge.providers.http import ProviderHttp, RetryPolicy
 from ledgerbridge.providers.xero import (
     XeroProvider,
     account_reference,
@@ -39,6 +38,7 @@ from ledgerbridge.providers.xero import (
 )
 from tests.fakes.xero import CLIENT_ID, CLIENT_SECRET, TENANT_ID, FakeXero, fixture, recorded_body
 from tests.support.openapi import assert_valid, schema_errors
+from tests.support.providers import fake_http
 
 INVOICE_ID = "0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1b00"
 SETTINGS = {
@@ -110,13 +110,7 @@ def connect(
     settings: dict[str, str] | None = None,
     sleeps: list[float] | None = None,
 ) -> ConnectionContext:
-    http = ProviderHttp(
-        httpx.Client(transport=httpx.MockTransport(handler)),
-        tokens=FakeTokens(fake or FakeXero()),
-        policy=RetryPolicy(max_attempts=4, base_delay=0.5),
-        sleep=(sleeps if sleeps is not None else []).append,
-        jitter=lambda: 0.5,
-    )
+    http = fake_http(handler, FakeTokens(fake or FakeXero()), sleeps, 4)
     return ConnectionContext("conn-xero", "xero", dict(SETTINGS if settings is None else settings), http=http)
 
 

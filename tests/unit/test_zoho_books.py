@@ -20,7 +20,7 @@ from ledgerbridge.providers.base import (
     ProviderUnavailable,
     RemoteReference,
 )
-from ledgerbridge.providers.http import ProviderHttp, RetryPolicy
+from ledgerbridge.providers.http import ProviderHttp
 from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens, TokenSource
 from ledgerbridge.providers.zoho_books import (
     BILL,
@@ -44,6 +44,7 @@ from tests.fakes.zoho_books import (
     fixture,
     recorded_body,
 )
+from tests.support.providers import fake_http
 
 INVOICE_ID = "0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1b00"
 EXPENSE_ACCOUNT = "260815000000000400"  # Office Supplies, an expense account
@@ -112,13 +113,7 @@ def connect(
     sleeps: list[float] | None = None,
     attempts: int = 4,
 ) -> ConnectionContext:
-    http = ProviderHttp(
-        httpx.Client(transport=httpx.MockTransport(handler)),
-        tokens=FakeTokens(fake or FakeZohoBooks()),
-        policy=RetryPolicy(max_attempts=attempts, base_delay=0.5),
-        sleep=(sleeps if sleeps is not None else []).append,
-        jitter=lambda: 0.5,
-    )
+    http = fake_http(handler, FakeTokens(fake or FakeZohoBooks()), sleeps, attempts)
     return ConnectionContext(
         "conn-zoho", "zoho_books", dict(SETTINGS if settings is None else settings), http
     )

@@ -43,9 +43,8 @@ import copy
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
@@ -55,6 +54,7 @@ from urllib.parse import parse_qs, quote, urlencode
 import httpx
 
 from ledgerbridge import jsonutil
+from tests.fakes.faults import Faults
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "exact-online"
 DIVISION = 124132  # the recorded division
@@ -156,15 +156,6 @@ class ExactError(Exception):
         self.status = status
 
 
-@dataclass
-class _Fault:
-    status: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
-    body: Any = None
-    timeout: bool = False
-    after_processing: bool = False
-
-
 @dataclass(frozen=True)
 class _Collection:
     """A list the fake serves: its records, OData type and key."""
@@ -205,7 +196,7 @@ class FakeExactOnline:
         self.cost_units = _plain(recorded_records("list-cost-units"))
         self.sales_invoices: dict[str, dict[str, Any]] = {}
         self.purchase_entries: dict[str, dict[str, Any]] = {}
-        self._faults: deque[_Fault] = deque()
+        self._faults = Faults("Exact Online")
         self._issued = 0
         self._next_order_number = 20  # the recorded direct sales invoice was order 19
         self._next_entry_number = 24600007  # after the recorded purchase entry 24600006
@@ -218,12 +209,12 @@ class FakeExactOnline:
     ) -> None:
         """Answer the next ``times`` requests with ``status`` (e.g. 429 + Retry-After, 503)."""
         with self._lock:
-            self._faults.extend(_Fault(status, dict(headers or {}), body) for _ in range(times))
+            self._faults.fail(status, headers, times, body)
 
     def timeout_next(self, times: int = 1, after_processing: bool = False) -> None:
         """Raise httpx.ReadTimeout for the next requests; ``after_processing``: the work is done first."""
         with self._lock:
-            self._faults.extend(_Fault(timeout=True, after_processing=after_processing) for _ in range(times))
+            self._faults.timeout(times, after_processing)
 
     def expire_access_tokens(self) -> None:
         """Every access token issued so far now answers 401."""
@@ -251,14 +242,9 @@ class FakeExactOnline:
         with self._lock:
             request.read()
             self.requests.append(request)
-            fault = self._faults.popleft() if self._faults else None
-            if fault and fault.timeout:
-                if fault.after_processing:
-                    self._route(request)
-                raise httpx.ReadTimeout("fake Exact Online did not answer in time", request=request)
+            fault = self._faults.take(request, lambda: self._route(request))
             if fault:
-                content = b"" if fault.body is None else jsonutil.dumps(fault.body).encode()
-                return httpx.Response(fault.status, headers=fault.headers, content=content)
+                return fault.response()
             return self._route(request)
 
     def _route(self, request: httpx.Request) -> httpx.Response:

@@ -40,9 +40,7 @@ import copy
 import math
 import threading
 import uuid
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
@@ -52,6 +50,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from ledgerbridge import jsonutil
+from tests.fakes.faults import Faults
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "freshbooks"
 ACCOUNT_ID = "ZyQ04o"  # the recorded account
@@ -84,14 +83,6 @@ def recorded_result(name: str) -> dict[str, Any]:
 def eastern_text(moment: datetime) -> str:
     """``2026-06-29 12:52:44``: how FreshBooks writes ``updated`` / ``created_at``."""
     return moment.astimezone(EASTERN).strftime("%Y-%m-%d %H:%M:%S")
-
-
-@dataclass
-class _Fault:
-    status: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
-    timeout: bool = False
-    after_processing: bool = False
 
 
 class _Invalid(Exception):
@@ -128,7 +119,7 @@ class FakeFreshBooks:
         self.invoices: dict[int, dict[str, Any]] = {int(r["id"]): {**r, "lines": []} for r in recorded}
         self.created_ids: list[int] = []
         self._template = recorded_body("create-invoice")["response"]["result"]["invoice"]
-        self._faults: deque[_Fault] = deque()
+        self._faults = Faults("FreshBooks")
         self._issued = 0
         self._next_id = max(self.invoices) + 2
         self._lock = threading.RLock()
@@ -138,12 +129,12 @@ class FakeFreshBooks:
     def fail_next(self, status: int, headers: dict[str, str] | None = None, times: int = 1) -> None:
         """Answer the next ``times`` API requests with ``status`` (e.g. 429 + Retry-After, 503)."""
         with self._lock:
-            self._faults.extend(_Fault(status, dict(headers or {})) for _ in range(times))
+            self._faults.fail(status, headers, times)
 
     def timeout_next(self, times: int = 1, after_processing: bool = False) -> None:
         """Raise httpx.ReadTimeout for the next API requests; ``after_processing``: do the work first."""
         with self._lock:
-            self._faults.extend(_Fault(timeout=True, after_processing=after_processing) for _ in range(times))
+            self._faults.timeout(times, after_processing)
 
     def expire_access_tokens(self) -> None:
         """Every access token issued so far now answers 401."""
@@ -188,11 +179,7 @@ class FakeFreshBooks:
             self.requests.append(request)
             if request.url.path == TOKEN_PATH:
                 return self._token(request)
-            fault = self._faults.popleft() if self._faults else None
-            if fault and fault.timeout:
-                if fault.after_processing:
-                    self._route(request)
-                raise httpx.ReadTimeout("fake FreshBooks did not answer in time", request=request)
+            fault = self._faults.take(request, lambda: self._route(request))
             if fault:
                 return _json(
                     fault.status, {"error_type": "unavailable", "message": "Try again later."}, fault.headers

@@ -41,9 +41,7 @@ import copy
 import random
 import string
 import threading
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
@@ -53,6 +51,7 @@ from urllib.parse import parse_qs
 import httpx
 
 from ledgerbridge import jsonutil
+from tests.fakes.faults import Fault, Faults
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "pennylane"
 HOST = "https://app.pennylane.com"
@@ -157,15 +156,6 @@ def _text(amount: Decimal) -> str:
     return text if "." in text else f"{text}.0"
 
 
-@dataclass
-class _Fault:
-    status: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
-    body: Any = None
-    timeout: bool = False
-    after_processing: bool = False
-
-
 class _Refused(Exception):
     """A request the fake answers with an error (status and message)."""
 
@@ -198,7 +188,7 @@ class FakePennylane:
             record["id"]: record for record in recorded_body("list-customer-invoices")["items"]
         }
         self.invoice_lines: dict[int, list[dict[str, Any]]] = {invoice_id: [] for invoice_id in self.invoices}
-        self._faults: deque[_Fault] = deque()
+        self._faults = Faults("Pennylane")
         self._issued = 0
         self._next_id = max(self.invoices) + 4096
         self._next_number = 1
@@ -210,11 +200,11 @@ class FakePennylane:
         self, status: int, headers: dict[str, str] | None = None, times: int = 1, body: Any = None
     ) -> None:
         """Answer the next ``times`` requests with ``status`` (e.g. 429 + Retry-After, 503)."""
-        self._faults.extend(_Fault(status, dict(headers or {}), body) for _ in range(times))
+        self._faults.fail(status, headers, times, body)
 
     def timeout_next(self, times: int = 1, after_processing: bool = False) -> None:
         """Raise httpx.ReadTimeout for the next requests; ``after_processing``: the work is done first."""
-        self._faults.extend(_Fault(timeout=True, after_processing=after_processing) for _ in range(times))
+        self._faults.timeout(times, after_processing)
 
     def expire_access_tokens(self) -> None:
         """Every access token issued so far now answers 401."""
@@ -251,11 +241,7 @@ class FakePennylane:
         with self._lock:
             request.read()
             self.requests.append(request)
-            fault = self._faults.popleft() if self._faults else None
-            if fault and fault.timeout:
-                if fault.after_processing:
-                    self._answer(request)
-                raise httpx.ReadTimeout("fake Pennylane did not answer in time", request=request)
+            fault = self._faults.take(request, lambda: self._answer(request))
             if fault:
                 return _fault_response(fault)
             return self._answer(request)
@@ -638,7 +624,7 @@ def _error(status: int, message: str) -> httpx.Response:
     return _json(status, {"error": message, "status": status})
 
 
-def _fault_response(fault: _Fault) -> httpx.Response:
+def _fault_response(fault: Fault) -> httpx.Response:
     if fault.body is not None:
         return httpx.Response(
             fault.status, headers=fault.headers, content=jsonutil.dumps(fault.body).encode()

@@ -36,9 +36,7 @@ import copy
 import math
 import threading
 import uuid
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -48,6 +46,7 @@ from urllib.parse import parse_qs
 import httpx
 
 from ledgerbridge import jsonutil
+from tests.fakes.faults import Faults
 from tests.support.openapi import schema_errors
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "xero"
@@ -89,15 +88,6 @@ def ms_date(moment: datetime | date, offset: bool = True) -> str:
     return f"/Date({millis}+0000)/" if offset else f"/Date({millis})/"
 
 
-@dataclass
-class _Fault:
-    status: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
-    body: Any = None
-    timeout: bool = False
-    after_processing: bool = False
-
-
 class FakeXero:
     """See the module docstring."""
 
@@ -126,7 +116,7 @@ class FakeXero:
         ]
         self.invoices: dict[str, dict[str, Any]] = {}
         self._by_key: dict[str, tuple[int, dict[str, Any]]] = {}
-        self._faults: deque[_Fault] = deque()
+        self._faults = Faults("Xero")
         self._issued = 0
         self._next_number = 45  # the recorded organisation's last sales invoice is INV-0044
         self._lock = threading.RLock()
@@ -137,11 +127,11 @@ class FakeXero:
         self, status: int, headers: dict[str, str] | None = None, times: int = 1, body: Any = None
     ) -> None:
         """Answer the next ``times`` requests with ``status`` (e.g. 429 + Retry-After, 503)."""
-        self._faults.extend(_Fault(status, dict(headers or {}), body) for _ in range(times))
+        self._faults.fail(status, headers, times, body)
 
     def timeout_next(self, times: int = 1, after_processing: bool = False) -> None:
         """Raise httpx.ReadTimeout for the next requests; ``after_processing``: the work is done first."""
-        self._faults.extend(_Fault(timeout=True, after_processing=after_processing) for _ in range(times))
+        self._faults.timeout(times, after_processing)
 
     def expire_access_tokens(self) -> None:
         """Every access token issued so far now answers 401."""
@@ -181,14 +171,9 @@ class FakeXero:
         with self._lock:
             request.read()
             self.requests.append(request)
-            fault = self._faults.popleft() if self._faults else None
-            if fault and fault.timeout:
-                if fault.after_processing:
-                    self._route(request)
-                raise httpx.ReadTimeout("fake Xero did not answer in time", request=request)
+            fault = self._faults.take(request, lambda: self._route(request))
             if fault:
-                content = b"" if fault.body is None else jsonutil.dumps(fault.body).encode()
-                return httpx.Response(fault.status, headers=fault.headers, content=content)
+                return fault.response()
             return self._route(request)
 
     def _route(self, request: httpx.Request) -> httpx.Response:

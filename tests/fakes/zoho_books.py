@@ -44,7 +44,7 @@ import re
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
@@ -54,6 +54,7 @@ from urllib.parse import parse_qs
 import httpx
 
 from ledgerbridge import jsonutil
+from tests.fakes.faults import Faults
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "zoho-books"
 API = "/books/v3"
@@ -96,15 +97,6 @@ BILL = _Kind("bills", "bill", "bill_id", "bill_number", "vendor_id", "vendor", "
 KINDS = {"invoices": INVOICE, "bills": BILL}
 
 
-@dataclass
-class _Fault:
-    status: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
-    body: Any = None
-    timeout: bool = False
-    after_processing: bool = False
-
-
 class ZohoError(Exception):
     """A refusal answered as ``{"code", "message"}`` with an HTTP status."""
 
@@ -144,7 +136,7 @@ class FakeZohoBooks:
         }
         self.created_ids: dict[str, list[str]] = {"invoices": [], "bills": []}
         self.deleted_ids: list[str] = []
-        self._faults: deque[_Fault] = deque()
+        self._faults = Faults("Zoho Books")
         self._refuse_sent: deque[str] = deque()
         self._issued = 0
         self._next_id = 260815000000150001
@@ -157,11 +149,11 @@ class FakeZohoBooks:
         self, status: int, headers: dict[str, str] | None = None, times: int = 1, body: Any = None
     ) -> None:
         """Answer the next ``times`` requests with ``status`` (e.g. 429 + Retry-After, 503)."""
-        self._faults.extend(_Fault(status, dict(headers or {}), body) for _ in range(times))
+        self._faults.fail(status, headers, times, body)
 
     def timeout_next(self, times: int = 1, after_processing: bool = False) -> None:
         """Raise httpx.ReadTimeout for the next requests; ``after_processing``: the work is done first."""
-        self._faults.extend(_Fault(timeout=True, after_processing=after_processing) for _ in range(times))
+        self._faults.timeout(times, after_processing)
 
     def refuse_marking_sent(self, message: str) -> None:
         """The next mark-as-sent answers 400 with ``message``."""
@@ -209,15 +201,9 @@ class FakeZohoBooks:
         with self._lock:
             request.read()
             self.requests.append(request)
-            fault = self._faults.popleft() if self._faults else None
-            if fault and fault.timeout:
-                if fault.after_processing:
-                    self._route(request)
-                raise httpx.ReadTimeout("fake Zoho Books did not answer in time", request=request)
+            fault = self._faults.take(request, lambda: self._route(request))
             if fault:
-                content = b"" if fault.body is None else jsonutil.dumps(fault.body).encode()
-                headers = {"content-type": "application/json;charset=UTF-8", **fault.headers}
-                return httpx.Response(fault.status, headers=headers, content=content)
+                return fault.response({"content-type": "application/json;charset=UTF-8"})
             return self._route(request)
 
     def _route(self, request: httpx.Request) -> httpx.Response:

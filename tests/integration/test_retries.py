@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from ledgerbridge import connections, retries
+from ledgerbridge.local.stack import sqs_event as local_sqs_event
 from ledgerbridge.providers.base import ProviderUnavailable
 from ledgerbridge.store import invoices
 from tests.conftest import ROOT
@@ -44,19 +45,11 @@ def receive(max_messages: int = 10) -> list[dict[str, Any]]:
 
 
 def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the SQS event source mapping would hand the retry function (the local stack's builder)."""
     arn = boto3.client("sqs").get_queue_attributes(
         QueueUrl=os.environ["LEDGERBRIDGE_RETRY_QUEUE_URL"], AttributeNames=["QueueArn"]
     )["Attributes"]["QueueArn"]
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-                "attributes": m["Attributes"], "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": "us-east-1",
-            }
-            for m in messages
-        ]
-    }  # fmt: skip
+    return local_sqs_event(messages, arn, "us-east-1")
 
 
 def test_provider_down_answers_202_with_location_and_queues_the_invoice(

@@ -1,9 +1,16 @@
 """The API function: API Gateway REST proxy events in, Panora-shaped JSON out.
 
-Thin on purpose: Powertools routes and validates, ``ledgerbridge.service`` does the work,
-this module only reads headers and query values and shapes responses. Authentication is
-checked before anything is said about the body, so an unauthenticated caller learns
-nothing but 401.
+Thin on purpose: Powertools routes, validates query and path parameters and writes the
+OpenAPI document; ``ledgerbridge.service`` does the work; this module only reads headers and
+query values and shapes responses.
+
+Order, for every route but the documents: authenticate (one 401 for every credential
+failure, whatever else the request holds), then read the body, then validate. Powertools
+would parse and validate a body *before* the route runs, so routes that take a body turn
+its request validation off and hand the raw event body to ``ledgerbridge.request_body``
+(size, media type, UTF-8, JSON, depth, object) after ``_principal()``; the model layer
+(``models.validate_input``) then names each invalid field. Their parameters stay in the
+signature only so the OpenAPI document describes them.
 """
 
 from __future__ import annotations
@@ -23,11 +30,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from ledgerbridge import connections, errors, idempotency, jsonutil, service
+from ledgerbridge import connections, errors, idempotency, jsonutil, models, request_body, service
 from ledgerbridge.auth import Principal, authenticate
 from ledgerbridge.errors import ApiError, FieldError
 from ledgerbridge.models import (
-    MAX_BODY_BYTES,
     ContactPage,
     ErrorBody,
     Invoice,
@@ -51,6 +57,7 @@ _ERRORS = {
         400: "Malformed request (body not a JSON object, bad query parameter)",
         401: "Missing or invalid x-api-key / x-connection-token",
         404: "No such invoice for this connection",
+        409: "Idempotency-Key in flight (Retry-After), or the connection needs authorising",
         413: "Body over 1 MB",
         415: "Body sent as something other than JSON",
         422: "Invalid field, unknown reference, or refused by the provider",
@@ -82,41 +89,41 @@ def _deadline() -> float:
     return time.monotonic() + remaining - SETTLE_MARGIN_SECONDS
 
 
-def _check_body() -> None:
-    """Size and media type, before anything is said about the content.
-
-    A missing Content-Type is taken as JSON; any other type is refused rather than guessed
-    at (curl's -d sends form encoding, which would otherwise parse into nonsense fields).
-    """
+def _body() -> dict[str, Any]:
+    """The request body as a JSON object; call only after ``_principal()``."""
     event = app.current_event
-    if len((event.body or "").encode()) > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large", "Request body is over 1 MB.")
-    content_type = (event.headers.get("content-type") or "application/json").lower()
-    if event.http_method == "POST" and not content_type.startswith("application/json"):
-        raise ApiError(
-            415, "unsupported_media_type", "Send the body as JSON with Content-Type: application/json."
-        )
+    return request_body.read_json_object(
+        event.body, event.is_base64_encoded, event.headers.get("content-type")
+    )
+
+
+def _query(name: str) -> str | None:
+    """A query value, for routes whose parameters Powertools does not inject."""
+    return (app.current_event.query_string_parameters or {}).get(name)
 
 
 @app.post(
     "/accounting/invoices",
     summary="Create an invoice in the connection's accounting software",
     responses={
+        **_ERRORS,
         201: {"description": "Created and synced", "content": {"application/json": {"model": Invoice}}},
         202: {
             "description": "Stored; the provider was unavailable: a retry delivers it (poll Location)",
             "content": {"application/json": {"model": Invoice}},
         },
-        409: {"description": "Idempotency-Key in flight (Retry-After), or the connection needs authorising"},
-        **_ERRORS,
     },
     security=_SECURITY,
     tags=["Invoices"],
+    enable_validation=False,  # the body is read after authentication: see the module docstring
 )
-def create_invoice(invoice: Annotated[InvoiceInput, Body()], remote_data: RemoteDataFlag = None):
+def create_invoice(
+    invoice: Annotated[InvoiceInput, Body()] = None,  # type: ignore[assignment]  # documents only
+    remote_data: RemoteDataFlag = None,  # documents only: read below, after authentication
+):
     principal = _principal()
-    _check_body()
-    include_remote_data = parse_flag(remote_data, "remote_data")
+    invoice = models.validate_input(InvoiceInput, _body())
+    include_remote_data = parse_flag(_query("remote_data"), "remote_data")
 
     def run() -> idempotency.Answer:
         created = service.create_invoice(principal, invoice, include_remote_data, _deadline())
@@ -216,7 +223,19 @@ for _path, (_kind, _model, _summary) in _REFERENCE_LISTS.items():
 
 @app.get("/openapi.json", include_in_schema=False)
 def openapi_document():
-    return Response(200, content_types.APPLICATION_JSON, app.get_openapi_json_schema(**_OPENAPI))
+    return Response(200, content_types.APPLICATION_JSON, _openapi_json())
+
+
+def _openapi_json() -> str:
+    """The generated document; bodies of routes that read their own are required, as they are."""
+    from aws_lambda_powertools.event_handler.openapi.compat import model_json
+
+    document = app.get_openapi_schema(**_OPENAPI)
+    for path_item in (document.paths or {}).values():
+        for operation in (path_item.post, path_item.put, path_item.patch):
+            if operation is not None and operation.requestBody is not None:
+                operation.requestBody.required = True
+    return model_json(document, by_alias=True, exclude_none=True, indent=2)
 
 
 _OPENAPI: dict[str, Any] = {
@@ -238,35 +257,23 @@ app.enable_swagger(path="/swagger", **_OPENAPI)
 # --- errors -------------------------------------------------------------------------------
 
 
-def _reason(error: dict) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown field"
-    return error["msg"].removeprefix("Value error, ")
-
-
-def _request_error(validation_errors: list[dict]) -> ApiError:
-    """Powertools/Pydantic errors -> 400 (malformed request) or 422 (invalid field)."""
-    if any(error["type"] == "json_invalid" for error in validation_errors):
-        return errors.bad_request("Request body is not valid JSON.")
-    if any(tuple(error["loc"]) == ("body",) for error in validation_errors):
-        return errors.bad_request("Request body must be a JSON object.")
+def _parameter_error(validation_errors: list[dict]) -> ApiError:
+    """Powertools' query/path validation errors -> 400 naming each parameter."""
     details = [
-        FieldError(".".join(str(part) for part in error["loc"][1:]), _reason(error))
+        FieldError(".".join(str(part) for part in error["loc"][1:])[:200], str(error["msg"]))
         for error in validation_errors
     ]
-    if any(error["loc"][0] != "body" for error in validation_errors):
-        return errors.bad_request("Invalid query or path parameter.", details)
-    return errors.validation_error(details)
+    return errors.bad_request("Invalid query or path parameter.", details)
 
 
 @app.exception_handler([RequestValidationError, RequestUnsupportedContentType])
 def on_validation_error(error: RequestValidationError | RequestUnsupportedContentType) -> Response:
+    """Only parameters get here (body routes validate their own), and only after authentication."""
     try:
         _principal()
-        _check_body()
     except ApiError as first:
         return _json(first.status, first.body())
-    problem = _request_error(list(error.errors()))
+    problem = _parameter_error(list(error.errors()))
     return _json(problem.status, problem.body())
 
 
@@ -286,7 +293,9 @@ def on_unexpected(_: Exception) -> Response:
     return _json(500, ApiError(500, "internal_error", "Something went wrong on our side.").body())
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+# clear_state: keys appended while serving one request (invoice_id, provider) must never
+# be logged with the next one, which may be another tenant's or unauthenticated.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

@@ -68,7 +68,7 @@ def _release_skipped(event: dict, response: dict) -> None:
             _set_visibility(record["receiptHandle"], 0)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)  # no key of one invocation in the next
 @tracer.capture_lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
     _backed_off.clear()

@@ -16,7 +16,7 @@ from ledgerbridge.observability import logger
 from ledgerbridge.redelivery import sweep
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)  # no key of one invocation in the next
 def handler(event: dict, context: LambdaContext) -> dict:
     older_than = int(os.environ.get("LEDGERBRIDGE_SWEEP_AFTER_SECONDS", "300"))
     requeue_after = int(os.environ.get("LEDGERBRIDGE_REQUEUE_AFTER_SECONDS", "1800"))

@@ -17,7 +17,7 @@ class SyncFailed(Exception):
     """At least one connection could not be synced."""
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)  # no key of one invocation in the next
 def handler(event: dict, context: LambdaContext) -> dict:
     results = sync_references()
     failures = [result for result in results if "error" in result]

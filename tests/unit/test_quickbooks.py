@@ -418,7 +418,7 @@ def test_an_unknown_custom_field_slug_is_refused_by_name(qb: Harness) -> None:
     assert qb.fake.requests == []
 
 
-@pytest.mark.parametrize("value", ["x" * 32, True, {"nested": 1}, None])
+@pytest.mark.parametrize("value", ["x" * 32, True, None])  # nested values never pass the model
 def test_custom_field_values_quickbooks_cannot_hold_are_refused(qb: Harness, value: Any) -> None:
     with pytest.raises(InvalidInvoice) as caught:
         qb.map(simple({"field_mappings": {"crew": value}}))

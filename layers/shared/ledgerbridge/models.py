@@ -4,6 +4,16 @@ Input models are strict about what a ledger would choke on later (unknown fields
 drift, impossible dates, unknown currencies) so that errors come back at once, naming the
 field, instead of as a provider rejection minutes later. Output models render what is
 stored: exact decimals, RFC 3339 date-times, upper-case codes.
+
+Input arrives as plain JSON data from ``ledgerbridge.request_body`` (numbers already
+``Decimal``, strings already valid Unicode). Every validator here turns bad input into a
+``ValueError`` (a Pydantic validation error naming the field), never into any other
+exception, whatever JSON type it is handed: :func:`validate_input` is the one entry point
+and its only failure is a 422.
+
+Money in responses is a JSON *number* with the stored digits (the JSON codec writes Decimals
+as literals), so output models declare it as ``number`` in the OpenAPI document
+(:data:`Money`); Pydantic's default for Decimal would say ``string``.
 """
 
 from __future__ import annotations
@@ -16,19 +26,23 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
+from ledgerbridge import errors, jsonutil
 from ledgerbridge.currencies import ISO_4217_CODES
+from ledgerbridge.errors import FieldError
 
 MAX_LINE_ITEMS = 1000
-MAX_BODY_BYTES = 1_000_000
 
 # --- scalar types -------------------------------------------------------------------------
 
@@ -82,8 +96,8 @@ def _parse_currency(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("must be an ISO 4217 alphabetic code such as USD")
     code = value.strip().upper()
-    if code not in ISO_4217_CODES:
-        raise ValueError(f"'{value}' is not an ISO 4217 currency code")
+    if code not in ISO_4217_CODES:  # the value is not echoed: it is the caller's, unbounded
+        raise ValueError("is not an ISO 4217 currency code")
     return code
 
 
@@ -96,6 +110,8 @@ Amount = Annotated[
     Field(allow_inf_nan=False, max_digits=28, decimal_places=10, examples=["150.25"]),
 ]
 ExchangeRate = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=28, decimal_places=12)]
+# Output money: the codec writes the Decimal as a JSON number literal, digit for digit.
+Money = Annotated[Decimal, WithJsonSchema({"type": "number"})]
 # Panora spells exchange rates as strings on the way out; stored, they are Numbers.
 ExchangeRateText = Annotated[Decimal, PlainSerializer(str, return_type=str)]
 # Ids are stored and rendered as their canonical text.
@@ -143,10 +159,12 @@ def _normalise_word(value: Any) -> Any:
 
 
 def _parse_type(value: Any) -> Any:
+    if isinstance(value, InvoiceType):
+        return value
     word = _normalise_word(value)
-    if isinstance(word, str) and word not in _TYPE_BY_SYNONYM:
+    if not isinstance(word, str) or word not in _TYPE_BY_SYNONYM:
         raise ValueError("must be ACCOUNTS_RECEIVABLE or ACCOUNTS_PAYABLE (or a synonym like ACCREC, Bill)")
-    return _TYPE_BY_SYNONYM.get(word, value)
+    return _TYPE_BY_SYNONYM[word]
 
 
 class InvoiceStatus(StrEnum):
@@ -167,7 +185,84 @@ class SyncStatus(StrEnum):
 InvoiceTypeField = Annotated[InvoiceType, BeforeValidator(_parse_type)]
 InvoiceStatusField = Annotated[InvoiceStatus, BeforeValidator(_normalise_word)]
 References = Annotated[list[Uuid], Field(max_length=50)]
-FieldMappings = Annotated[dict[str, Any], Field(max_length=100)]
+
+# --- field mappings -------------------------------------------------------------------------
+# Panora's custom field values: text, exact numbers, true/false, null. Nothing nested: no
+# ledger's custom field holds a structure. Bounded so one invoice item stays far below
+# DynamoDB's 400 KB and every value is storable as it is.
+MAX_FIELD_MAPPINGS = 100
+MAX_FIELD_MAPPING_KEY = 64
+MAX_FIELD_MAPPING_TEXT = 1000
+MAX_FIELD_MAPPINGS_BYTES = 16_384
+# DynamoDB Numbers: at most 38 significant digits, magnitudes from 1E-130 to under 1E+126.
+_NUMBER_DIGITS, _NUMBER_MIN_EXPONENT, _NUMBER_MAX_EXPONENT = 38, -130, 125
+
+
+def _check_storable_number(value: Decimal) -> Decimal:
+    """Exactly storable as a DynamoDB Number, judged on the digits alone (no context arithmetic)."""
+    if not value.is_finite():
+        raise ValueError("must be a finite number")
+    digits = "".join(map(str, value.as_tuple().digits)).strip("0")
+    if not digits:
+        return value  # zero
+    if len(digits) > _NUMBER_DIGITS:
+        raise ValueError(f"has more than {_NUMBER_DIGITS} significant digits")
+    if not _NUMBER_MIN_EXPONENT <= value.adjusted() <= _NUMBER_MAX_EXPONENT:
+        raise ValueError("is too large or too small to store exactly")
+    return value
+
+
+def _field_mapping_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_FIELD_MAPPING_TEXT:
+            raise ValueError(f"must be at most {MAX_FIELD_MAPPING_TEXT} characters")
+        return value
+    if isinstance(value, int):
+        value = Decimal(value)
+    if isinstance(value, Decimal):
+        return _check_storable_number(value)
+    raise ValueError("must be a string, a number, true, false or null")
+
+
+def _field_mapping_key(key: Any) -> str:
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_FIELD_MAPPING_KEY:
+        raise ValueError(f"a custom field name must be 1 to {MAX_FIELD_MAPPING_KEY} characters")
+    return key
+
+
+def _field_mappings_size(mappings: dict[str, Any]) -> dict[str, Any]:
+    if len(jsonutil.dumps(mappings).encode()) > MAX_FIELD_MAPPINGS_BYTES:
+        raise ValueError(f"must be at most {MAX_FIELD_MAPPINGS_BYTES} bytes of JSON")
+    return mappings
+
+
+FieldMappingKey = Annotated[
+    str,
+    BeforeValidator(_field_mapping_key),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_FIELD_MAPPING_KEY}),
+]
+FieldMappingValue = Annotated[
+    Any,
+    BeforeValidator(_field_mapping_value),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": MAX_FIELD_MAPPING_TEXT},
+                {"type": "number"},
+                {"type": "boolean"},
+                {"type": "null"},
+            ],
+            "description": "a custom field value: text, an exact number, true/false or null",
+        }
+    ),
+]
+FieldMappings = Annotated[
+    dict[FieldMappingKey, FieldMappingValue],
+    Field(max_length=MAX_FIELD_MAPPINGS),
+    AfterValidator(_field_mappings_size),
+]
 
 # --- input --------------------------------------------------------------------------------
 
@@ -219,6 +314,27 @@ class InvoiceInput(_Input):
         return due_date
 
 
+def _field_path(location: tuple[int | str, ...]) -> str:
+    """``line_items.0.unit_price``; a bad dict key is named by itself, not Pydantic's ``[key]``."""
+    parts = location[:-1] if location and location[-1] == "[key]" else location
+    return ".".join(str(part) for part in parts)[:200]
+
+
+def _reason(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    return error["msg"].removeprefix("Value error, ")
+
+
+def validate_input(model: type[_Input], data: dict[str, Any]) -> Any:
+    """``data`` (from ``request_body``) as ``model``, or the 422 naming every invalid field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = [FieldError(_field_path(error["loc"]), _reason(error)) for error in exc.errors()]
+        raise errors.validation_error(details) from None
+
+
 # --- output -------------------------------------------------------------------------------
 
 
@@ -226,9 +342,9 @@ class LineItem(BaseModel):
     id: Uuid
     remote_id: str | None = None
     description: str | None = None
-    unit_price: Decimal | None = None
-    quantity: Decimal | None = None
-    total_amount: Decimal | None = None
+    unit_price: Money | None = None
+    quantity: Money | None = None
+    total_amount: Money | None = None
     currency: str | None = None
     exchange_rate: ExchangeRateText | None = None
     item_id: Uuid | None = None
@@ -249,12 +365,12 @@ class Invoice(BaseModel):
     memo: str | None = None
     currency: str | None = None
     exchange_rate: ExchangeRateText | None = None
-    total_discount: Decimal | None = None
-    sub_total: Decimal | None = None
+    total_discount: Money | None = None
+    sub_total: Money | None = None
     status: InvoiceStatus | None = None
-    total_tax_amount: Decimal | None = None
-    total_amount: Decimal | None = None
-    balance: Decimal | None = None
+    total_tax_amount: Money | None = None
+    total_amount: Money | None = None
+    balance: Money | None = None
     contact_id: Uuid | None = None
     accounting_period_id: Uuid | None = None
     tracking_categories: list[Uuid] | None = None
@@ -285,6 +401,7 @@ class ErrorBody(BaseModel):
     error: str
     message: str
     details: list[FieldErrorBody] = Field(default_factory=list)
+    invoice_id: str | None = Field(default=None, description="set when the invoice was stored: GET it")
 
 
 # --- synced references (Panora's contact, item and tracking category shapes) ----------------
@@ -316,8 +433,8 @@ class Contact(_Reference):
 
 class Item(_Reference):
     status: str | None = None
-    unit_price: Decimal | None = None
-    purchase_price: Decimal | None = None
+    unit_price: Money | None = None
+    purchase_price: Money | None = None
     sales_account: str | None = None
     purchase_account: str | None = None
 

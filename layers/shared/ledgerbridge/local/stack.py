@@ -14,10 +14,19 @@ SQS event source mapping would send, and deletes what succeeded (:class:`QueuePo
 
 Differences from AWS, on purpose: every function shares this one process and environment
 (and module-level state such as the Powertools logger); there is no stage prefix in local
-URLs; an unknown route answers a JSON 404 (API Gateway says 403 "Missing Authentication
-Token"); there is no timeout enforcement, only ``get_remaining_time_in_millis``; a function
+URLs; there is no timeout enforcement, only ``get_remaining_time_in_millis``; a function
 takes one event at a time (Lambda would scale out); and queue messages that fail go back to
 the queue and its redrive policy, as on AWS, but with moto's clock and receive counts.
+
+Every answer that is not the handler's own is the API's JSON error shape (``statusCode``,
+``error``, ``message``, ``details``), so a client parses one shape whatever refused it, where
+API Gateway and its CloudFront edge each have their own. A path that no route matches is
+404 ``not_found``, and a path that routes only other methods is 405 ``method_not_allowed``
+with an ``Allow`` header: API Gateway says 403 "Missing Authentication Token" to both,
+which sends people looking for a missing API key instead of a typo in the URL or method.
+Requests that cannot be read keep the status the HTTP server gives them (400, 414, 431,
+505, and 501 for a method API Gateway does not know) and close the connection; HTTP/0.9
+requests are refused with 400, as their answer could carry no status or Content-Type.
 
 ``LOG_LEVEL=DEBUG make run`` sets the template's LogLevel parameter (POWERTOOLS_LOG_LEVEL):
 the template's environment replaces this process's, so exporting that variable would not.
@@ -53,6 +62,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ledgerbridge import jsonutil
+from ledgerbridge.errors import ApiError
 from ledgerbridge.local.template import (
     LOCAL_ACCOUNT_ID,
     SQS_MAX_BATCH_SIZE,
@@ -87,6 +97,19 @@ LONG_POLL_SECONDS = 1  # ReceiveMessage's WaitTimeSeconds: also how soon a polle
 STOP_TIMEOUT_SECONDS = 5.0  # how long shutdown waits for a handler that is still running
 _HOP_BY_HOP = {"connection", "content-length", "keep-alive", "transfer-encoding"}
 _JSON_HEADERS = {"content-type": "application/json"}
+_ERROR_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    411: "length_required",
+    413: "payload_too_large",
+    414: "uri_too_long",
+    431: "header_too_large",
+    500: "internal_error",
+    501: "not_implemented",
+    502: "bad_gateway",
+    505: "http_version_not_supported",
+}
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -182,6 +205,10 @@ class Gateway:
                 return bound, {name: unquote(value) for name, value in found.groupdict().items()}
         return None
 
+    def methods(self, path: str) -> list[str]:
+        """The methods routed for ``path``, sorted: tells a wrong method (405) from a wrong path (404)."""
+        return sorted({bound.route.method for bound in self._routes if bound.pattern.match(path)})
+
 
 def proxy_event(route: Route, path_parameters: dict[str, str], request: Request) -> dict[str, Any]:
     """The event a REST API's Lambda proxy integration sends (payload format 1.0).
@@ -271,8 +298,21 @@ def proxy_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     return result["statusCode"], [(n, v) for n, v in headers if n.lower() not in _HOP_BY_HOP], payload
 
 
-def _json_response(status: int, body: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
-    return status, list(_JSON_HEADERS.items()), json.dumps(body).encode("utf-8")
+def _json_response(
+    status: int, message: str, headers: Sequence[tuple[str, str]] = ()
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The API's error shape, so a client parses the stack's own refusals as it parses the handler's."""
+    body = ApiError(status, _error_code(status), message).body()
+    return status, [*_JSON_HEADERS.items(), *headers], json.dumps(body).encode("utf-8")
+
+
+def _error_code(status: int) -> str:
+    """A status not named here (none is sent today) is named after its reason phrase, so one
+    that a later Python's HTTP server sends still gets a readable code."""
+    if status in _ERROR_CODES:
+        return _ERROR_CODES[status]
+    phrase = BaseHTTPRequestHandler.responses.get(status, ("error",))[0]
+    return re.sub(r"\W+", "_", phrase.lower()).strip("_")
 
 
 class ApiServer(ThreadingHTTPServer):
@@ -292,35 +332,83 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as API Gateway; every response has a Content-Length
 
     def do_GET(self) -> None:
-        self._send(*self._answer())
+        try:
+            answer = self._answer()
+        except Exception:  # a bug here: still answer, in the API's shape, and show the traceback
+            traceback.print_exc()
+            self.close_connection = True  # the body may be unread
+            answer = _json_response(500, "The local API server failed; see its log.")
+        self._send(*answer)
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET
+    # API Gateway's methods (https://docs.aws.amazon.com/apigateway/latest/api/API_PutMethod.html);
+    # any other reaches send_error as 501.
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = do_GET
 
     def _answer(self) -> tuple[int, list[tuple[str, str]], bytes]:
-        length = self.headers.get("content-length") or "0"
-        if not length.isdigit() or "chunked" in (self.headers.get("transfer-encoding") or "").lower():
-            self.close_connection = True  # the body's end is unknown: nothing more can be read
-            return _json_response(411, {"message": "Length Required"})
-        if int(length) > MAX_PAYLOAD_BYTES:
-            self.close_connection = True
-            return _json_response(413, {"message": "Request Too Long"})
-        body = self.rfile.read(int(length))
+        refused = self._refused_body()
+        if refused:
+            self.close_connection = True  # the body is left unread: nothing after it can be read
+            return refused
+        body = self.rfile.read(int(self.headers.get("content-length") or "0"))
         request = Request(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
-        path = urlsplit(request.target).path
+        try:
+            path = urlsplit(request.target).path
+        except ValueError as error:  # e.g. http://[/: a host that is not one
+            return _json_response(400, f"Bad request target {request.target!r}: {error}.")
         found = self.server.gateway.match(request.method, path)
         if found is None:
-            message = f"No route for {request.method} {path} in template.yaml"
-            return _json_response(404, {"statusCode": 404, "error": "not_found", "message": message})
+            return self._unrouted(request.method, path)
         bound, path_parameters = found
         return _invoke(bound, proxy_event(bound.route, path_parameters, request))
 
+    def _refused_body(self) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        length = self.headers.get("content-length") or "0"
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            return _json_response(411, "A request body needs a Content-Length; chunked bodies are refused.")
+        if not length.isdigit():  # RFC 9112 section 6.3: the framing is broken, 400
+            return _json_response(400, f"Content-Length {length!r} is not a number of bytes.")
+        if int(length) > MAX_PAYLOAD_BYTES:
+            return _json_response(413, f"Request body is over {MAX_PAYLOAD_BYTES // 2**20} MB.")
+        return None
+
+    def _unrouted(self, method: str, path: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        methods = self.server.gateway.methods(path)
+        if methods:
+            message = f"{method} is not routed for {path} in template.yaml; it routes {', '.join(methods)}."
+            return _json_response(405, message, [("Allow", ", ".join(methods))])
+        return _json_response(404, f"No route for {method} {path} in template.yaml.")
+
+    def parse_request(self) -> bool:
+        """Refuse HTTP/0.9 ("GET /"): its answer would be a bare body, with no status or Content-Type."""
+        if not super().parse_request():
+            return False
+        if self.request_version == "HTTP/0.9":
+            self.send_error(400, f"Bad request syntax ({self.requestline!r})", "no HTTP version")
+            return False
+        return True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's refusals (unreadable request line or headers, unknown method) in the API's
+        JSON shape instead of its HTML page. The request was not read to its end, so whatever
+        follows on the connection cannot be trusted: it is closed."""
+        self.log_error("code %d, message %s", code, message)
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # set before the version was read: answer in HTTP/1.1
+            self.request_version = self.protocol_version
+        text = message or self.responses.get(code, ("Error",))[0]
+        self._send(*_json_response(int(code), f"{text} ({explain})" if explain else text))
+
     def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        """Write one response; a HEAD's says how long the body would be, without it."""
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
 
 def invoke(function: LocalFunction, event: Any) -> Any:
@@ -335,7 +423,7 @@ def _invoke(bound: BoundRoute, event: dict[str, Any]) -> tuple[int, list[tuple[s
         status, headers, body = proxy_response(invoke(bound.function, event))
     except Exception:
         traceback.print_exc()  # what the function's log would show
-        return _json_response(502, {"message": "Internal server error"})
+        return _json_response(502, "Internal server error")
     return status, [*headers, ("x-amzn-RequestId", event["requestContext"]["requestId"])], body
 
 

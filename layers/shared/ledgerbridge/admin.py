@@ -24,6 +24,7 @@ from ledgerbridge.auth import Principal, secret_hash
 from ledgerbridge.config import settings
 from ledgerbridge.ids import reference_id, uuid7
 from ledgerbridge.models import now_text
+from ledgerbridge.service import failure_text
 from ledgerbridge.store import accounts
 from ledgerbridge.store.credentials import encrypt_credentials
 
@@ -136,9 +137,8 @@ def sync_references(project_id: str | None = None, connection_id: str | None = N
                 {"connection_id": principal.connection_id, "synced": connections.sync_references(principal)}
             )
         except Exception as exc:  # report per connection, go on with the others
-            results.append(
-                {"connection_id": principal.connection_id, "error": f"{type(exc).__name__}: {exc}"}
-            )
+            error = f"{type(exc).__name__}: {failure_text(principal, exc)}"  # printed and logged
+            results.append({"connection_id": principal.connection_id, "error": error})
     if connection_id and not results:
         raise AdminError(f"no connection {connection_id}")
     return results

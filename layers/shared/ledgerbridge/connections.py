@@ -78,6 +78,17 @@ def _token_source(principal: Principal, provider: Provider, token_url: str) -> A
     return source
 
 
+def known_secrets(connection_id: str) -> tuple[str, ...]:
+    """The connection's secrets this container holds (OAuth tokens, the app's client secret).
+
+    For ``redaction.provider_text``: what a provider might echo back in an error. Nothing is
+    loaded to answer (no KMS, no Secrets Manager), so it is safe on any failure path; a
+    connection whose tokens were never loaded here has sent none, and has none to hide.
+    """
+    source = _token_sources.get(connection_id)
+    return source.known_secrets() if source is not None else ()
+
+
 def connection_context(principal: Principal, deadline: float | None = None) -> ConnectionContext:
     """What the connection's provider needs for one call: settings, and HTTP with its tokens."""
     provider = provider_for(principal.provider)

@@ -26,7 +26,7 @@ from ledgerbridge.providers.base import (
     ProviderUnavailable,
     ReauthorizationRequired,
 )
-from ledgerbridge.service import SettleFailed, fail, settle_delivered
+from ledgerbridge.service import SettleFailed, fail, failure_text, settle_delivered
 from ledgerbridge.store import accounts, invoices
 
 READ_ONLY_LINE_FIELDS = ("id", "remote_id")
@@ -64,11 +64,13 @@ def redeliver(
     try:
         return _attempt(principal, record, deadline)
     except (ProviderUnavailable, SettleFailed) as exc:
+        reason = failure_text(principal, exc)
         if final:
-            fail(principal, invoice_id, f"gave up after {retries.max_attempts()} attempts: {exc}", "gave_up")
+            gave_up = f"gave up after {retries.max_attempts()} attempts: {reason}"
+            fail(principal, invoice_id, gave_up, "gave_up")
             return "gave up"
-        invoices.record_attempt_error(connection_id, invoice_id, str(exc), now_text())
-        raise RetryLater(str(exc)) from exc
+        invoices.record_attempt_error(connection_id, invoice_id, reason, now_text())
+        raise RetryLater(reason) from None  # not chained: the raw provider text stays out of tracebacks
 
 
 def _attempt(principal: Principal, record: dict[str, Any], deadline: float | None) -> str:
@@ -83,13 +85,12 @@ def _attempt(principal: Principal, record: dict[str, Any], deadline: float | Non
         if remote is None:
             remote = provider.send_invoice(connection, outbound, provider.map_invoice(connection, outbound))
     except InvalidInvoice as exc:
-        return _give_up(principal, invoice_id, str(exc), "invalid")
+        return _give_up(principal, invoice_id, failure_text(principal, exc), "invalid")
     except ProviderRejected as exc:
-        return _give_up(principal, invoice_id, str(exc), "rejected")
+        return _give_up(principal, invoice_id, failure_text(principal, exc), "rejected")
     except ReauthorizationRequired as exc:
-        return _give_up(
-            principal, invoice_id, f"connection needs authorising again: {exc}", "reauthorization"
-        )
+        reason = f"connection needs authorising again: {failure_text(principal, exc)}"
+        return _give_up(principal, invoice_id, reason, "reauthorization")
     except ApiError as exc:
         if exc.status >= 500:
             raise ProviderUnavailable(exc.message) from exc

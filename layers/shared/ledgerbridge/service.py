@@ -4,6 +4,10 @@ Order matters and is the whole point: store the invoice (``pending``), then forw
 the provider with the invoice id as its idempotency key, then settle the stored item
 (``synced`` or ``failed``). Whatever happens after the first write, the caller can GET the
 invoice and see where it stands. Nothing here knows about API Gateway.
+
+What a provider says when it fails reaches the caller, ``sync_error`` and the logs only
+through ``failure_messages``/``failure_text``, which blank credentials it may echo with the
+connection's known secrets (see redaction.py).
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from uuid import UUID
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from ledgerbridge import errors, retries
+from ledgerbridge import errors, redaction, retries
 from ledgerbridge.auth import Principal
-from ledgerbridge.connections import connection_context, provider_for, resolve_references
+from ledgerbridge.connections import connection_context, known_secrets, provider_for, resolve_references
 from ledgerbridge.errors import ApiError, FieldError
 from ledgerbridge.ids import uuid7
 from ledgerbridge.models import Invoice, InvoiceInput, InvoicePage, format_date_time, now_text
@@ -114,15 +118,17 @@ def create_invoice(
     try:
         settled = settle_delivered(principal, record, provider.send_invoice(connection, outbound, request))
     except ProviderRejected as exc:
+        messages = failure_messages(principal, exc)
+        reason = "; ".join(messages)
         raise ApiError(
             422,
             "provider_rejected",
-            f"{principal.provider} refused the invoice: {exc}",
-            [FieldError("provider", message) for message in exc.messages],
-            invoice_id=fail(principal, record["id"], str(exc), "rejected"),
+            f"{principal.provider} refused the invoice: {reason}",
+            [FieldError("provider", message) for message in messages],
+            invoice_id=fail(principal, record["id"], reason, "rejected"),
         ) from None
     except ReauthorizationRequired as exc:
-        reason = f"connection needs authorising again: {exc}"
+        reason = f"connection needs authorising again: {failure_text(principal, exc)}"
         raise ApiError(
             409,
             "reauthorization_required",
@@ -131,9 +137,27 @@ def create_invoice(
             invoice_id=fail(principal, record["id"], reason, "reauthorization_required"),
         ) from None
     except (ProviderUnavailable, SettleFailed) as exc:
-        return Created(_accept(principal, record, str(exc), include_remote_data), 202)
+        return Created(_accept(principal, record, failure_text(principal, exc), include_remote_data), 202)
     _count(principal.provider, "created")
     return Created(to_invoice(settled, include_remote_data), 201)
+
+
+def failure_messages(principal: Principal, exc: Exception) -> list[str]:
+    """What a failure says, fit to answer, store and log: provider text cleaned (see redaction.py).
+
+    A refusal keeps its messages apart (capped in number); any other exception is one message.
+    Every exception text that may carry the provider's words reaches a response,
+    ``sync_error`` or a log line through here or ``failure_text``.
+    """
+    secrets = known_secrets(principal.connection_id)
+    if isinstance(exc, ProviderRejected):
+        return redaction.provider_messages(exc.messages, secrets)
+    return [redaction.provider_text(str(exc), secrets)]
+
+
+def failure_text(principal: Principal, exc: Exception) -> str:
+    """``failure_messages`` as one reason."""
+    return "; ".join(failure_messages(principal, exc))
 
 
 class SettleFailed(Exception):
@@ -155,7 +179,10 @@ def settle_delivered(principal: Principal, record: dict[str, Any], remote: Remot
 
 
 def _accept(principal: Principal, record: dict[str, Any], reason: str, include_remote_data: bool) -> Invoice:
-    """Keep the invoice pending and queue it; if even that fails, the sweeper will find it."""
+    """Keep the invoice pending and queue it; if even that fails, the sweeper will find it.
+
+    ``reason`` is stored and logged as it is: build it with ``failure_text``.
+    """
     _count(principal.provider, "queued")
     logger.warning("invoice queued for retry", extra={"reason": reason})
     try:
@@ -167,7 +194,10 @@ def _accept(principal: Principal, record: dict[str, Any], reason: str, include_r
 
 
 def fail(principal: Principal, invoice_id: str, reason: str, outcome: str) -> str:
-    """Mark a pending invoice failed for good, with the reason the caller will read."""
+    """Mark a pending invoice failed for good, with the reason the caller will read.
+
+    ``reason`` is stored and logged as it is: build any exception's part with ``failure_text``.
+    """
     invoices.mark_failed(principal.connection_id, invoice_id, reason, now_text())
     _count(principal.provider, outcome)
     logger.info("invoice failed", extra={"outcome": outcome, "reason": reason})

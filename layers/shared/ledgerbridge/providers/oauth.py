@@ -113,6 +113,15 @@ class TokenSource:
             return tokens.access_token
         return self._refresh(tokens, force=True).access_token
 
+    def known_secrets(self) -> tuple[str, ...]:
+        """The tokens held in memory and the app's client secret: what provider text must not show.
+
+        Only what is already held: nothing is loaded or refreshed to answer, and a provider can
+        only echo what was sent to it, which was held here.
+        """
+        tokens = (self._tokens.access_token, self._tokens.refresh_token) if self._tokens else ()
+        return (*tokens, self._app.client_secret)
+
     def _expiring(self, tokens: OAuthTokens) -> bool:
         return tokens.expires_at - self._clock() < REFRESH_MARGIN_SECONDS
 

@@ -189,3 +189,17 @@ def test_no_log_key_of_one_request_reaches_the_next(
     keys = logger.get_current_keys()
     assert "invoice_id" not in keys and "provider" not in keys, keys
     assert created.json["id"] not in json.dumps(keys, default=str)
+
+
+@pytest.mark.parametrize(
+    "api_key", ["", "lbk_\ud800", "lbk_é", "lbk_" + "x" * 10_000, "lbk_\x00", None], ids=repr
+)
+def test_odd_credential_headers_are_the_one_401(
+    api_module: ModuleType, lambda_context: Any, demo: dict[str, Any], api_key: str | None
+) -> None:
+    reference = _send(api_module, lambda_context, b"{}", {"content-type": "application/json"})
+    for token in (demo["connection_token"], api_key):
+        headers = {"x-api-key": api_key, "x-connection-token": token, "content-type": "application/json"}
+        result = _send(api_module, lambda_context, b'{"currency":"USD"}', headers)
+        assert result["statusCode"] == 401
+        assert result["body"] == reference["body"]

@@ -52,8 +52,17 @@ def _lookup(key_hash: str, token_hash: str) -> Principal:
     )
 
 
+# Our keys and tokens are short ASCII; anything else is refused unhashed, so no header value
+# (megabytes, a lone surrogate smuggled into the event) is ever encoded or looked up.
+_MAX_SECRET_LENGTH = 256
+
+
+def _plausible(secret: str | None) -> bool:
+    return bool(secret) and len(secret) <= _MAX_SECRET_LENGTH and secret.isascii()
+
+
 def authenticate(api_key: str | None, connection_token: str | None) -> Principal:
-    if not api_key or not connection_token:
+    if not _plausible(api_key) or not _plausible(connection_token):
         raise unauthorized()
     cache_key = (secret_hash(api_key), secret_hash(connection_token))
     now = time.monotonic()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from ledgerbridge.local.template import api_routes, load_template
 from tests.integration.conftest import Api
 
@@ -22,6 +24,16 @@ def test_openapi_document_describes_the_invoice_routes(api: Api) -> None:
     assert "line_items" in document["components"]["schemas"]["InvoiceInput"]["properties"]
     parameters = {p["name"] for p in document["paths"]["/accounting/invoices"]["get"]["parameters"]}
     assert parameters == {"limit", "cursor", "remote_data"}
+    assert create["requestBody"]["required"] is True
+
+
+def test_the_document_says_what_an_exchange_rate_means_and_that_money_is_a_number(api: Api) -> None:
+    schemas = api.call("GET", "/openapi.json", auth=False).json["components"]["schemas"]
+    for model in ("InvoiceInput", "LineItemInput", "Invoice", "LineItem"):
+        rate = json.dumps(schemas[model]["properties"]["exchange_rate"], default=str)
+        assert "home currency per one unit of the invoice's currency" in rate, model
+    for field in ("total_amount", "sub_total", "balance"):
+        assert {"type": "number"} in schemas["Invoice"]["properties"][field]["anyOf"]
 
 
 def test_swagger_ui_is_served(api: Api) -> None:

@@ -109,11 +109,21 @@ Amount = Annotated[
     Decimal,
     Field(allow_inf_nan=False, max_digits=28, decimal_places=10, examples=["150.25"]),
 ]
-ExchangeRate = Annotated[Decimal, Field(gt=0, allow_inf_nan=False, max_digits=28, decimal_places=12)]
+# One meaning for every ledger; each provider converts to and from its own convention.
+EXCHANGE_RATE_MEANING = (
+    "Units of the company's home currency per one unit of the invoice's currency "
+    "(a EUR invoice in a USD company at 1 EUR = 1.08 USD is 1.08)."
+)
+ExchangeRate = Annotated[
+    Decimal,
+    Field(gt=0, allow_inf_nan=False, max_digits=28, decimal_places=12, description=EXCHANGE_RATE_MEANING),
+]
 # Output money: the codec writes the Decimal as a JSON number literal, digit for digit.
 Money = Annotated[Decimal, WithJsonSchema({"type": "number"})]
 # Panora spells exchange rates as strings on the way out; stored, they are Numbers.
-ExchangeRateText = Annotated[Decimal, PlainSerializer(str, return_type=str)]
+ExchangeRateText = Annotated[
+    Decimal, PlainSerializer(str, return_type=str), Field(description=EXCHANGE_RATE_MEANING)
+]
 # Ids are stored and rendered as their canonical text.
 Uuid = Annotated[UUID, PlainSerializer(str, return_type=str)]
 ShortText = Annotated[str, Field(max_length=255)]

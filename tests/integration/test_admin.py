@@ -12,6 +12,7 @@ import pytest
 from ledgerbridge import admin
 from ledgerbridge.config import settings
 from ledgerbridge.ids import reference_id
+from tests.integration.conftest import Api
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
@@ -113,3 +114,105 @@ def test_stack_option_picks_the_tables(
     assert admin.main(["--stack", "missing", "create-project", "--name", "lost"]) == 1
     assert "AWS call failed" in capsys.readouterr().err
     assert settings().accounts_table == "missing-accounts"
+
+
+# --- create-connection syncs references once --------------------------------------------------
+
+
+def test_a_connection_made_by_create_connection_takes_an_invoice_with_a_contact_at_once(
+    aws: Any, capsys: pytest.CaptureFixture[str], api_module: Any, lambda_context: Any
+) -> None:
+    project = run(capsys, "create-project", "--name", "Acme SaaS")["project_id"]
+    key = run(capsys, "create-api-key", "--project", project)
+    connection = run(capsys, "create-connection", "--project", project, "--provider", "sandbox")
+    assert connection["references_synced"] == {
+        "contact": 3, "item": 2, "tracking_category": 2, "accounting_period": 1,
+    }  # fmt: skip
+
+    credentials = {"x-api-key": key["api_key"], "x-connection-token": connection["connection_token"]}
+    api = Api(api_module, lambda_context, credentials)
+    contact = reference_id(connection["connection_id"], "contact", "C-1001")
+    answer = api.create({"contact_id": contact, "line_items": [{"quantity": 1, "unit_price": 10}]})
+    assert answer.status == 201, answer.text
+    assert answer.json["contact_id"] == contact
+
+
+def test_create_connection_says_what_it_synced_in_its_human_output(
+    aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = admin.create_project("P")["project_id"]
+    assert admin.main(["create-connection", "--project", project, "--provider", "sandbox"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        'references_synced: {"contact": 3, "item": 2, "tracking_category": 2, "accounting_period": 1}'
+        in lines
+    )
+    assert any(line.startswith("connection_token: lbc_") for line in lines)
+
+
+def test_a_failed_first_sync_is_reported_and_the_connection_is_still_made(
+    aws: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    project = admin.create_project("P")["project_id"]
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps({"access_token": "at", "refresh_token": "rt", "expires_in": 3600}))
+    made = run(capsys, "create-connection", "--project", project, "--provider", "xero",
+               "--credentials", str(tokens), "--setting", "tenant_id=t-1")  # fmt: skip
+    # The template's OAuth app secret is still empty: the sync cannot run, the connection stands.
+    assert made["connection_token"].startswith("lbc_")
+    assert made["references_error"].startswith("provider_not_configured: Ledgerbridge's OAuth app for xero")
+    assert made["next_step"] == f"ledgerbridge-admin sync-references --connection {made['connection_id']}"
+    assert "references_synced" not in made
+    [listed] = admin.list_connections(project)
+    assert listed["connection_id"] == made["connection_id"]
+
+
+# --- options after the command, and the credentials file's expiry --------------------------------
+
+
+def test_json_is_accepted_after_the_command_too(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert admin.main(["create-project", "--name", "x", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "x"
+    assert admin.main(["--json", "list-connections"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert admin.main(["create-project", "--name", "y"]) == 0
+    assert capsys.readouterr().out.startswith("project_id: ")  # without --json anywhere: human output
+
+
+def test_stack_is_accepted_after_the_command_too(
+    aws: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("LEDGERBRIDGE_ACCOUNTS_TABLE")
+    monkeypatch.delenv("LEDGERBRIDGE_STACK", raising=False)
+    assert admin.main(["create-project", "--name", "lost", "--stack", "missing"]) == 1
+    assert settings().accounts_table == "missing-accounts"
+
+
+def create_with_credentials(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, tokens: dict[str, Any]
+) -> int:
+    project = admin.create_project("P")["project_id"]
+    path = tmp_path / "tokens.json"
+    path.write_text(json.dumps({"access_token": "at", "refresh_token": "rt", **tokens}))
+    return admin.main(["create-connection", "--project", project, "--provider", "xero",
+                       "--credentials", str(path), "--setting", "tenant_id=t-1", "--json"])  # fmt: skip
+
+
+def test_a_credentials_file_with_an_rfc_3339_expires_at_connects(
+    aws: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert create_with_credentials(capsys, tmp_path, {"expires_at": "2027-01-15T08:00:00Z"}) == 0
+    assert json.loads(capsys.readouterr().out)["connection_token"].startswith("lbc_")
+
+
+@pytest.mark.parametrize(
+    ("tokens", "field"),
+    [({"expires_at": "next tuesday"}, "expires_at"), ({"expires_in": "soon"}, "expires_in")],
+)
+def test_an_unreadable_expiry_exits_2_naming_the_field(
+    aws: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path, tokens: dict[str, Any], field: str
+) -> None:
+    assert create_with_credentials(capsys, tmp_path, tokens) == 2
+    captured = capsys.readouterr()
+    assert f"ledgerbridge-admin: the credentials file's {field} must be" in captured.err
+    assert "Traceback" not in captured.err and captured.out == ""

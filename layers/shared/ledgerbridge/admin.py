@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import secrets
 import sys
@@ -18,15 +19,21 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import TypeAdapter, ValidationError
 
 from ledgerbridge import connections
 from ledgerbridge.auth import Principal, secret_hash
 from ledgerbridge.config import settings
+from ledgerbridge.errors import ApiError
 from ledgerbridge.ids import reference_id, uuid7
-from ledgerbridge.models import now_text
+from ledgerbridge.models import DateTime, now_text
 from ledgerbridge.service import failure_text
 from ledgerbridge.store import accounts
 from ledgerbridge.store.credentials import encrypt_credentials
+
+# The API's own date-time rules (RFC 3339 with an offset) for a credentials file's expires_at.
+_DATE_TIME: TypeAdapter[Any] = TypeAdapter(DateTime)
+MAX_EPOCH_SECONDS = 253402300800  # 10000-01-01: larger is milliseconds, or nonsense
 
 
 class AdminError(Exception):
@@ -61,18 +68,66 @@ def revoke_api_key(key_id: str) -> dict[str, str]:
     return {"key_id": key_id, "revoked_at": revoked_at}
 
 
+def _seconds(value: Any) -> float | None:
+    """A JSON number, or a string holding one (Exact sends ``"expires_in": "600"``); None otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _expires_at(value: Any) -> float:
+    """``expires_at`` as Unix seconds: epoch seconds, or an RFC 3339 date-time with an offset."""
+    seconds = _seconds(value)
+    if seconds is None and isinstance(value, str):
+        try:
+            seconds = _DATE_TIME.validate_python(value).timestamp()
+        except ValidationError:
+            seconds = None
+    if seconds is None or not 0 < seconds < MAX_EPOCH_SECONDS:
+        raise AdminError(
+            "the credentials file's expires_at must be epoch seconds or an RFC 3339 date-time "
+            f"with an offset (such as 2026-11-24T10:00:00Z), not {json.dumps(value, default=str)}"
+        )
+    return seconds
+
+
+def _expires_in(value: Any) -> float:
+    """``expires_in``: seconds from now, as the token endpoint answered it."""
+    seconds = _seconds(value)
+    if seconds is None or seconds < 0:
+        raise AdminError(
+            "the credentials file's expires_in must be a number of seconds from now, "
+            f"not {json.dumps(value, default=str)}"
+        )
+    return time.time() + seconds
+
+
 def _oauth_credentials(provider: str, credentials: dict[str, Any] | None) -> dict[str, Any]:
-    """The tokens from the OAuth consent flow, with ``expires_in`` turned into ``expires_at``."""
+    """The tokens from the OAuth consent flow, with their expiry as Unix seconds.
+
+    ``expires_at`` (epoch seconds or RFC 3339) wins over ``expires_in`` (seconds from now, what
+    a token endpoint answers); with neither the token counts as expiring, so the first call
+    refreshes it.
+    """
     if not credentials:
         raise AdminError(f"{provider} needs --credentials: a JSON file with access_token and refresh_token")
     missing = [key for key in ("access_token", "refresh_token") if not credentials.get(key)]
     if missing:
         raise AdminError(f"the credentials file has no {', '.join(missing)}")
-    expires_at = credentials.get("expires_at") or time.time() + float(credentials.get("expires_in", 0))
+    if credentials.get("expires_at") is not None:
+        expires_at = _expires_at(credentials["expires_at"])
+    elif credentials.get("expires_in") is not None:
+        expires_at = _expires_in(credentials["expires_in"])
+    else:
+        expires_at = time.time()
     return {
         "access_token": credentials["access_token"],
         "refresh_token": credentials["refresh_token"],
-        "expires_at": float(expires_at),
+        "expires_at": expires_at,
     }
 
 
@@ -120,6 +175,16 @@ def list_connections(project_id: str | None) -> list[dict[str, Any]]:
     ]
 
 
+def _sync_one(principal: Principal) -> dict[str, Any]:
+    """``{"synced": counts by kind}``, or ``{"error": text}``: a failure is reported, not raised."""
+    try:
+        return {"synced": connections.sync_references(principal)}
+    except ApiError as exc:  # Ledgerbridge's own answer (the OAuth app not configured): its words
+        return {"error": f"{exc.error}: {exc.message}"}
+    except Exception as exc:  # report per connection, go on with the others
+        return {"error": f"{type(exc).__name__}: {failure_text(principal, exc)}"}  # printed and logged
+
+
 def sync_references(project_id: str | None = None, connection_id: str | None = None) -> list[dict[str, Any]]:
     """Sync one connection, a project's, or every connection; one failure does not stop the rest."""
     results = []
@@ -132,16 +197,36 @@ def sync_references(project_id: str | None = None, connection_id: str | None = N
             connection["provider"],
             connection["settings"] or {},
         )
-        try:
-            results.append(
-                {"connection_id": principal.connection_id, "synced": connections.sync_references(principal)}
-            )
-        except Exception as exc:  # report per connection, go on with the others
-            error = f"{type(exc).__name__}: {failure_text(principal, exc)}"  # printed and logged
-            results.append({"connection_id": principal.connection_id, "error": error})
+        results.append({"connection_id": principal.connection_id, **_sync_one(principal)})
     if connection_id and not results:
         raise AdminError(f"no connection {connection_id}")
     return results
+
+
+def create_synced_connection(
+    project_id: str,
+    provider: str,
+    credentials: dict[str, Any] | None = None,
+    connection_settings: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """``create-connection``: create it, then sync its references once.
+
+    Invoices name contacts, items and tracking categories by the ids a sync stores, so a
+    connection nobody has synced refuses its first invoice with a contact (422). A failed sync
+    (the ledger unreachable, the OAuth app not configured yet) is reported with the result and
+    does not undo the connection: its token is shown only here, and ``sync-references`` (or the
+    scheduled sync) can be run again later.
+    """
+    created = create_connection(project_id, provider, credentials, connection_settings)
+    principal = Principal(project_id, created["connection_id"], provider, connection_settings or {})
+    outcome = _sync_one(principal)
+    if "error" in outcome:
+        return {
+            **created,
+            "references_error": outcome["error"],
+            "next_step": f"ledgerbridge-admin sync-references --connection {created['connection_id']}",
+        }
+    return {**created, "references_synced": outcome["synced"]}
 
 
 def seed_demo() -> dict[str, Any]:
@@ -164,25 +249,38 @@ def _setting(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _global_options(parser: argparse.ArgumentParser, on_command: bool) -> None:
+    """``--json`` and ``--stack``, on the program and again on every command.
+
+    Operators type them at either end (``create-project --name x --json``). A command's copy
+    defaults to SUPPRESS, so leaving it out there keeps what was given before the command.
+    """
+    json_default, stack_default = (argparse.SUPPRESS, argparse.SUPPRESS) if on_command else (False, None)
+    parser.add_argument("--json", action="store_true", default=json_default, help="machine-readable output")
+    stack_help = "stack name (default: $LEDGERBRIDGE_STACK or ledgerbridge)"
+    parser.add_argument("--stack", default=stack_default, help=stack_help)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ledgerbridge-admin", description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--stack", help="stack name (default: $LEDGERBRIDGE_STACK or ledgerbridge)")
+    _global_options(parser, on_command=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, on_command=True)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("create-project", help="create a project").add_argument("--name", required=True)
-    commands.add_parser("create-api-key", help="issue an API key (shown once)").add_argument(
-        "--project", required=True
-    )
-    commands.add_parser("revoke-api-key", help="revoke an API key").add_argument("--key-id", required=True)
-    connection = commands.add_parser("create-connection", help="connect a ledger (token shown once)")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, parents=[common])
+
+    command("create-project", "create a project").add_argument("--name", required=True)
+    command("create-api-key", "issue an API key (shown once)").add_argument("--project", required=True)
+    command("revoke-api-key", "revoke an API key").add_argument("--key-id", required=True)
+    connection = command("create-connection", "connect a ledger and sync its references (token shown once)")
     connection.add_argument("--project", required=True)
     connection.add_argument("--provider", required=True)
     connection.add_argument("--credentials", type=Path, help="JSON file with the provider's OAuth tokens")
     connection.add_argument("--setting", type=_setting, action="append", default=[], metavar="KEY=VALUE")
-    commands.add_parser("list-connections", help="list connections").add_argument("--project")
-    sync = commands.add_parser(
-        "sync-references", help="sync contacts, items, accounts, tracking from providers"
-    )
+    command("list-connections", "list connections").add_argument("--project")
+    sync = command("sync-references", "sync contacts, items, accounts, tracking from providers")
     sync.add_argument("--project")
     sync.add_argument("--connection")
     return parser
@@ -209,7 +307,7 @@ def _run(args: argparse.Namespace) -> Any:
         return revoke_api_key(args.key_id)
     if args.command == "create-connection":
         credentials = _read_credentials(args.credentials)
-        return create_connection(args.project, args.provider, credentials, dict(args.setting))
+        return create_synced_connection(args.project, args.provider, credentials, dict(args.setting))
     if args.command == "sync-references":
         return sync_references(args.project, args.connection)
     return list_connections(args.project)

@@ -20,7 +20,7 @@ from ledgerbridge.errors import ApiError, FieldError
 from ledgerbridge.ids import reference_id
 from ledgerbridge.models import InvoiceInput, now_text
 from ledgerbridge.params import decode_cursor, encode_cursor
-from ledgerbridge.providers.base import ConnectionContext, Provider, RemoteReference
+from ledgerbridge.providers.base import ConnectionContext, Provider, RemoteReference, refresh_rules
 from ledgerbridge.store import references
 
 
@@ -72,7 +72,9 @@ def _token_source(principal: Principal, provider: Provider, token_url: str) -> A
         from ledgerbridge.secrets import oauth_client
         from ledgerbridge.store.credentials import DynamoCredentialStore
 
-        app = OAuthApp(token_url, *oauth_client(provider.name), client_auth=provider.oauth_client_auth)
+        rules = refresh_rules(provider)
+        client_id, secret, redirect_uri = oauth_client(provider.name, rules.sends_redirect_uri)
+        app = OAuthApp(token_url, client_id, secret, provider.oauth_client_auth, redirect_uri, rules)
         store = DynamoCredentialStore(principal.project_id, principal.connection_id)
         source = _token_sources[principal.connection_id] = TokenSource(store, app, shared_client())
     return source

@@ -15,26 +15,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ledgerbridge.models import InvoiceInput
+from ledgerbridge.provider_types import ProviderUnavailable as ProviderUnavailable
+from ledgerbridge.provider_types import ReauthorizationRequired as ReauthorizationRequired
+from ledgerbridge.provider_types import RemoteReference as RemoteReference
 
 if TYPE_CHECKING:
     from ledgerbridge.providers.http import ProviderHttp
-
-
-@dataclass(frozen=True)
-class RemoteReference:
-    """A record of the provider's that invoices point at.
-
-    ``kind`` is one of contact, item, account, tracking_category, accounting_period.
-    ``fields`` holds what a mapper or a reader needs beyond the id (``is_customer``,
-    ``is_supplier``, a tracking category's ``category_name``/``option_name``, an item's
-    ``code``, ...); ``remote_data`` is the provider's own record.
-    """
-
-    kind: str
-    remote_id: str
-    name: str
-    fields: dict[str, Any] = field(default_factory=dict)
-    remote_data: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -108,15 +94,41 @@ class ProviderRejected(Exception):
         self.messages = messages
 
 
-class ProviderUnavailable(Exception):
-    """The provider could not be reached or failed on its side: the invoice may be resent."""
+@dataclass(frozen=True)
+class RefreshRules:
+    """How one provider's token endpoint wants access tokens refreshed (oauth.TokenSource follows it).
+
+    A provider declares its own as the class attribute ``oauth_refresh``; providers that do not
+    get ``DEFAULT_REFRESH_RULES`` (see ``refresh_rules``), which suits OAuth servers that follow RFC 6749.
+
+    - ``margin_seconds``: refresh this long before the access token expires, so a token never
+      dies in the middle of a call. Two minutes by default; less where the provider refuses
+      early refreshes (Exact Online).
+    - ``sends_redirect_uri``: send the OAuth app's registered ``redirect_uri`` with every
+      refresh, for token endpoints documented to require it (FreshBooks). The deployment's
+      OAuth client secret must then hold one, else the provider counts as not configured.
+    - ``too_early``: texts in a refusal's ``error_description`` (or ``Reason`` header) that
+      mean "the current access token is still valid, no new one yet": the current token is
+      kept, never the connection sent back to consent.
+    """
+
+    margin_seconds: float = 120.0
+    sends_redirect_uri: bool = False
+    too_early: tuple[str, ...] = ()
 
 
-class ReauthorizationRequired(Exception):
-    """The provider refused the connection's refresh token: a person must connect it again."""
+DEFAULT_REFRESH_RULES = RefreshRules()
+
+
+def refresh_rules(provider: object) -> RefreshRules:
+    """The provider's ``oauth_refresh``, or the defaults for a provider that declares none."""
+    rules = getattr(provider, "oauth_refresh", None)
+    return rules if isinstance(rules, RefreshRules) else DEFAULT_REFRESH_RULES
 
 
 class Provider(Protocol):
+    """A ledger. Besides these members a provider may declare ``oauth_refresh: RefreshRules``."""
+
     #: The name in LEDGERBRIDGE_<NAME>_API_URL / _TOKEN_URL and in the OAuth client secret.
     name: str
     #: How its token endpoint takes client credentials: "basic", "form" or "json" (oauth.OAuthApp).

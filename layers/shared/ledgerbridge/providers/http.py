@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import httpx
 
 from ledgerbridge import jsonutil
-from ledgerbridge.providers.base import ProviderUnavailable, ReauthorizationRequired
+from ledgerbridge.provider_types import ProviderUnavailable, ReauthorizationRequired
 
 CONNECT_TIMEOUT = 3.0
 # Failures that prove the request never reached the provider, so even a create may be resent.

@@ -6,6 +6,24 @@ stored tokens carry a version and a save only succeeds against the version it re
 The loser of a race re-reads and uses the winner's tokens; a refresh refused because the
 refresh token was just rotated by someone else is resolved the same way. Only a refusal
 with nothing newer stored means the connection must be authorised again.
+
+What differs between token endpoints is the provider's ``RefreshRules`` (providers/base.py),
+carried by the ``OAuthApp``:
+
+- When to refresh: ``margin_seconds`` before expiry (two minutes unless the provider says
+  otherwise; Exact Online refreshes only in the last half minute, see exact_online.py).
+- What to send: grant type, refresh token and client credentials (``client_auth`` says
+  where), plus the app's registered ``redirect_uri`` for endpoints documented to require it
+  (FreshBooks).
+- Which refusals mean what. ``invalid_grant`` (Zoho: ``invalid_code``) says the refresh token
+  itself is dead: the connection is marked ``needs_reauthorization``. A refusal naming one
+  of the provider's ``too_early`` texts (Exact: "access_token not expired") says the current
+  access token is still good: it is kept, and no new refresh is asked for before it expires
+  by our clock (Exact also counts token calls and errors against a daily and hourly limit).
+  After a 401 the rejected token cannot be kept, so a "too early" then is
+  ProviderUnavailable: the invoice waits for its retry, the connection stays connected.
+  Anything else (``invalid_client``, ``invalid_request``: the deployment's OAuth app is
+  wrong) is ProviderUnavailable too, never a reason to send every connection back to consent.
 """
 
 from __future__ import annotations
@@ -17,12 +35,16 @@ from typing import Any, Protocol
 
 import httpx
 
-from ledgerbridge.providers.base import ProviderUnavailable, ReauthorizationRequired
+from ledgerbridge.provider_types import OAuthTokens as OAuthTokens
+from ledgerbridge.provider_types import ProviderUnavailable, ReauthorizationRequired
+from ledgerbridge.providers.base import DEFAULT_REFRESH_RULES, RefreshRules
 from ledgerbridge.providers.http import json_body
 
-REFRESH_MARGIN_SECONDS = 120  # refresh this long before expiry, so a token never dies mid-call
+REFRESH_MARGIN_SECONDS = DEFAULT_REFRESH_RULES.margin_seconds  # the default; a provider may choose its own
 # Answers meaning "this refresh token is no good" (Zoho says invalid_code, with HTTP 200).
 REFUSED_GRANT = ("invalid_grant", "invalid_code")
+# After a "too early" refusal of a token our clock already counts as expired: ask again after this.
+TOO_EARLY_RETRY_SECONDS = 30.0
 
 
 def _error_in_body(response: httpx.Response) -> bool:
@@ -31,28 +53,12 @@ def _error_in_body(response: httpx.Response) -> bool:
     return isinstance(body, dict) and "error" in body and "access_token" not in body
 
 
-@dataclass(frozen=True)
-class OAuthTokens:
-    access_token: str
-    refresh_token: str
-    expires_at: float  # Unix seconds
-    version: int = 0  # the store's version of these tokens (for conditional saves)
-
-    def to_credentials(self) -> dict[str, Any]:
-        return {
-            "access_token": self.access_token,
-            "refresh_token": self.refresh_token,
-            "expires_at": self.expires_at,
-        }
-
-    @classmethod
-    def from_credentials(cls, credentials: dict[str, Any], version: int) -> OAuthTokens:
-        return cls(
-            access_token=str(credentials["access_token"]),
-            refresh_token=str(credentials["refresh_token"]),
-            expires_at=float(credentials.get("expires_at", 0)),
-            version=version,
-        )
+def _error_texts(response: httpx.Response) -> tuple[str, str]:
+    """A refusal's ``error`` code and its description (body and ``Reason`` header), for matching."""
+    body = json_body(response)
+    body = body if isinstance(body, dict) else {}
+    description = f"{body.get('error_description', '')} {response.headers.get('reason', '')}"
+    return str(body.get("error", "")), description.lower()
 
 
 class CredentialStore(Protocol):
@@ -79,12 +85,28 @@ class OAuthApp:
     ``client_auth`` is how the token endpoint wants the client credentials: ``basic`` (HTTP
     Basic, RFC 6749's default: Intuit, Xero), ``form`` (client_id/client_secret in the form
     body: Zoho, Exact Online, Pennylane) or ``json`` (a JSON body: FreshBooks).
+    ``redirect_uri`` is the one registered with the app (configuration too); ``rules`` are the
+    provider's, and say whether refreshes carry it.
     """
 
     token_url: str
     client_id: str
     client_secret: str
     client_auth: str = "basic"
+    redirect_uri: str | None = None
+    rules: RefreshRules = DEFAULT_REFRESH_RULES
+
+    def __post_init__(self) -> None:
+        if self.rules.sends_redirect_uri and not self.redirect_uri:
+            raise ValueError("this provider's token endpoint needs the app's registered redirect_uri")
+
+
+@dataclass(frozen=True)
+class _Hold:
+    """After a "too early" refusal: keep ``access_token`` without asking again until ``until``."""
+
+    access_token: str
+    until: float
 
 
 class TokenSource:
@@ -99,10 +121,11 @@ class TokenSource:
     ):
         self._store, self._app, self._client, self._clock = store, app, client, clock
         self._tokens: OAuthTokens | None = None
+        self._hold: _Hold | None = None
 
     def access_token(self) -> str:
         tokens = self._tokens or self._remember(self._store.load())
-        if self._expiring(tokens):
+        if self._expiring(tokens) and not self._held(tokens):
             tokens = self._refresh(tokens)
         return tokens.access_token
 
@@ -123,7 +146,11 @@ class TokenSource:
         return (*tokens, self._app.client_secret)
 
     def _expiring(self, tokens: OAuthTokens) -> bool:
-        return tokens.expires_at - self._clock() < REFRESH_MARGIN_SECONDS
+        return tokens.expires_at - self._clock() < self._app.rules.margin_seconds
+
+    def _held(self, tokens: OAuthTokens) -> bool:
+        hold = self._hold
+        return hold is not None and hold.access_token == tokens.access_token and self._clock() < hold.until
 
     def _remember(self, tokens: OAuthTokens) -> OAuthTokens:
         self._tokens = tokens
@@ -137,7 +164,7 @@ class TokenSource:
             return self._remember(latest)
         response = self._post_refresh(latest.refresh_token)
         if response.status_code in (400, 401) or _error_in_body(response):
-            return self._refused(latest, response)
+            return self._refused(latest, response, force)
         if response.status_code != 200:
             raise ProviderUnavailable(f"token endpoint answered HTTP {response.status_code}")
         fresh = self._parse(response, latest)
@@ -147,6 +174,8 @@ class TokenSource:
 
     def _post_refresh(self, refresh_token: str) -> httpx.Response:
         grant = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        if self._app.rules.sends_redirect_uri:
+            grant["redirect_uri"] = self._app.redirect_uri or ""
         client = {"client_id": self._app.client_id, "client_secret": self._app.client_secret}
         request: dict[str, Any] = {"headers": {"accept": "application/json"}}
         if self._app.client_auth == "basic":
@@ -160,8 +189,8 @@ class TokenSource:
         except httpx.TransportError as exc:
             raise ProviderUnavailable(f"{type(exc).__name__} calling the token endpoint") from exc
 
-    def _refused(self, latest: OAuthTokens, response: httpx.Response) -> OAuthTokens:
-        """A refused refresh: rotated by a concurrent refresh, truly revoked, or our app's fault.
+    def _refused(self, latest: OAuthTokens, response: httpx.Response, force: bool) -> OAuthTokens:
+        """A refused refresh: rotated by a concurrent refresh, too early, truly revoked, or our app's fault.
 
         Only ``invalid_grant`` speaks about the connection's refresh token; anything else
         (``invalid_client``: a wrong client secret) is the deployment's problem, and must
@@ -170,14 +199,28 @@ class TokenSource:
         again = self._store.load()
         if again.version != latest.version:
             return self._remember(again)
-        body = json_body(response)
-        reason = str(body.get("error", "")) if isinstance(body, dict) else ""
+        reason, description = _error_texts(response)
+        if any(text.lower() in description for text in self._app.rules.too_early):
+            return self._too_early(latest, reason, force)
         if reason not in REFUSED_GRANT:
             raise ProviderUnavailable(
                 f"token endpoint refused Ledgerbridge's OAuth app ({reason or response.status_code})"
             )
         self._store.mark_needs_reauthorization(f"refresh token {reason}")
         raise ReauthorizationRequired(f"the provider refused the refresh token ({reason})")
+
+    def _too_early(self, latest: OAuthTokens, reason: str, force: bool) -> OAuthTokens:
+        """The provider says the current access token is still valid: keep it until it expires.
+
+        After a 401 (``force``) that token was just refused, so there is nothing to keep: the
+        call fails as ProviderUnavailable and is retried later, when a refresh is allowed.
+        """
+        if force:
+            raise ProviderUnavailable(f"the provider refuses a new access token yet ({reason or 'early'})")
+        now = self._clock()
+        until = latest.expires_at if latest.expires_at > now else now + TOO_EARLY_RETRY_SECONDS
+        self._hold = _Hold(latest.access_token, until)
+        return self._remember(latest)
 
     def _parse(self, response: httpx.Response, latest: OAuthTokens) -> OAuthTokens:
         body = json_body(response)

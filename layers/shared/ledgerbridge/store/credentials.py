@@ -15,8 +15,7 @@ from botocore.exceptions import ClientError
 
 from ledgerbridge.aws import client
 from ledgerbridge.config import settings
-from ledgerbridge.providers.base import ProviderUnavailable, ReauthorizationRequired
-from ledgerbridge.providers.oauth import OAuthTokens
+from ledgerbridge.provider_types import OAuthTokens, ProviderUnavailable, ReauthorizationRequired
 from ledgerbridge.store.dynamo import STORAGE_ERRORS, dynamodb, from_item, is_condition_failure, to_values
 
 NEEDS_REAUTHORIZATION = "needs_reauthorization"

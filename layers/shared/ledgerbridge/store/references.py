@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledgerbridge.config import settings
-from ledgerbridge.providers.base import RemoteReference
+from ledgerbridge.provider_types import RemoteReference
 from ledgerbridge.store.dynamo import (
     STORAGE_ERRORS,
     dynamodb,

@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ledgerbridge.config import settings
-from ledgerbridge.providers.base import ProviderUnavailable
+from ledgerbridge.provider_types import ProviderUnavailable
 from ledgerbridge.providers.sandbox import NumberTaken
 from ledgerbridge.store.dynamo import (
     STORAGE_ERRORS,

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -105,9 +106,10 @@ def test_exact_creates_exactly_one_document_with_the_documented_body(
     )
     sent = fake.body_of(request)
     assert sent["YourRef"] == exact_reference(invoice["id"])
-    assert sent["Description"] == "November retainer" and sent["Currency"] == "USD"
+    # The internal memo: an entry's Description is printed for nobody; an invoice's would be.
+    assert sent["Description" if payable else "Remarks"] == "November retainer" and sent["Currency"] == "USD"
     assert sent["DueDate"] == "2026-12-24"
-    assert sent["EntryDate" if payable else "InvoiceDate"] == "2026-11-24"
+    assert sent["EntryDate" if payable else "OrderDate"] == "2026-11-24"  # InvoiceDate is read-only
     first, second = sent["PurchaseEntryLines" if payable else "SalesInvoiceLines"]
     if payable:
         assert sent["Rate"] == 1 and sent["Journal"] == "60"
@@ -124,6 +126,8 @@ def test_exact_creates_exactly_one_document_with_the_documented_body(
 
     [stored] = [d for d in documents(connected, payable).values() if d["YourRef"] == sent["YourRef"]]
     key = "EntryID" if payable else "InvoiceID"
+    issued = exact_online.ms_date(date(2026, 11, 24))
+    assert invoice["remote_data"]["EntryDate" if payable else "InvoiceDate"] == issued  # as Exact recorded it
     assert invoice["remote_id"] == stored[key] == invoice["remote_data"][key]
     assert invoice["sync_status"] == "synced"
     assert invoice["total_amount"] == stored["AmountFC"]
@@ -140,7 +144,8 @@ def test_exact_unsupported_fields_are_refused_before_anything_is_stored_or_sent(
     assert response.status_code == 422
     reasons = {detail["field"]: detail["reason"] for detail in response.json()["details"]}
     assert reasons == {
-        "exchange_rate": "Exact sales invoices take the rate from Exact's currency rates; not supported",
+        "exchange_rate": "Exact sales invoices have no rate (Exact applies its own currency rates): set the "
+        "connection's sales_document=entry to book receivables as sales entries, which record it",
         "field_mappings": "Exact Online invoices have no custom fields",
     }
     assert len(connected.fake.requests) == before
@@ -181,3 +186,18 @@ def test_exact_validation_error_is_422_with_its_message_and_a_failed_record(exac
     assert (stored["sync_status"], stored["remote_id"]) == ("failed", None)
     assert "Currency: Not found (CHF)" in stored["sync_error"]
     assert len(connected.fake.sales_invoices) == invoices
+
+
+def test_exact_records_a_payables_rate_as_sent_and_it_reads_back_the_same(exact: ExactStack) -> None:
+    """A USD bill in the EUR division at 0.92 (1 USD = 0.92 EUR): Exact's Rate, AmountDC = AmountFC x Rate."""
+    connected, fake = exact.exact, exact.exact.fake
+    body = {**invoice_body(connected, payable=True), "exchange_rate": "0.92"}
+    response = create(exact.stack, connected, body)
+    assert response.status_code == 201, response.text
+    invoice = jsonutil.loads(response.text)
+    stored = fake.purchase_entries[invoice["remote_id"]]
+    assert stored["Rate"] == Decimal("0.92")
+    assert stored["AmountDC"] == (stored["AmountFC"] * Decimal("0.92")).quantize(Decimal("0.01"))
+    assert invoice["remote_data"]["Rate"] == Decimal("0.92")  # what Exact recorded, as the API answers it
+    assert invoice["exchange_rate"] == "0.92"
+    assert fetch(exact.stack, connected, invoice["id"])["exchange_rate"] == "0.92"

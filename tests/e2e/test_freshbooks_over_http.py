@@ -11,8 +11,10 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -48,10 +50,12 @@ def fb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshBooksStack]:
                 }
             )
         )
-        configure_oauth_apps(
-            stack,
-            {"freshbooks": {"client_id": freshbooks.CLIENT_ID, "client_secret": freshbooks.CLIENT_SECRET}},
-        )
+        app = {
+            "client_id": freshbooks.CLIENT_ID,
+            "client_secret": freshbooks.CLIENT_SECRET,
+            "redirect_uri": freshbooks.REDIRECT_URI,  # FreshBooks wants it on every refresh
+        }
+        configure_oauth_apps(stack, {"freshbooks": app})
         tmp = tmp_path_factory.mktemp("credentials")
         project = admin(stack, "create-project", "--name", "FreshBooks E2E")
         key = admin(stack, "create-api-key", "--project", project["project_id"])
@@ -63,14 +67,13 @@ def fb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshBooksStack]:
 
 
 def unified_invoice(connected: Connected, **changes: Any) -> dict[str, Any]:
-    """Contact, two lines (one with an item, one without), currency, dates, memo (no custom field:
-    FreshBooks invoices have none, see the 422 test)."""
+    """Contact, two lines (one with an item, one without), currency, dates (no memo: FreshBooks
+    would print it, and no custom field: FreshBooks invoices have none; see the 422 test)."""
     body: dict[str, Any] = {
         "type": "ACCOUNTS_RECEIVABLE",
         "contact_id": connected.first("contacts", name="acme Test Co"),
         "issue_date": "2026-11-24",
         "due_date": "2026-12-24",
-        "memo": "November retainer",
         "currency": "USD",
         "line_items": [
             {"description": "Onsite, week 47", "quantity": Decimal("2"), "unit_price": Decimal("150.25"),
@@ -117,7 +120,6 @@ def test_a_full_invoice_creates_exactly_one_freshbooks_invoice_with_the_document
         "create_date": "2026-11-24",
         "due_offset_days": 30,
         "currency_code": "USD",
-        "notes": "November retainer",
         "po_number": invoice["id"],
         "lines": [
             {"type": 0, "name": "Consulting Services", "description": "Onsite, week 47", "qty": 2,
@@ -137,11 +139,17 @@ def test_a_full_invoice_creates_exactly_one_freshbooks_invoice_with_the_document
     ("changes", "field", "reason"),
     [
         (
-            {"field_mappings": {"po_number": "PO-7731"}},
-            "field_mappings",
-            "FreshBooks invoices have no custom fields",
+            {"field_mappings": {"project": "Apollo"}},
+            "field_mappings.project",
+            "FreshBooks invoices have no custom fields; only po_number is taken",
         ),
         ({"type": "ACCOUNTS_PAYABLE"}, "type", "not supported by FreshBooks"),
+        (
+            {"memo": "Slow payer: chase on day 3"},
+            "memo",
+            "FreshBooks invoices have no private memo: their notes are printed on the invoice the "
+            "client receives. Leave memo out, or set the connection's memo_target=notes to print it there",
+        ),
     ],
 )
 def test_what_freshbooks_cannot_hold_is_a_422_naming_the_field_before_anything_is_sent(
@@ -152,6 +160,20 @@ def test_what_freshbooks_cannot_hold_is_a_422_naming_the_field_before_anything_i
     assert response.status_code == 422
     assert response.json()["details"] == [{"field": field, "reason": reason}]
     assert len(fb.fake.invoice_posts()) == posts
+
+
+def test_without_issue_date_freshbooks_gets_the_day_received_and_the_callers_po_number(
+    fb: FreshBooksStack,
+) -> None:
+    body = unified_invoice(fb.connected, field_mappings={"po_number": "PO-7731"})
+    del body["issue_date"], body["due_date"]
+    response = create(fb.stack, fb.connected, body)
+    assert response.status_code == 201, response.text
+    invoice = response.json()
+    made = next(r for r in fb.fake.created() if str(r["id"]) == invoice["remote_id"])
+    received = datetime.fromtimestamp((UUID(invoice["id"]).int >> 80) / 1000, UTC)  # UUIDv7 time
+    assert made["create_date"] == received.date().isoformat()  # the connection's time_zone: UTC
+    assert made["po_number"] == "PO-7731" and invoice["id"] not in jsonutil.dumps(made)
 
 
 def test_an_expired_token_is_refreshed_once_and_the_new_refresh_token_kept(fb: FreshBooksStack) -> None:

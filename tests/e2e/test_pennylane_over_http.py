@@ -109,7 +109,7 @@ def test_a_full_invoice_creates_exactly_one_pennylane_invoice_with_the_documente
         "draft": False,
         "external_reference": invoice["id"],
         "currency": "EUR",
-        "pdf_invoice_subject": "November retainer",
+        "label": "November retainer",  # the memo: the ledger entries' label, not printed on the PDF
         "invoice_lines": [
             {"product_id": 87538491392, "quantity": 2, "raw_currency_unit_price": "150.25",
              "description": "Consulting"},

@@ -148,10 +148,8 @@ def test_xero_creates_exactly_one_invoice_with_the_documented_body(
 ) -> None:
     xr = providers.xero
     before = len(xr.fake.invoice_requests())
-    # Xero has no invoice custom fields and no memo on bills: both are 422s (tested below).
-    response = create(
-        providers.stack, xr, unified_invoice(xr, payable=payable, custom_field=False, memo=not payable)
-    )
+    # Xero has no invoice custom fields: a 422 (tested below). The memo becomes an internal note.
+    response = create(providers.stack, xr, unified_invoice(xr, payable=payable, custom_field=False))
     assert response.status_code == 201, response.text
     invoice = jsonutil.loads(response.text)
     sent_requests = xr.fake.invoice_requests()[before:]
@@ -163,7 +161,8 @@ def test_xero_creates_exactly_one_invoice_with_the_documented_body(
     assert sent["Type"] == kind
     assert sent["Date"] == "2026-11-24" and sent["DueDate"] == "2026-12-24"
     assert sent["CurrencyCode"] == "USD"
-    assert ("Reference" in sent) is not payable
+    assert "Reference" not in sent  # printed on the invoice: only with memo_target=reference
+    assert xr.fake.notes(invoice["remote_id"]) == ["November retainer"]
     first, second = sent["LineItems"]
     assert "ItemCode" in first and "ItemCode" not in second
     assert second["AccountCode"] == ("412" if payable else "200")

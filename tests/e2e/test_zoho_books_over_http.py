@@ -124,11 +124,12 @@ def test_zoho_creates_exactly_one_document_with_the_documented_body(
         sent[("vendor_id" if payable else "customer_id")]
         == document["vendor_id" if payable else "customer_id"]
     )
-    assert (sent["date"], sent["due_date"], sent["notes"]) == (
-        "2026-11-24",
-        "2026-12-24",
-        "November retainer",
-    )
+    assert (sent["date"], sent["due_date"]) == ("2026-11-24", "2026-12-24")
+    # The internal memo is a comment nobody outside the organisation sees, never the printed notes.
+    assert "notes" not in sent
+    assert [c["description"] for c in connected.fake.user_comments(invoice["remote_id"])] == [
+        "November retainer"
+    ]
     assert (
         sent["exchange_rate"] == 1 and "currency_id" not in sent
     )  # the contact's currency, checked not sent

@@ -7,19 +7,31 @@ real HTTP server end to end. It serves:
   body): a new access token valid for 10 minutes (``expires_in`` is the string ``"600"``, as
   Exact sends it) and a *new* refresh token; the refresh token used dies, so presenting it
   again answers 400 ``{"error": "invalid_grant"}``. Wrong client credentials: 400
-  ``invalid_client``.
+  ``invalid_client``. Too early: while the newest access token has more than 30 seconds left
+  (issued less than 9.5 minutes ago and not expired with ``expire_access_tokens``), Exact
+  refuses a new one: 400 ``{"error": "access_denied", "error_description": "Rate limit
+  exceeded: access_token not expired"}`` and a ``Reason: TooEarlyToRefreshTokens: ...`` header,
+  as Exact answers (the answer picqer/exact-php-client users quote); the refresh token stays
+  valid.
 - ``GET /api/v1/current/Me`` (the recorded user) and ``/api/v1/{division}/...`` for this
   division only (403 otherwise), with a bearer token issued less than 10 minutes ago by the
   fake's clock (401 with ``WWW-Authenticate`` otherwise).
-- ``POST salesinvoice/SalesInvoices`` and ``purchaseentry/PurchaseEntries``: Exact's checks
+- ``POST salesinvoice/SalesInvoices``, ``salesentry/SalesEntries`` and
+  ``purchaseentry/PurchaseEntries``: every body is first checked against Exact's own .NET client
+  models (tests/fixtures/specs/exact-online/models.json): a property the entity does not have,
+  one the models mark read-only, or a value of the wrong type is a 400 naming the problem
+  (``validate_schema=False`` turns this off: then an unknown property is Exact's OData error and
+  a read-only one is ignored, as the recorded purchase entry's AmountDC was). Then Exact's checks
   (journal, customer/supplier, items, G/L accounts, VAT codes, currencies, cost centres and
-  units; properties the entity does not have are an OData error, read-only ones are ignored,
-  as the recorded purchase entry's AmountDC was), VAT and totals computed; status 20, sales
-  invoices unnumbered until processed, purchase entries numbered from 24600007 (after the
-  recorded 24600006). The answer is the entity with its lines only linked (``__deferred``), as
+  units), VAT and totals computed; status 20, sales invoices unnumbered until processed, entries
+  numbered (purchase entries from 24600007, after the recorded 24600006). A sales invoice's
+  read-only ``InvoiceDate`` is its ``OrderDate`` at entry (as the recorded create came back);
+  an entry keeps its ``EntryDate``. ``Rate`` is read as a double (the models' type) and books
+  ``AmountDC = AmountFC x Rate`` (to the cent) in the division's currency (``division_currency``,
+  EUR as recorded). The answer is the entity with its lines only linked (``__deferred``), as
   recorded; ``GET Entity(guid'...')?$expand=Lines`` reads it back with them.
 - Lists (``crm/Accounts``, ``logistics/Items``, ``financial/GLAccounts``, ``hrm/Costcenters``,
-  ``hrm/Costunits``, and the two document lists): ``$select`` (unknown properties are an
+  ``hrm/Costunits``, and the three document lists): ``$select`` (unknown properties are an
   error), ``$filter`` (``Prop eq 'text'|number|true|false`` joined by ``and``/``or``), 60
   records a page with an absolute ``__next`` link carrying ``$skiptoken=guid'<last id>'``.
 
@@ -55,6 +67,7 @@ import httpx
 
 from ledgerbridge import jsonutil
 from tests.fakes.faults import Faults
+from tests.support.specs import document, schema_errors
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "exact-online"
 DIVISION = 124132  # the recorded division
@@ -62,6 +75,7 @@ TOKEN_PATH = "/api/oauth2/token"
 CLIENT_ID = "fake-exact-client-id"
 CLIENT_SECRET = "fake-exact-client-secret"
 ACCESS_TOKEN_SECONDS = 600
+REFRESH_WINDOW_SECONDS = 30  # Exact issues a new access token only in the old one's last half minute
 PAGE_SIZE = 60
 SALES_JOURNAL, PURCHASE_JOURNAL = "70", "60"
 DIVISION_CURRENCY = "EUR"
@@ -79,39 +93,17 @@ NEXT_SAFE = "$',"  # Exact's __next links keep these unescaped
 _EPOCH = datetime(1970, 1, 1)
 
 
-def _names(text: str) -> frozenset[str]:
-    return frozenset(text.split())
+SPEC = "exact-online/models"  # Exact's .NET client models, as JSON Schema
 
 
-# What each created entity has: properties that can be posted, and the read-only rest (ignored).
-SALES_WRITABLE = _names(
-    "InvoiceID AmountDiscount AmountDiscountExclVat Currency DeliverTo DeliverToAddress "
-    "DeliverToContactPerson Description Discount Document DueDate ExtraDutyAmountFC GAccountAmountFC "
-    "IncotermAddress IncotermCode "
-    "IncotermVersion InvoiceTo InvoiceToContactPerson IsExtraDuty Journal OrderDate OrderedBy "
-    "OrderedByContactPerson OrderNumber PaymentCondition PaymentReference Remarks SalesChannel "
-    "SalesInvoiceLines SalesInvoiceOrderChargeLines Salesperson SelectionCode ShippingMethod TaxSchedule "
-    "Type Warehouse WithholdingTaxAmountFC WithholdingTaxBaseAmount WithholdingTaxPercentage YourRef"
-)
-SALES_READ_ONLY = _names("AmountDC AmountFC AmountFCExclVat InvoiceDate InvoiceNumber Status")
-SALES_LINE_WRITABLE = _names(
-    "ID AmountFC CostCenter CostUnit DeliveryDate Description Discount Employee EndTime ExtraDutyAmountFC "
-    "ExtraDutyPercentage GLAccount InvoiceID Item NetPrice Notes Pricelist Project ProjectWBS Quantity "
-    "StartTime TaxSchedule UnitCode UnitPrice VATAmountDC VATAmountFC VATCode VATPercentage"
-)
-PURCHASE_WRITABLE = _names(
-    "EntryID BatchNumber Currency Description Document DueDate EntryDate EntryNumber ExternalLinkReference "
-    "GAccountAmountFC InvoiceNumber Journal OrderNumber PaymentCondition PaymentReference ProcessNumber "
-    "PurchaseEntryLines Rate ReportingPeriod ReportingYear Reversal Supplier VATAmountFC YourRef"
-)
-PURCHASE_READ_ONLY = _names("AmountDC AmountFC Status Type")
-PURCHASE_LINE_WRITABLE = _names(
-    "ID AmountFC Asset CostCenter CostUnit Description EntryID Expense From GLAccount Notes "
-    "PrivateUsePercentage Project Quantity SerialNumber Subscription To TrackingNumber VATAmountFC "
-    "VATBaseAmountFC VATCode VATNonDeductiblePercentage VATPercentage WithholdingAmountDC "
-    "WithholdingTax"
-)
-PURCHASE_LINE_READ_ONLY = _names("AmountDC LineNumber Type VATAmountDC")
+def writable(model: str) -> frozenset[str]:
+    """The properties Exact's models let a client write on ``model``."""
+    return frozenset(document(SPEC)["schemas"][model]["properties"])
+
+
+def read_only(model: str) -> frozenset[str]:
+    """The properties Exact's models mark read-only on ``model`` (Exact ignores them when sent)."""
+    return frozenset(document(SPEC)["schemas"][model]["x-read-only"])
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -178,10 +170,14 @@ class FakeExactOnline:
         refresh_token: str = "exact-refresh-0",
         page_size: int = PAGE_SIZE,
         clock: Callable[[], float] = time.time,
+        division_currency: str = DIVISION_CURRENCY,
+        validate_schema: bool = True,
     ):
         self.division, self.client_id, self.client_secret = division, client_id, client_secret
         self.page_size, self.clock = page_size, clock
+        self.division_currency, self.validate_schema = division_currency, validate_schema
         self.access_tokens: dict[str, float] = {access_token: clock()}
+        self.newest_access_token = access_token
         self.refresh_token = refresh_token
         self.retired_refresh_tokens: list[str] = []
         self.requests: list[httpx.Request] = []
@@ -195,11 +191,13 @@ class FakeExactOnline:
         self.cost_centers = _plain(recorded_records("list-cost-centers"))
         self.cost_units = _plain(recorded_records("list-cost-units"))
         self.sales_invoices: dict[str, dict[str, Any]] = {}
+        self.sales_entries: dict[str, dict[str, Any]] = {}
         self.purchase_entries: dict[str, dict[str, Any]] = {}
         self._faults = Faults("Exact Online")
         self._issued = 0
         self._next_order_number = 20  # the recorded direct sales invoice was order 19
         self._next_entry_number = 24600007  # after the recorded purchase entry 24600006
+        self._next_sales_entry_number = 24700007  # after the recorded sales invoice 24700006
         self._lock = threading.RLock()
 
     # --- test controls ----------------------------------------------------------------------
@@ -226,7 +224,8 @@ class FakeExactOnline:
         return [
             r
             for r in self.requests
-            if r.method == "POST" and r.url.path.endswith(("/SalesInvoices", "/PurchaseEntries"))
+            if r.method == "POST"
+            and r.url.path.endswith(("/SalesInvoices", "/SalesEntries", "/PurchaseEntries"))
         ]
 
     def token_requests(self) -> list[httpx.Request]:
@@ -279,19 +278,20 @@ class FakeExactOnline:
         name, _, key = resource.partition("(")
         documents = {
             "salesinvoice/SalesInvoices": (
-                self.sales_invoices, "SalesInvoice", "InvoiceID", "SalesInvoiceLines"),
+                self.sales_invoices, "SalesInvoice", "InvoiceID", "SalesInvoiceLines",
+                self._create_sales_invoice),
+            "salesentry/SalesEntries": (
+                self.sales_entries, "SalesEntry", "EntryID", "SalesEntryLines", self._create_sales_entry),
             "purchaseentry/PurchaseEntries": (
-                self.purchase_entries, "PurchaseEntry", "EntryID", "PurchaseEntryLines"),
+                self.purchase_entries, "PurchaseEntry", "EntryID", "PurchaseEntryLines",
+                self._create_purchase_entry),
         }  # fmt: skip
         if name in documents:
-            store, model, key_name, lines = documents[name]
+            store, model, key_name, lines, create = documents[name]
             if key:
                 return self._get_document(request, name, store, model, key, lines)
             if request.method == "POST":
-                create = (
-                    self._create_sales_invoice if name.startswith("sales") else self._create_purchase_entry
-                )
-                record = create(_body(request))
+                record = create(self._checked(_body(request), model))
                 return _json(200, {"d": self._document(request, name, model, record, lines, expand=False)})
             rows = [{**r, lines: {"__deferred": {}}} for r in store.values()]
             return self._list(request, name, _Collection(rows, model, key_name))
@@ -320,11 +320,20 @@ class FakeExactOnline:
             return _json(
                 400, {"error": "invalid_grant", "error_description": "The refresh token is invalid."}
             )
+        if self._too_early():
+            refusal = {
+                "error": "access_denied",
+                "error_description": "Rate limit exceeded: access_token not expired",
+            }
+            too_early = _json(400, refusal)
+            too_early.headers["Reason"] = f"TooEarlyToRefreshTokens: {refusal['error_description']}"
+            return too_early
         self._issued += 1
         access, refresh = f"exact-access-{self._issued}", f"exact-refresh-{self._issued}"
         self.retired_refresh_tokens.append(self.refresh_token)
         self.refresh_token = refresh
         self.access_tokens[access] = self.clock()
+        self.newest_access_token = access
         return _json(
             200,
             {
@@ -334,6 +343,11 @@ class FakeExactOnline:
                 "refresh_token": refresh,
             },
         )
+
+    def _too_early(self) -> bool:
+        """Whether the newest access token still has more than Exact's half minute to live."""
+        issued = self.access_tokens.get(self.newest_access_token)
+        return issued is not None and self.clock() - issued < ACCESS_TOKEN_SECONDS - REFRESH_WINDOW_SECONDS
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -405,8 +419,16 @@ class FakeExactOnline:
     def _today(self) -> date:
         return server_wall_time(datetime.fromtimestamp(self.clock(), UTC)).date()
 
+    def _checked(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        """The body checked against Exact's models, or (unchecked) filtered as Exact itself does."""
+        if self.validate_schema:
+            problems = schema_errors(body, SPEC, model)
+            if problems:
+                raise ExactError(f"Body breaks Exact's {model} model: " + "; ".join(problems))
+            return body
+        return _known_properties(body, model)
+
     def _create_sales_invoice(self, body: dict[str, Any]) -> dict[str, Any]:
-        _check_properties(body, SALES_WRITABLE | SALES_READ_ONLY, "SalesInvoice")
         journal = body.get("Journal")
         if not journal:
             raise ExactError("Mandatory: Journal")
@@ -450,7 +472,7 @@ class FakeExactOnline:
     def _sales_line(self, invoice_id: str, number: int, line: Any) -> dict[str, Any]:
         if not isinstance(line, dict):
             raise ExactError("Sales invoice lines: invalid value")
-        _check_properties(line, SALES_LINE_WRITABLE, "SalesInvoiceLine")
+        line = _known_properties(line, "SalesInvoiceLine")
         item = self._item(line.get("Item"))
         quantity = _number(line.get("Quantity"), "Quantity", Decimal(1))
         price = _number(line.get("NetPrice"), "Net price", None)
@@ -479,65 +501,83 @@ class FakeExactOnline:
         }  # fmt: skip
 
     def _create_purchase_entry(self, body: dict[str, Any]) -> dict[str, Any]:
-        _check_properties(body, PURCHASE_WRITABLE | PURCHASE_READ_ONLY, "PurchaseEntry")
+        supplier = self._account(body.get("Supplier"), "Supplier", supplier=True)
+        entry = self._entry(body, _PURCHASES, supplier)
+        self.purchase_entries[entry["EntryID"]] = entry
+        return entry
+
+    def _create_sales_entry(self, body: dict[str, Any]) -> dict[str, Any]:
+        customer = self._account(body.get("Customer"), "Customer", supplier=False)
+        number = self._next_sales_entry_number
+        self._next_sales_entry_number += 1
+        entry = self._entry(body, _SALES, customer, number)
+        self.sales_entries[entry["EntryID"]] = entry
+        return entry
+
+    def _entry(
+        self, body: dict[str, Any], side: _EntrySide, account: dict[str, Any], number: int | None = None
+    ) -> dict[str, Any]:
+        """A purchase or sales entry: lines booked on G/L accounts, in the division's currency at ``Rate``."""
         journal = body.get("Journal")
         if not journal:
             raise ExactError("Mandatory: Journal")
-        if journal != PURCHASE_JOURNAL:
-            raise ExactError(f"Journal: '{journal}' is not a purchase journal")
-        supplier = self._account(body.get("Supplier"), "Supplier", supplier=True)
+        if journal != side.journal:
+            raise ExactError(f"Journal: '{journal}' is not a {side.label} journal")
         currency = self._currency(body.get("Currency"))
-        rate = _number(body.get("Rate"), "Rate", Decimal(1))
-        lines_in = body.get("PurchaseEntryLines")
+        rate = _double(body.get("Rate"), "Rate", Decimal(1))
+        lines_in = body.get(side.lines)
         if not isinstance(lines_in, list) or not lines_in:
-            raise ExactError("Mandatory: Purchase entry lines")
+            raise ExactError(f"Mandatory: {side.label.capitalize()} entry lines")
         entry_id = str(uuid.uuid4())
-        lines = [self._purchase_line(entry_id, n, line, rate) for n, line in enumerate(lines_in, start=1)]
+        lines = [self._entry_line(entry_id, n, line, rate, side) for n, line in enumerate(lines_in, start=1)]
         entered = _date(body.get("EntryDate"), "Entry date") or self._today()
         due = _date(body.get("DueDate"), "Due date") or entered + timedelta(days=30)
         excl = sum((line["AmountFC"] for line in lines), Decimal(0))
         vat = sum((line["VATAmountFC"] for line in lines), Decimal(0))
-        number = self._next_entry_number
-        self._next_entry_number += 1
+        if number is None:
+            number = self._next_entry_number
+            self._next_entry_number += 1
         now = self._now()
         record = {
-            "EntryID": entry_id, "AmountDC": ((excl + vat) * rate).quantize(CENT), "AmountFC": excl + vat,
+            "EntryID": entry_id, "AmountDC": _booked(excl + vat, rate), "AmountFC": excl + vat,
             "BatchNumber": None, "Created": now, "Creator": "cc20a11b-c137-48cc-8e55-09d4adbd4ac9",
-            "CreatorFullName": "Samuel Bodin", "Currency": currency, "Supplier": supplier["ID"],
-            "SupplierName": supplier["Name"], "Description": body.get("Description"),
+            "CreatorFullName": "Samuel Bodin", "Currency": currency, side.contact: account["ID"],
+            f"{side.contact}Name": account["Name"], "Description": body.get("Description"),
             "Division": self.division,
             "DueDate": ms_date(due), "EntryDate": ms_date(entered), "EntryNumber": number,
-            "InvoiceNumber": number, "Journal": journal, "JournalDescription": "Achats", "Modified": now,
-            "PaymentCondition": "30", "PaymentConditionDescription": "30 jours",
+            "InvoiceNumber": number, "Journal": journal, "JournalDescription": side.journal_name,
+            "Modified": now, "PaymentCondition": "30", "PaymentConditionDescription": "30 jours",
             "PaymentReference": body.get("PaymentReference"), "Rate": rate, "ReportingYear": entered.year,
             "ReportingPeriod": entered.month, "Reversal": False, "Status": 20, "StatusDescription": "Open",
-            "Type": 30, "TypeDescription": "Purchase entry", "VATAmountDC": (vat * rate).quantize(CENT),
-            "VATAmountFC": vat, "YourRef": body.get("YourRef"), "PurchaseEntryLines": lines,
+            "Type": side.type, "TypeDescription": f"{side.label.capitalize()} entry",
+            "VATAmountDC": _booked(vat, rate), "VATAmountFC": vat, "YourRef": body.get("YourRef"),
+            side.lines: lines,
         }  # fmt: skip
-        self.purchase_entries[entry_id] = record
         return record
 
-    def _purchase_line(self, entry_id: str, number: int, line: Any, rate: Decimal) -> dict[str, Any]:
+    def _entry_line(
+        self, entry_id: str, number: int, line: Any, rate: Decimal, side: _EntrySide
+    ) -> dict[str, Any]:
         if not isinstance(line, dict):
-            raise ExactError("Purchase entry lines: invalid value")
-        _check_properties(line, PURCHASE_LINE_WRITABLE | PURCHASE_LINE_READ_ONLY, "PurchaseEntryLine")
+            raise ExactError(f"{side.label.capitalize()} entry lines: invalid value")
+        line = _known_properties(line, side.line_model)
         account = next((a for a in self.gl_accounts if a["ID"] == line.get("GLAccount")), None)
         if not line.get("GLAccount"):
             raise ExactError("Mandatory: G/L account")
         if account is None:
             raise ExactError(f"G/L account: Not found ({line.get('GLAccount')})")
-        amount = _number(line.get("AmountFC"), "Amount", Decimal(0))  # AmountDC is read-only: ignored
+        amount = _number(line.get("AmountFC"), "Amount", Decimal(0))
         code = line.get("VATCode")
         vat_rate = self._vat_rate(code)
         vat = (amount * vat_rate).quantize(CENT, rounding=ROUND_HALF_UP)
         return {
-            "ID": str(uuid.uuid4()), "AmountDC": (amount * rate).quantize(CENT), "AmountFC": amount,
+            "ID": str(uuid.uuid4()), "AmountDC": _booked(amount, rate), "AmountFC": amount,
             "CostCenter": self._cost_center(line.get("CostCenter")),
             "CostUnit": self._cost_unit(line.get("CostUnit")), "Description": line.get("Description"),
             "Division": self.division, "EntryID": entry_id, "GLAccount": account["ID"],
             "GLAccountCode": account["Code"], "GLAccountDescription": account["Description"],
-            "LineNumber": number, "Quantity": line.get("Quantity"), "Type": 30, "VATAmountFC": vat,
-            "VATAmountDC": (vat * rate).quantize(CENT), "VATCode": code,
+            "LineNumber": number, "Quantity": line.get("Quantity"), "Type": side.type, "VATAmountFC": vat,
+            "VATAmountDC": _booked(vat, rate), "VATCode": code,
             "VATPercentage": vat_rate if code else None,
         }  # fmt: skip
 
@@ -558,8 +598,8 @@ class FakeExactOnline:
         return account
 
     def _currency(self, code: Any) -> str:
-        currency = code or DIVISION_CURRENCY
-        if currency not in CURRENCIES:
+        currency = code or self.division_currency
+        if currency not in CURRENCIES | {self.division_currency}:
             raise ExactError(f"Currency: Not found ({currency})")
         return str(currency)
 
@@ -609,13 +649,45 @@ def _body(request: httpx.Request) -> dict[str, Any]:
     return body
 
 
-def _check_properties(body: dict[str, Any], known: frozenset[str], model: str) -> None:
+def _known_properties(body: dict[str, Any], model: str) -> dict[str, Any]:
+    """What Exact reads of a body: an unknown property is its OData error, a read-only one is ignored."""
     for name in body:
-        if name not in known:
+        if name not in writable(model) | read_only(model):
             raise ExactError(
                 f"Error processing request stream. The property name '{name}' specified for type "
                 f"'Exact.Web.Api.Models.{model}' is not valid."
             )
+    return {name: value for name, value in body.items() if name not in read_only(model)}
+
+
+def _double(value: Any, label: str, default: Decimal) -> Decimal:
+    """A number Exact's models type as Double: what Exact keeps is the nearest double."""
+    number = _number(value, label, default)
+    return Decimal(repr(float(number)))
+
+
+def _booked(amount: Decimal, rate: Decimal) -> Decimal:
+    """An amount in the division's currency: AmountFC x Rate, to the cent."""
+    return (amount * rate).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class _EntrySide:
+    """What differs between a purchase entry and a sales entry in the fake."""
+
+    label: str
+    journal: str
+    journal_name: str
+    contact: str
+    lines: str
+    line_model: str
+    type: int
+
+
+_PURCHASES = _EntrySide(
+    "purchase", PURCHASE_JOURNAL, "Achats", "Supplier", "PurchaseEntryLines", "PurchaseEntryLine", 30
+)
+_SALES = _EntrySide("sales", SALES_JOURNAL, "Ventes", "Customer", "SalesEntryLines", "SalesEntryLine", 20)
 
 
 def _number(value: Any, label: str, default: Decimal | None) -> Decimal:

@@ -8,16 +8,24 @@ fixture says so in its ``note``).
 
 What it models:
 - ``POST /auth/oauth/token``: a JSON body (``grant_type=refresh_token``, ``client_id``,
-  ``client_secret``, ``refresh_token``; a form body is refused here so the test proves JSON is
-  sent). Each refresh issues a new access token and a new refresh token and retires the one
-  used (FreshBooks refresh tokens are single use): presenting it again answers 400
-  ``invalid_grant``; a wrong client answers 401 ``invalid_client`` (Doorkeeper's codes).
+  ``client_secret``, ``refresh_token``, ``redirect_uri``; a form body is refused here so the
+  test proves JSON is sent). ``redirect_uri`` must be the app's registered one: FreshBooks'
+  Node SDK sends it on every refresh, so a refresh without it (or with another) is refused
+  with 400 ``invalid_request``, as the real server may. Each refresh issues a new access token
+  and a new refresh token and retires the one used (FreshBooks refresh tokens are single
+  use): presenting it again answers 400 ``invalid_grant``; a wrong client answers 401
+  ``invalid_client`` (Doorkeeper's codes).
 - ``/accounting/account/{account}/...``: a known bearer token (401 otherwise) and this account
   (403 otherwise).
 - ``GET users/clients``, ``items/items``, ``taxes/taxes``, ``invoices/invoices``: ``page`` /
   ``per_page`` (capped at 100; page 0 is page 1), ``{"response": {"result": {<key>: [...],
   "page", "pages", "per_page", "total"}}}``; invoices newest first, deleted ones hidden,
   ``search[customerid]`` and ``search[invoice_number]`` filters, ``include[]=lines``.
+- Every invoice body (create and update) is first checked against FreshBooks' official Node SDK
+  models (tests/fixtures/specs/freshbooks/invoices.json, via tests/support/specs.py): a field
+  the SDK does not send, a wrong type, or a missing ``customerid``/``create_date`` (required in
+  the SDK's Invoice model) answers 400 in FreshBooks' error envelope listing each problem, so
+  every body any test sends is checked.
 - ``POST invoices/invoices``: FreshBooks' rules as far as the tests need them (a known client,
   lines in the invoice's currency, a unique invoice number, valid dates), then a draft record
   in the recorded shape: numbered after the recorded ``0000008``, line amounts and taxes
@@ -51,6 +59,7 @@ import httpx
 
 from ledgerbridge import jsonutil
 from tests.fakes.faults import Faults
+from tests.support.specs import schema_errors
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "freshbooks"
 ACCOUNT_ID = "ZyQ04o"  # the recorded account
@@ -58,11 +67,13 @@ TOKEN_PATH = "/auth/oauth/token"
 API_PREFIX = "/accounting/account/"
 CLIENT_ID = "fake-freshbooks-client-id"
 CLIENT_SECRET = "fake-freshbooks-client-secret"
+REDIRECT_URI = "https://ledgerbridge.example/oauth/freshbooks"  # the fake app's registered one
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 15
 EASTERN = ZoneInfo("America/New_York")  # FreshBooks' accounting timestamps
 CENT = Decimal("0.01")
 VALIDATION_STATUS = 422
+SPEC = "freshbooks/invoices"
 LISTS = {"users/clients": "clients", "items/items": "items", "taxes/taxes": "taxes"}
 
 
@@ -102,11 +113,13 @@ class FakeFreshBooks:
         account_id: str = ACCOUNT_ID,
         client_id: str = CLIENT_ID,
         client_secret: str = CLIENT_SECRET,
+        redirect_uri: str = REDIRECT_URI,
         access_token: str = "fb-access-0",
         refresh_token: str = "fb-refresh-0",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.account_id, self.client_id, self.client_secret = account_id, client_id, client_secret
+        self.redirect_uri = redirect_uri
         self.access_tokens = {access_token}
         self.refresh_token = refresh_token
         self.retired_refresh_tokens: list[str] = []
@@ -247,6 +260,13 @@ class FakeFreshBooks:
             return _json(
                 400, {"error": "unsupported_grant_type", "error_description": "Unsupported grant type."}
             )
+        if body.get("redirect_uri") != self.redirect_uri:
+            description = (
+                "Missing required parameter: redirect_uri."
+                if "redirect_uri" not in body
+                else "The redirect uri included is not valid."
+            )
+            return _json(400, {"error": "invalid_request", "error_description": description})
         if body.get("refresh_token") != self.refresh_token:
             return _json(
                 400, {"error": "invalid_grant", "error_description": "The provided grant is invalid."}
@@ -298,6 +318,9 @@ class FakeFreshBooks:
             return _errors(404, [_Invalid(1012, "invoiceid", "Invoice not found.", invoice_id)])
         if request.method == "PUT":
             body = _body(request)
+            refused = _off_spec(body, "UpdateInvoice")
+            if refused:
+                return refused
             update = body.get("invoice") if isinstance(body, dict) else None
             if not isinstance(update, dict):
                 return _errors(VALIDATION_STATUS, [_Invalid(2001, "invoice", "Invalid invoice.", None)])
@@ -317,6 +340,9 @@ class FakeFreshBooks:
 
     def _create(self, request: httpx.Request) -> httpx.Response:
         body = _body(request)
+        refused = _off_spec(body, "CreateInvoice")
+        if refused:
+            return refused
         invoice = body.get("invoice") if isinstance(body, dict) else None
         if not isinstance(invoice, dict):
             return _errors(VALIDATION_STATUS, [_Invalid(2001, "invoice", "Invalid invoice.", None)])
@@ -333,7 +359,7 @@ class FakeFreshBooks:
         """The draft FreshBooks would record; raises _Invalid for what it would refuse."""
         client = self._client(invoice.get("customerid"))
         currency = invoice.get("currency_code") or client["currency_code"]
-        created = _date(invoice.get("create_date"), "create_date") or self.clock().astimezone(EASTERN).date()
+        created = _date(invoice["create_date"], "create_date")  # required by the SDK's model
         offset = invoice.get("due_offset_days") or 0
         if not isinstance(offset, int) or offset < 0:
             raise _Invalid(2001, "due_offset_days", "Invalid value for field due_offset_days.", offset)
@@ -412,6 +438,14 @@ class FakeFreshBooks:
 # --- helpers --------------------------------------------------------------------------------
 
 
+def _off_spec(body: Any, schema: str) -> httpx.Response | None:
+    """A 400 listing how ``body`` departs from the SDK's model, or None when it fits."""
+    problems = schema_errors(body, SPEC, schema) if body is not None else ["/: no JSON body"]
+    if not problems:
+        return None
+    return _errors(400, [_Invalid(2001, "invoice", f"Invalid body: {p}", None) for p in problems])
+
+
 def _body(request: httpx.Request) -> Any:
     try:
         return jsonutil.loads(request.content) if request.content else None
@@ -429,9 +463,7 @@ def _dec(value: Any) -> Decimal:
     return number
 
 
-def _date(value: Any, name: str) -> date | None:
-    if value in (None, ""):
-        return None
+def _date(value: Any, name: str) -> date:
     try:
         return date.fromisoformat(str(value))
     except ValueError:

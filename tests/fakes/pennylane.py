@@ -10,8 +10,12 @@ real HTTP server end to end. It serves:
   401 on the API). A wrong client answers 401 ``invalid_client``. Bodies are Doorkeeper's
   (the Rails OAuth server Pennylane's ``/oauth/*`` routes are served by).
 - ``/api/external/v2/...`` with a known bearer token (401 ``{"error", "status"}`` otherwise).
-- ``POST /customer_invoices``: strict about the body (unknown fields, amounts not sent as
-  strings, missing required fields: 400), then Pennylane's rules (existing customer,
+- Every ``POST /customer_invoices`` body is first checked against Pennylane's own OpenAPI
+  schema for it (``postCustomerInvoices``, tests/fixtures/specs/pennylane, via
+  tests/support/specs.py), and every GET's query parameters against the operation's documented
+  ones: anything off the document answers 400 naming each problem, so every body and query any
+  test sends is checked.
+- ``POST /customer_invoices``: after the schema, Pennylane's rules (existing customer,
   products and ledger accounts, VAT rate codes, unique ``external_reference``, a finalised
   invoice not dated before the latest finalised one: 422 ``{"error", "status"}``); fills
   product lines from the product, computes VAT and totals, numbers finalised invoices;
@@ -52,6 +56,7 @@ import httpx
 
 from ledgerbridge import jsonutil
 from tests.fakes.faults import Fault, Faults
+from tests.support.specs import query_errors, schema_errors
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "pennylane"
 HOST = "https://app.pennylane.com"
@@ -83,41 +88,15 @@ EXCHANGE_RATES = {
     "GBP": Decimal("1.15"),
     "CHF": Decimal("1.05"),
 }
-INVOICE_FIELDS = frozenset(
-    {
-        "customer_id",
-        "date",
-        "deadline",
-        "draft",
-        "invoice_lines",
-        "customer_invoice_template_id",
-        "pdf_invoice_free_text",
-        "pdf_invoice_subject",
-        "pdf_description",
-        "currency",
-        "special_mention",
-        "language",
-        "label",
-        "external_reference",
-        "discount",
-        "invoice_line_sections",
-    }
-)
-LINE_FIELDS = frozenset(
-    {
-        "product_id",
-        "label",
-        "quantity",
-        "raw_currency_unit_price",
-        "unit",
-        "vat_rate",
-        "description",
-        "ledger_account_id",
-        "section_rank",
-        "discount",
-        "imputation_dates",
-    }
-)
+SPEC = "pennylane/customer_invoices"  # excerpt of Pennylane's OpenAPI document
+# The list operations the fake serves, by their path under /api/external/v2.
+LIST_OPERATIONS = {
+    "customers": "getCustomers",
+    "products": "getProducts",
+    "ledger_accounts": "getLedgerAccounts",
+    "customer_invoices": "getCustomerInvoices",
+    "invoice_lines": "getCustomerInvoiceInvoiceLines",
+}
 INVALID_GRANT = (
     "The provided authorization grant is invalid, expired, revoked, does not match the redirection "
     "URI used in the authorization request, or was issued to another client."
@@ -274,6 +253,7 @@ class FakePennylane:
             "products": self.products,
             "ledger_accounts": self.ledger_accounts,
         }
+        _check_query(request, parts)
         if len(parts) == 1 and parts[0] in lists:
             return self._page(request, lists[parts[0]])
         if parts == ["customer_invoices"]:
@@ -379,7 +359,7 @@ class FakePennylane:
         currency = body.get("currency") or "EUR"
         if currency not in EXCHANGE_RATES:
             raise _Refused(422, f"Currency {currency} is not supported")
-        draft = body["draft"]
+        draft = body.get("draft", False)
         if not draft and any(_finalised_after(record, issued) for record in self.invoices.values()):
             raise _Refused(422, "Date cannot be before latest finalized invoice.")
         lines = [self._line(line, currency) for line in body["invoice_lines"]]
@@ -520,51 +500,28 @@ _LINKS = (
 
 
 def _check_shape(body: Any) -> None:
-    """Pennylane's 400s: not an object, unknown or missing fields, amounts not sent as strings."""
-    if not isinstance(body, dict):
-        raise _Refused(400, "Request body must be a JSON object")
-    unknown = sorted(set(body) - INVOICE_FIELDS)
-    if unknown:
-        raise _Refused(400, f"Unsupported field: {unknown[0]}")
-    for name in ("customer_id", "date", "deadline", "draft", "invoice_lines"):
-        if body.get(name) is None:
-            raise _Refused(400, f"{name} is required")
-    if not isinstance(body["draft"], bool):
-        raise _Refused(400, "draft must be a boolean")
-    if not isinstance(body["invoice_lines"], list) or not body["invoice_lines"]:
+    """Pennylane's 400s: a body its OpenAPI schema refuses, no lines, a price that is no decimal."""
+    problems = schema_errors(body, SPEC, "postCustomerInvoices")
+    if problems:
+        raise _Refused(400, "Invalid body: " + "; ".join(problems))
+    if not body["invoice_lines"]:
         raise _Refused(400, "invoice_lines must contain at least one line")
-    discount = body.get("discount")
-    if discount is not None and not (
-        isinstance(discount, dict) and discount.get("type") in ("absolute", "relative")
-        and isinstance(discount.get("value"), str)
-    ):  # fmt: skip
-        raise _Refused(400, "discount must be {type: absolute|relative, value: string}")
     for index, line in enumerate(body["invoice_lines"]):
-        _check_line(index, line)
-
-
-def _check_line(index: int, line: Any) -> None:
-    if not isinstance(line, dict):
-        raise _Refused(400, f"invoice_lines[{index}] must be an object")
-    unknown = sorted(set(line) - LINE_FIELDS)
-    if unknown:
-        raise _Refused(400, f"Unsupported field: invoice_lines[{index}].{unknown[0]}")
-    required = ("product_id", "quantity") if "product_id" in line else (
-        "label", "quantity", "raw_currency_unit_price", "unit", "vat_rate"
-    )  # fmt: skip
-    for name in required:
-        if line.get(name) in (None, ""):
-            raise _Refused(400, f"invoice_lines[{index}].{name} is required")
-    if not isinstance(line["quantity"], int | Decimal) or isinstance(line["quantity"], bool):
-        raise _Refused(400, f"invoice_lines[{index}].quantity must be a number")
-    price = line.get("raw_currency_unit_price")
-    if price is not None:
-        if not isinstance(price, str):
-            raise _Refused(400, f"invoice_lines[{index}].raw_currency_unit_price must be a string")
+        price = line.get("raw_currency_unit_price")
         try:
-            Decimal(price)
+            Decimal(price if price is not None else "0")
         except InvalidOperation:
             raise _Refused(400, f"invoice_lines[{index}].raw_currency_unit_price is not a decimal") from None
+
+
+def _check_query(request: httpx.Request, parts: list[str]) -> None:
+    """A 400 for a query parameter the operation does not document."""
+    operation = LIST_OPERATIONS.get(parts[-1]) if len(parts) in (1, 3) else None
+    if operation is None:
+        return
+    problems = query_errors(dict(request.url.params), SPEC, operation)
+    if problems:
+        raise _Refused(400, "; ".join(problems))
 
 
 def _iso_date(value: Any, name: str) -> date:

@@ -13,10 +13,20 @@ What it models:
   ``invalid_grant``.
 - Bearer tokens on every API call: unknown or expired -> 401 ``AuthenticationFault``; another
   company's realm -> 403 ``AuthorizationFault``.
-- ``POST /v3/company/{realm}/invoice|bill``: validation with QuickBooks' Fault shape and codes
-  (missing/unknown references, Amount != Qty x UnitPrice, DocNumber too long or reused, bad tax
-  codes), then a stored record shaped like the recorded ones. A repeated ``requestid`` gets
-  the first response again (success or fault) and creates nothing.
+- ``POST /v3/company/{realm}/invoice|bill``: first the body is checked against Intuit's XSD for
+  the entity (tests/support/quickbooks_xsd.py: element names, counts, leaf types, enumerations,
+  documented lengths); any mismatch is a 400 ValidationFault, code 2010 "Request has invalid
+  or unsupported property", one error per problem (QuickBooks' wording for unknown
+  properties; the details are the checker's). Then QuickBooks' own rules with its Fault shape
+  and codes (missing/unknown references, Amount != Qty x UnitPrice, DocNumber too long or
+  reused, bad tax codes), then a stored record shaped like the recorded ones. A repeated
+  ``requestid`` gets the first response again (success or fault) and creates nothing.
+- Currencies: the company's home currency is USD. ``ExchangeRate`` is QuickBooks' own
+  convention (home units per one unit of the transaction's currency), kept as sent; a
+  foreign-currency transaction without one gets the day's rate from ``DAY_RATES`` (QuickBooks
+  uses its own feed), and ``HomeTotalAmt`` = TotalAmt x ExchangeRate to the cent (half up).
+  A home-currency transaction has no rate unless one is sent (then it is 1), as in the
+  recorded company.
 - ``GET /v3/company/{realm}/invoice|bill/{id}``.
 - ``GET|POST /v3/company/{realm}/query``: ``select * from <Entity> [STARTPOSITION n]
   [MAXRESULTS m]`` (m capped at 1000), an empty page answered as ``{"QueryResponse": {}}``.
@@ -24,8 +34,8 @@ What it models:
   ``fail_next`` (e.g. 429 + Retry-After, 503), ``answer_next`` (any canned reply, e.g. a
   recorded one), ``timeout_next`` (httpx.ReadTimeout before, or after, the fake did the work).
 
-Not modelled: multicurrency rules (CurrencyRef/ExchangeRate are echoed), sales tax beyond one
-flat rate on lines coded ``TAX``, WHERE clauses in queries, updates. Unknown custom field
+Not modelled: currencies a customer or vendor is not set up for, sales tax beyond one flat
+rate on lines coded ``TAX``, WHERE clauses in queries, updates. Unknown custom field
 DefinitionIds are dropped, not refused.
 """
 
@@ -46,11 +56,16 @@ from urllib.parse import parse_qs
 import httpx
 
 from ledgerbridge import jsonutil
+from tests.support.quickbooks_xsd import xsd_errors
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "quickbooks"
 REALM_ID = "9341457021722202"
 TOKEN_PATH = "/oauth2/v1/tokens/bearer"
 COMPANY_TZ = timezone(timedelta(hours=-7))  # the recorded company answers in US Pacific time
+HOME_CURRENCY = "USD"
+# The fake day's rates, QuickBooks' way round: US dollars per one unit of the currency.
+DAY_RATES = {"EUR": Decimal("1.08"), "GBP": Decimal("1.27"), "CAD": Decimal("0.73")}
+CENT = Decimal("0.01")
 CURRENCY_NAMES = {
     "USD": "United States Dollar",
     "EUR": "Euro",
@@ -112,6 +127,15 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> http
     )
 
 
+def _exchange_rate(payload: dict[str, Any]) -> Decimal | None:
+    """The rate QuickBooks keeps: as sent (1 in the home currency), or the day's for a foreign one."""
+    code = _value(payload.get("CurrencyRef")) or HOME_CURRENCY
+    given = payload.get("ExchangeRate")
+    if code == HOME_CURRENCY:
+        return Decimal(1) if given is not None else None
+    return Decimal(str(given)) if given is not None else DAY_RATES.get(code)
+
+
 def _value(ref: Any) -> str | None:
     return str(ref["value"]) if isinstance(ref, dict) and ref.get("value") is not None else None
 
@@ -153,13 +177,14 @@ class FakeQuickBooks:
         tax_rate: Decimal = Decimal("0.08"),
         rotate_refresh_tokens: bool = True,
         today: Callable[[], date] = lambda: datetime.now(COMPANY_TZ).date(),
+        validate_schema: bool = True,
     ):
         self.realm_id, self.client_id, self.client_secret = realm_id, client_id, client_secret
         self.access_tokens = {access_token}
         self.refresh_tokens = {refresh_token}
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.custom_fields = custom_fields if custom_fields is not None else {"1": "Crew #", "2": "Sales Rep"}
-        self.tax_rate, self.today = tax_rate, today
+        self.tax_rate, self.today, self.validate_schema = tax_rate, today, validate_schema
         self.requests: list[httpx.Request] = []
         self.lists: dict[str, list[dict[str, Any]]] = {
             entity: list(recorded_response(name)["QueryResponse"].get(entity, []))
@@ -369,6 +394,9 @@ class FakeQuickBooks:
         if not isinstance(payload, dict):
             detail = "Request has invalid or unsupported property"
             return 400, _fault([("2010", detail, "Request body is not a JSON object")])
+        problems = xsd_errors(payload, entity) if self.validate_schema else []
+        if problems:
+            return 400, _fault([("2010", "Request has invalid or unsupported property", p) for p in problems])
         errors = self._validate(entity, payload)
         if errors:
             return 400, _fault(errors)
@@ -498,15 +526,19 @@ class FakeQuickBooks:
             "TxnDate": txn_date,
             "CurrencyRef": self._currency(payload),
         }
-        for key in ("ExchangeRate", "PrivateNote"):
-            if key in payload:
-                record[key] = payload[key]
+        rate = _exchange_rate(payload)
+        if rate is not None:
+            record["ExchangeRate"] = rate
+        if "PrivateNote" in payload:
+            record["PrivateNote"] = payload["PrivateNote"]
         if "DepartmentRef" in payload:
             record["DepartmentRef"] = self._named("Department", payload["DepartmentRef"])
         if entity == "Invoice":
             record.update(self._invoice_fields(payload, lines, sub_total, taxable, txn_date))
         else:
             record.update(self._bill_fields(payload, lines, sub_total, txn_date))
+        if rate is not None:
+            record["HomeTotalAmt"] = (record["TotalAmt"] * rate).quantize(CENT, rounding=ROUND_HALF_UP)
         return record
 
     def _currency(self, payload: dict[str, Any]) -> dict[str, str]:

@@ -14,7 +14,18 @@ real HTTP server end to end. It serves:
   answers 400 ValidationException with the messages per invoice (or, with
   ``summarizeErrors=false``, 200 with ``HasErrors``/``ValidationErrors`` on the invoice).
   ``unitdp=4`` keeps 4-decimal unit amounts, otherwise they are rounded to 2 as Xero does.
-  A repeated ``Idempotency-Key`` answers the first response again and creates nothing.
+  ``CurrencyRate`` is kept in Xero's convention (units of the invoice's currency per one
+  unit of the base currency, USD here) to Xero's 6 decimal places (half up: Xero does not
+  document its own rounding); without one, a foreign-currency invoice takes the day rate in
+  ``DAY_RATES`` (Xero uses XE.com's), and a base-currency invoice is always 1.
+- ``PUT /Invoices/{id}/History`` (or POST, the same in Xero): checks the body against the
+  OpenAPI ``HistoryRecords`` schema, needs an existing invoice (404) and a ``Details`` of
+  1 to 250 characters (400 ValidationException), stores the note ("Note" change by "System
+  Generated", as Xero records API notes) and answers ``HistoryRecords``. Notes cannot be
+  edited or deleted. ``GET /Invoices/{id}/History`` lists them.
+- ``Idempotency-Key`` on any PUT/POST: a repeated key answers the first successful response
+  again and does nothing, whatever the endpoint (so a key reused for a different request is
+  a visible mistake); refusals are not kept, so a fixed request may reuse its key.
 - ``GET /Contacts`` (``page=N``: 100 a page, with ``pagination``), ``/Items``, ``/Accounts``,
   ``/TrackingCategories``, ``/Invoices/{id}``.
 
@@ -58,6 +69,17 @@ CLIENT_SECRET = "fake-xero-client-secret"
 PAGE_SIZE = 100
 BASE_CURRENCY = "USD"
 CURRENCIES = frozenset({"USD", "EUR", "GBP", "NZD", "AUD", "CAD"})
+# The fake day's rates in Xero's convention: units of the currency per one US dollar.
+DAY_RATES = {
+    "USD": Decimal(1),
+    "EUR": Decimal("0.925926"),
+    "GBP": Decimal("0.787402"),
+    "NZD": Decimal("1.680672"),
+    "AUD": Decimal("1.538462"),
+    "CAD": Decimal("1.369863"),
+}
+RATE_STEP = Decimal("0.000001")  # CurrencyRate [18].[6]
+MAX_NOTE = 250
 TAX_RATES = {
     "OUTPUT": Decimal("0.0825"),
     "INPUT": Decimal("0.0825"),
@@ -115,6 +137,7 @@ class FakeXero:
             "TrackingCategories"
         ]
         self.invoices: dict[str, dict[str, Any]] = {}
+        self.history: dict[str, list[dict[str, Any]]] = {}  # notes by InvoiceID
         self._by_key: dict[str, tuple[int, dict[str, Any]]] = {}
         self._faults = Faults("Xero")
         self._issued = 0
@@ -190,8 +213,11 @@ class FakeXero:
             return self._create_invoices(request)
         if request.method == "GET" and resource in ("Contacts", "Items", "Accounts", "TrackingCategories"):
             return self._list(request, resource)
-        if request.method == "GET" and resource.startswith("Invoices/"):
-            return self._get_invoice(resource.split("/", 1)[1])
+        parts = resource.split("/")
+        if len(parts) == 3 and parts[0] == "Invoices" and parts[2].lower() == "history":
+            return self._history(request, parts[1])
+        if request.method == "GET" and len(parts) == 2 and parts[0] == "Invoices":
+            return self._get_invoice(parts[1])
         return _problem(404, "Not Found", "The resource you're looking for cannot be found")
 
     def _refuse_access(self, request: httpx.Request) -> httpx.Response | None:
@@ -285,33 +311,105 @@ class FakeXero:
             return _problem(404, "Not Found", "The resource you're looking for cannot be found")
         return _json(200, self._envelope("Invoices", [copy.deepcopy(record)]))
 
-    # --- create -----------------------------------------------------------------------------
+    def notes(self, invoice_id: str) -> list[str]:
+        """The Details of every note on an invoice, oldest first."""
+        return [record["Details"] for record in self.history.get(invoice_id, [])]
 
-    def _create_invoices(self, request: httpx.Request) -> httpx.Response:
-        key = request.headers.get("idempotency-key")
-        if key and key in self._by_key:
-            status, body = self._by_key[key]
-            return _json(status, copy.deepcopy(body))
+    def history_requests(self) -> list[httpx.Request]:
+        return [r for r in self.requests if r.method in ("PUT", "POST") and r.url.path.endswith("/History")]
+
+    # --- history and notes --------------------------------------------------------------------
+
+    def _history(self, request: httpx.Request, invoice_id: str) -> httpx.Response:
+        if invoice_id not in self.invoices:
+            return _problem(404, "Not Found", "The resource you're looking for cannot be found")
+        if request.method == "GET":
+            return _json(
+                200, self._envelope("HistoryRecords", copy.deepcopy(self.history.get(invoice_id, [])))
+            )
+        if request.method not in ("PUT", "POST"):
+            return _problem(405, "Method Not Allowed", "History supports GET, PUT and POST")
+        return self._replayed(request, lambda: self._add_notes(request, invoice_id))
+
+    def _add_notes(self, request: httpx.Request, invoice_id: str) -> tuple[int, dict[str, Any]]:
+        invalid = self._post_data_invalid(request, "HistoryRecords")
+        if invalid:
+            return invalid
+        records = jsonutil.loads(request.content)["HistoryRecords"]
+        errors = [_note_errors(record) for record in records]
+        if any(errors):
+            elements = [
+                {**record, "ValidationErrors": [{"Message": message} for message in problems]}
+                for record, problems in zip(records, errors, strict=True)
+            ]
+            return 400, {
+                "ErrorNumber": 10,
+                "Type": "ValidationException",
+                "Message": "A validation exception occurred",
+                "Elements": elements,
+            }
+        now = self.clock()
+        stored = [
+            {
+                "Changes": "Note",
+                "DateUTCString": now.strftime("%Y-%m-%dT%H:%M:%S"),
+                "DateUTC": ms_date(now, offset=False),
+                "User": "System Generated",
+                "Details": record["Details"],
+            }
+            for record in records
+        ]
+        self.history.setdefault(invoice_id, []).extend(stored)
+        answered = [
+            {**{k: r[k] for k in ("DateUTCString", "DateUTC", "Details")}, "ValidationErrors": []}
+            for r in stored
+        ]
+        return 200, self._envelope("HistoryRecords", answered)
+
+    def _post_data_invalid(self, request: httpx.Request, schema: str) -> tuple[int, dict[str, Any]] | None:
+        """Xero's 400 PostDataInvalidException for a body that is not JSON or breaks the OpenAPI schema."""
         try:
             body = jsonutil.loads(request.content)
         except ValueError:
             body = None
-        problems = schema_errors(request.content, "Invoices") if self.validate_schema and body else []
-        if not isinstance(body, dict) or not body.get("Invoices") or problems:
-            detail = "; ".join(problems) or "no Invoices in the body"
-            return _json(
-                400,
-                {
-                    "ErrorNumber": 14,
-                    "Type": "PostDataInvalidException",
-                    "Message": f"JSON for post data was invalid: {detail}",
-                },
-            )
+        problems = schema_errors(request.content, schema) if self.validate_schema and body else []
+        if isinstance(body, dict) and body.get(schema) and not problems:
+            return None
+        detail = "; ".join(problems) or f"no {schema} in the body"
+        return 400, {
+            "ErrorNumber": 14,
+            "Type": "PostDataInvalidException",
+            "Message": f"JSON for post data was invalid: {detail}",
+        }
+
+    def _replayed(
+        self, request: httpx.Request, work: Callable[[], tuple[int, dict[str, Any]]]
+    ) -> httpx.Response:
+        """The first answer again for a repeated Idempotency-Key (kept for 200s only), else ``work()``."""
+        key = request.headers.get("idempotency-key")
+        if key and key in self._by_key:
+            status, body = self._by_key[key]
+            return _json(status, copy.deepcopy(body))
+        status, body = work()
+        if key and status == 200:
+            self._by_key[key] = (status, body)
+        return _json(status, body)
+
+    # --- create -----------------------------------------------------------------------------
+
+    def _create_invoices(self, request: httpx.Request) -> httpx.Response:
+        return self._replayed(request, lambda: self._process_invoices(request))
+
+    def _process_invoices(self, request: httpx.Request) -> tuple[int, dict[str, Any]]:
+        invalid = self._post_data_invalid(request, "Invoices")
+        if invalid:
+            return invalid
+        body = jsonutil.loads(request.content)
         unit_places = 4 if request.url.params.get("unitdp") == "4" else 2
         results = [self._build(invoice, unit_places) for invoice in body["Invoices"]]
         summarize = request.url.params.get("summarizeErrors", "true").lower() != "false"
         if summarize and any(errors for _, errors in results):
-            return _json(400, _validation_exception(results))
+            return 400, _validation_exception(results)
         answered = []
         for record, errors in results:
             if errors:
@@ -319,10 +417,7 @@ class FakeXero:
             else:
                 self._store(record)
                 answered.append(copy.deepcopy(record))
-        envelope = self._envelope("Invoices", answered)
-        if key:
-            self._by_key[key] = (200, envelope)
-        return _json(200, envelope)
+        return 200, self._envelope("Invoices", answered)
 
     def _store(self, record: dict[str, Any]) -> None:
         record["InvoiceID"] = str(uuid.uuid4())
@@ -393,7 +488,7 @@ class FakeXero:
             "AmountDue": total,
             "AmountPaid": 0,
             "SentToContact": False,
-            "CurrencyRate": invoice.get("CurrencyRate") or Decimal(1),
+            "CurrencyRate": _currency_rate(invoice.get("CurrencyRate"), currency),
             "IsDiscounted": False,
             "HasErrors": False,
             "InvoicePaymentServices": [],
@@ -575,6 +670,24 @@ def _line_amounts(
     if amount is None:
         amount = (quantity * unit).quantize(CENT, rounding=ROUND_HALF_UP)
     return quantity, unit, Decimal(amount)
+
+
+def _currency_rate(given: Any, currency: str) -> Decimal:
+    """The rate Xero records: always 1 in the base currency, else the one given (to 6 places) or the day's."""
+    if currency == BASE_CURRENCY:
+        return Decimal(1)
+    if given is None:
+        return DAY_RATES.get(currency, Decimal(1))
+    return Decimal(given).quantize(RATE_STEP, rounding=ROUND_HALF_UP)
+
+
+def _note_errors(record: Any) -> list[str]:
+    details = record.get("Details") if isinstance(record, dict) else None
+    if not isinstance(details, str) or not details.strip():
+        return ["Details must be supplied"]
+    if len(details) > MAX_NOTE:
+        return [f"Details must not be more than {MAX_NOTE} characters long"]
+    return []
 
 
 def _date(value: Any, label: str, errors: list[str]) -> date | None:

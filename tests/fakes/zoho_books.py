@@ -22,19 +22,29 @@ What it models:
   recorded ones: invoices ``draft`` with the next ``INV-`` number, bills ``open``; rates from
   the item when not given; line totals rounded to the cent; an entity-level discount before
   tax; tax from the line's ``tax_id``. Answers 201 ``{"code": 0, "message", "invoice"|"bill"}``.
-- ``GET /invoices|bills`` (``reference_number`` exact, ``page``/``per_page``),
-  ``GET|DELETE /invoices|bills/{id}``, ``POST /invoices/{id}/status/sent``,
-  ``GET /contacts``, ``/items``, ``/chartofaccounts`` (paged, with ``page_context``).
+- ``GET /invoices|bills`` (``reference_number`` exact; ``custom_field``, on invoices, exact on
+  any custom field's value; ``page``/``per_page``), ``GET|DELETE /invoices|bills/{id}``,
+  ``POST /invoices/{id}/status/sent``, ``GET|POST /invoices|bills/{id}/comments`` (a comment
+  list that, as Zoho's, also holds the document's history: a "created" entry of type
+  ``system``), ``GET /contacts``, ``/items``, ``/chartofaccounts`` (paged, with ``page_context``).
+- Every request's query and every body is first held to the documented fields
+  (tests/fixtures/specs/zoho-books/books_v3.json, written from Zoho's own SDK and API
+  reference): an undocumented query parameter or body field, or a value of the wrong type, is a
+  400 ``{"code": 4, ...}`` naming it (``validate_schema=False`` turns this off).
+- Currencies as Zoho keeps them: ``exchange_rate`` is read as a double (its SDK's type) and
+  converts to the base currency: ``bcy_rate`` = rate x exchange_rate and ``bcy_total`` /
+  ``bcy_sub_total`` / ``bcy_tax_total`` = the totals x exchange_rate, to the cent.
 
 Error ``code`` values and message wording are Zoho's where recorded or documented ("Invoice
 does not exist.", code 1002) and a close paraphrase otherwise; all errors use Zoho's
 ``{"code": n, "message": "..."}`` shape. The tax rate and custom field below are hand-written
 (the recorded US organisation has none). Not modelled: approvals, payments, taxes on
-discounts beyond a proportional share, exchange-rate rules, updates.
+discounts beyond a proportional share, exchange-rate feeds, updates.
 
 Fault injection on any request, in FIFO order: ``fail_next`` (e.g. 429 + Retry-After, 503),
 ``timeout_next`` (httpx.ReadTimeout before, or after, the fake did the work: a lost answer);
-``refuse_marking_sent`` makes the next mark-as-sent fail. Every request is kept in ``requests``.
+``refuse_marking_sent`` and ``refuse_commenting`` make the next mark-as-sent or comment fail.
+Every request is kept in ``requests``.
 """
 
 from __future__ import annotations
@@ -55,6 +65,7 @@ import httpx
 
 from ledgerbridge import jsonutil
 from tests.fakes.faults import Faults
+from tests.support.specs import query_errors, schema_errors
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "zoho-books"
 API = "/books/v3"
@@ -67,8 +78,10 @@ PAGE_SIZE = 200
 # Hand-written: the recorded organisation has no taxes and no custom fields.
 TAXES = {"260815000000141001": ("Sales Tax", Decimal("8.25"))}
 PO_NUMBER_FIELD = "260815000000140001"
+REFERENCE_FIELD = "260815000000140003"  # a text field for invoices, kept off the PDF: where the id can go
+SPEC = "zoho-books/books_v3"
 CENT = Decimal("0.01")
-_DOCUMENT = re.compile(r"^(?P<resource>invoices|bills)(?:/(?P<id>\d+)(?P<sent>/status/sent)?)?$")
+_DOCUMENT = re.compile(r"^(?P<resource>invoices|bills)(?:/(?P<id>\d+)(?P<sub>/status/sent|/comments)?)?$")
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -118,12 +131,17 @@ class FakeZohoBooks:
         refresh_token: str = "zoho-refresh-0",
         custom_fields: dict[str, str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(ORG_TZ),
+        validate_schema: bool = True,
     ):
         self.organization_id, self.client_id, self.client_secret = organization_id, client_id, client_secret
         self.access_tokens = {access_token}
         self.refresh_tokens = {refresh_token}
-        self.custom_fields = {PO_NUMBER_FIELD: "PO number"} if custom_fields is None else dict(custom_fields)
-        self.clock = clock
+        self.custom_fields = (
+            {PO_NUMBER_FIELD: "PO number", REFERENCE_FIELD: "Ledgerbridge id"}
+            if custom_fields is None
+            else dict(custom_fields)
+        )
+        self.clock, self.validate_schema = clock, validate_schema
         self.requests: list[httpx.Request] = []
         self.contacts: list[dict[str, Any]] = recorded_body("list-contacts")["contacts"]
         self.items: list[dict[str, Any]] = recorded_body("list-items")["items"]
@@ -135,9 +153,11 @@ class FakeZohoBooks:
             "bills": {recorded_bill["bill_id"]: recorded_bill},
         }
         self.created_ids: dict[str, list[str]] = {"invoices": [], "bills": []}
+        self.comments: dict[str, list[dict[str, Any]]] = {}  # by document id
         self.deleted_ids: list[str] = []
         self._faults = Faults("Zoho Books")
         self._refuse_sent: deque[str] = deque()
+        self._refuse_comment: deque[str] = deque()
         self._issued = 0
         self._next_id = 260815000000150001
         self._next_number = 12  # the recorded organisation's last invoice is INV-000011
@@ -158,6 +178,10 @@ class FakeZohoBooks:
     def refuse_marking_sent(self, message: str) -> None:
         """The next mark-as-sent answers 400 with ``message``."""
         self._refuse_sent.append(message)
+
+    def refuse_commenting(self, message: str) -> None:
+        """The next comment answers 400 with ``message``."""
+        self._refuse_comment.append(message)
 
     def expire_access_tokens(self) -> None:
         """Every access token issued so far now answers 401."""
@@ -191,6 +215,10 @@ class FakeZohoBooks:
     def posts(self, resource: str) -> list[httpx.Request]:
         return [r for r in self.requests if r.method == "POST" and r.url.path == f"{API}/{resource}"]
 
+    def user_comments(self, remote_id: str) -> list[dict[str, Any]]:
+        """The comments people (or Ledgerbridge) added to a document, without its history."""
+        return [c for c in self.comments.get(remote_id, []) if c["comment_type"] != "system"]
+
     @staticmethod
     def body_of(request: httpx.Request) -> Any:
         return jsonutil.loads(request.content)
@@ -214,6 +242,7 @@ class FakeZohoBooks:
             return _json(404, {"code": 5, "message": "Invalid URL Passed"})
         try:
             self._authorize(request)
+            self._check_query(request, path[len(API) + 1 :])
             return self._api(request, path[len(API) + 1 :])
         except ZohoError as error:
             return _json(error.status, {"code": error.code, "message": error.message})
@@ -236,21 +265,79 @@ class FakeZohoBooks:
         match = _DOCUMENT.match(resource)
         if match is None:
             raise ZohoError(5, "Invalid URL Passed", 404)
-        kind, remote_id = KINDS[match["resource"]], match["id"]
+        kind, remote_id, sub = KINDS[match["resource"]], match["id"], match["sub"]
         if remote_id is None and method == "POST":
             return self._create(request, kind)
         if remote_id is None and method == "GET":
             return self._list_documents(request, kind)
-        if match["sent"] and method == "POST" and kind is INVOICE:
+        if sub == "/status/sent" and method == "POST" and kind is INVOICE:
             return self._mark_sent(remote_id)
-        if not match["sent"] and method == "GET":
+        if sub == "/comments":
+            return self._comments(request, kind, remote_id)
+        if sub is None and method == "GET":
             return _json(
                 200,
                 {"code": 0, "message": "success", kind.entity: copy.deepcopy(self._find(kind, remote_id))},
             )
-        if not match["sent"] and method == "DELETE":
+        if sub is None and method == "DELETE":
             return self._delete(kind, remote_id)
         raise ZohoError(5, "Invalid URL Passed", 404)
+
+    # --- the documented fields ----------------------------------------------------------------
+
+    def _check_query(self, request: httpx.Request, resource: str) -> None:
+        """Query parameters Zoho does not document for the operation are a refusal (see the docstring)."""
+        operation = _operation(request.method, resource)
+        if not self.validate_schema or operation is None:
+            return
+        problems = query_errors(dict(request.url.params), SPEC, operation)
+        if problems:
+            raise ZohoError(4, "Undocumented query: " + "; ".join(problems))
+
+    def _check_body(self, body: Any, schema: str) -> None:
+        if not self.validate_schema:
+            return
+        problems = schema_errors(body, SPEC, schema)
+        if problems:
+            raise ZohoError(4, f"Invalid value passed for JSONString ({schema}): " + "; ".join(problems))
+
+    def _comments(self, request: httpx.Request, kind: _Kind, remote_id: str) -> httpx.Response:
+        """A document's comments and history; POST adds a comment (never shown to the client here)."""
+        record = self._find(kind, remote_id)
+        entries = self.comments.setdefault(remote_id, [])
+        if request.method == "GET":
+            return _json(200, {"code": 0, "message": "success", "comments": copy.deepcopy(entries)})
+        if request.method != "POST":
+            raise ZohoError(5, "Invalid URL Passed", 404)
+        body = _json_body(request)
+        self._check_body(body, "AddInvoiceComment" if kind is INVOICE else "AddBillComment")
+        if not str(body.get("description") or "").strip():
+            raise ZohoError(4, "Please enter the comment.")
+        if self._refuse_comment:
+            raise ZohoError(4, self._refuse_comment.popleft())
+        comment = self._comment(record, kind, str(body["description"]), "internal")
+        comment["show_comment_to_clients"] = bool(body.get("show_comment_to_clients", False))
+        entries.append(comment)
+        return _json(201, {"code": 0, "message": "Comments added.", "comment": copy.deepcopy(comment)})
+
+    def _comment(
+        self, record: dict[str, Any], kind: _Kind, description: str, comment_type: str
+    ) -> dict[str, Any]:
+        now = self.clock()
+        return {
+            "comment_id": self._new_id(),
+            kind.id_key: record[kind.id_key],
+            "description": description,
+            "commented_by_id": "260815000000032001",
+            "commented_by": "Samuel Bodin",
+            "comment_type": comment_type,
+            "date": now.date().isoformat(),
+            "date_description": "few seconds ago",
+            "time": now.strftime("%I:%M %p"),
+            "operation_type": "Added",
+            "transaction_id": "",
+            "transaction_type": kind.entity,
+        }
 
     # --- accounts server --------------------------------------------------------------------
 
@@ -307,11 +394,16 @@ class FakeZohoBooks:
 
     def _list_documents(self, request: httpx.Request, kind: _Kind) -> httpx.Response:
         wanted = request.url.params.get("reference_number")
+        custom = request.url.params.get("custom_field")
         records = sorted(
             self.documents[kind.resource].values(), key=lambda r: str(r.get("created_time")), reverse=True
         )
         if wanted is not None:
             records = [r for r in records if r.get("reference_number") == wanted]
+        if custom is not None:
+            records = [
+                r for r in records if any(f.get("value") == custom for f in r.get("custom_fields") or [])
+            ]
         return self._page(request, kind.resource, [_summary(r, kind) for r in records], kind.label + "s")
 
     def _find(self, kind: _Kind, remote_id: str) -> dict[str, Any]:
@@ -340,12 +432,8 @@ class FakeZohoBooks:
         return _json(200, {"code": 0, "message": "Invoice status has been changed to Sent."})
 
     def _create(self, request: httpx.Request, kind: _Kind) -> httpx.Response:
-        try:
-            body = jsonutil.loads(request.content) if request.content else None
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise ZohoError(4, "Invalid value passed for JSONString")
+        body = _json_body(request)
+        self._check_body(body, "CreateInvoice" if kind is INVOICE else "CreateBill")
         contact = self._contact(body, kind)
         number = self._number(request, body, kind)
         lines = [self._line(line, kind) for line in body.get("line_items") or []]
@@ -354,6 +442,8 @@ class FakeZohoBooks:
         record = self._record(body, kind, contact, number, lines)
         self.documents[kind.resource][record[kind.id_key]] = record
         self.created_ids[kind.resource].append(record[kind.id_key])
+        history = f"{kind.label} created for {contact['currency_code']} {record['total']}"
+        self.comments[record[kind.id_key]] = [self._comment(record, kind, history, "system")]
         message = f"The {kind.entity} has been created."
         return _json(201, {"code": 0, "message": message, kind.entity: copy.deepcopy(record)})
 
@@ -477,6 +567,8 @@ class FakeZohoBooks:
         exchange_rate = _decimal(body.get("exchange_rate"), "exchange_rate")
         if exchange_rate is not None and exchange_rate <= 0:
             raise ZohoError(2, "Invalid value passed for exchange_rate")
+        # Zoho reads the rate as a double (its SDK's type): it keeps the nearest one.
+        rate = Decimal(1) if exchange_rate is None else Decimal(repr(float(exchange_rate)))
         sub_total = sum((line["item_total"] for line in lines), Decimal(0))
         discount = self._discount(body, sub_total) if kind is INVOICE else Decimal(0)
         share = (sub_total - discount) / sub_total if sub_total else Decimal(0)
@@ -487,6 +579,7 @@ class FakeZohoBooks:
         status = "draft" if kind is INVOICE else "open"
         for order, line in enumerate(lines, start=1):
             line["item_order"] = order
+            line["bcy_rate"] = _base(line["rate"], rate)
         return {
             kind.id_key: self._new_id(),
             kind.number_key: number,
@@ -503,7 +596,7 @@ class FakeZohoBooks:
             "payment_made": 0,
             "reference_number": str(body.get("reference_number") or ""),
             "line_items": lines,
-            "exchange_rate": exchange_rate if exchange_rate is not None else 1,
+            "exchange_rate": rate,
             "price_precision": 2,
             "sub_total": sub_total,
             "tax_total": tax_total,
@@ -514,6 +607,9 @@ class FakeZohoBooks:
             "is_inclusive_tax": False,
             "total": total,
             "balance": total,
+            "bcy_sub_total": _base(sub_total, rate),
+            "bcy_tax_total": _base(tax_total, rate),
+            "bcy_total": _base(total, rate),
             "taxes": [
                 {"tax_name": name, "tax_amount": tax_total}
                 for name in sorted({line["tax_name"] for line in lines if line["tax_name"]})
@@ -543,6 +639,46 @@ class FakeZohoBooks:
 
     def _now(self) -> str:
         return self.clock().strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+_OPERATIONS = (
+    ("POST", re.compile(r"^invoices$"), "create_invoice"),
+    ("GET", re.compile(r"^invoices$"), "list_invoices"),
+    ("GET", re.compile(r"^invoices/\d+$"), "get_invoice"),
+    ("DELETE", re.compile(r"^invoices/\d+$"), "delete_invoice"),
+    ("POST", re.compile(r"^invoices/\d+/status/sent$"), "mark_invoice_sent"),
+    ("GET", re.compile(r"^invoices/\d+/comments$"), "list_invoice_comments"),
+    ("POST", re.compile(r"^invoices/\d+/comments$"), "add_invoice_comment"),
+    ("POST", re.compile(r"^bills$"), "create_bill"),
+    ("GET", re.compile(r"^bills$"), "list_bills"),
+    ("GET", re.compile(r"^bills/\d+$"), "get_bill"),
+    ("DELETE", re.compile(r"^bills/\d+$"), "delete_bill"),
+    ("GET", re.compile(r"^bills/\d+/comments$"), "list_bill_comments"),
+    ("POST", re.compile(r"^bills/\d+/comments$"), "add_bill_comment"),
+    ("GET", re.compile(r"^contacts$"), "list_contacts"),
+    ("GET", re.compile(r"^items$"), "list_items"),
+    ("GET", re.compile(r"^chartofaccounts$"), "list_chart_of_accounts"),
+)
+
+
+def _operation(method: str, resource: str) -> str | None:
+    """The documented operation a request is (tests/fixtures/specs/zoho-books), None if none is."""
+    return next((op for m, path, op in _OPERATIONS if m == method and path.match(resource)), None)
+
+
+def _json_body(request: httpx.Request) -> dict[str, Any]:
+    try:
+        body = jsonutil.loads(request.content) if request.content else None
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ZohoError(4, "Invalid value passed for JSONString")
+    return body
+
+
+def _base(amount: Decimal, rate: Decimal) -> Decimal:
+    """An amount in the organisation's base currency: amount x exchange_rate, to the cent."""
+    return (amount * rate).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def _summary(record: dict[str, Any], kind: _Kind) -> dict[str, Any]:

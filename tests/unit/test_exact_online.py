@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
@@ -25,6 +25,7 @@ from ledgerbridge.providers.exact_online import (
     PURCHASE_ENTRY,
     SALES_INVOICE,
     ExactOnlineProvider,
+    ExactRequest,
     central_european,
     contact_reference,
     exact_reference,
@@ -41,12 +42,15 @@ from tests.fakes.exact_online import (
     CLIENT_SECRET,
     COSTS_ACCOUNT,
     DIVISION,
+    REVENUE_ACCOUNT,
     TOKEN_PATH,
     FakeExactOnline,
     fixture,
+    ms_date,
     recorded_records,
 )
 from tests.support.providers import fake_http
+from tests.support.specs import assert_valid
 
 INVOICE_ID = "0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1b00"
 API = f"https://start.exactonline.nl/api/v1/{DIVISION}"
@@ -137,6 +141,14 @@ def create(connection: ConnectionContext, out: OutboundInvoice):
     return provider.send_invoice(connection, out, provider.map_invoice(connection, out))
 
 
+def mapped(connection: ConnectionContext, out: OutboundInvoice) -> ExactRequest:
+    """The request, its body held to Exact's own models as the fake holds every body it is sent."""
+    request = provider.map_invoice(connection, out)
+    model = {"SalesInvoiceLines": "SalesInvoice", "SalesEntryLines": "SalesEntry"}.get(request.document.lines)
+    assert_valid(request.body, "exact-online/models", model or "PurchaseEntry")
+    return request
+
+
 def refusal(
     body: dict[str, Any], references: dict[str, RemoteReference | None] | None = None, **settings: str
 ):
@@ -201,11 +213,10 @@ def test_a_full_invoice_is_sent_as_exact_documents_it(fake: FakeExactOnline) -> 
     assert FakeExactOnline.body_of(sent) == {
         "Journal": "70",
         "OrderedBy": CUSTOMER,
-        "InvoiceDate": "2026-04-24",
-        "OrderDate": "2026-04-24",
+        "OrderDate": "2026-04-24",  # InvoiceDate is read-only: Exact sets it from the entry
         "DueDate": "2026-05-24",
         "Currency": "USD",
-        "Description": "April consulting",
+        "Remarks": "April consulting",  # the internal memo: Description would be printed
         "YourRef": exact_reference(INVOICE_ID),
         "SalesInvoiceLines": [
             {
@@ -238,6 +249,9 @@ def test_a_full_invoice_is_sent_as_exact_documents_it(fake: FakeExactOnline) -> 
     }
     assert remote.line_remote_ids == [line["ID"] for line in stored["SalesInvoiceLines"]]
     assert remote.remote_data["SalesInvoiceLines"]["results"][1]["CostUnit"] is None
+    # Read back: Exact recorded the issue date as the invoice date, and the memo off the printout.
+    assert remote.remote_data["InvoiceDate"] == remote.remote_data["OrderDate"] == ms_date(date(2026, 4, 24))
+    assert (remote.remote_data["Remarks"], remote.remote_data["Description"]) == ("April consulting", None)
     assert remote.remote_updated_at is not None and remote.remote_updated_at.utcoffset() in (
         timedelta(hours=1),
         timedelta(hours=2),
@@ -257,13 +271,14 @@ def test_the_recorded_request_is_what_the_mapper_builds() -> None:
         "issue_date": "2024-08-12",
         "line_items": [{"quantity": 1, "unit_price": 1, "item_id": ITEM_UUID}],
     }
-    request = provider.map_invoice(
+    request = mapped(
         ConnectionContext("c", "exact_online", {"division": str(DIVISION)}),
         outbound(body, {"contact_id": account(CUSTOMER), "line_items.0.item_id": item(MARCHANDISES)}),
     )
-    # Status is read-only in Exact's documentation, and Type 8023 (a direct sales invoice, with a
-    # stock movement) needs a warehouse and a wholesale edition: neither is sent. YourRef is ours.
-    expected = {key: value for key, value in recorded.items() if key not in ("Status", "Type")}
+    # Status and InvoiceDate are read-only in Exact's models (the issue date travels as OrderDate,
+    # as recorded), and Type 8023 (a direct sales invoice, with a stock movement) needs a warehouse
+    # and a wholesale edition: none of them is sent. YourRef is ours.
+    expected = {key: value for key, value in recorded.items() if key not in ("Status", "Type", "InvoiceDate")}
     assert request.body == {**expected, "YourRef": exact_reference(INVOICE_ID)}
     assert (request.document, request.division) == (SALES_INVOICE, str(DIVISION))
 
@@ -328,9 +343,7 @@ def test_an_items_own_sales_vat_code_is_left_to_exact() -> None:
         "contact_id": account(CUSTOMER),
         "line_items.0.item_id": item(MARCHANDISES, SalesVatCode="V55"),
     }
-    request = provider.map_invoice(
-        ConnectionContext("c", "exact_online", SETTINGS), outbound(body, references)
-    )
+    request = mapped(ConnectionContext("c", "exact_online", SETTINGS), outbound(body, references))
     assert "VATCode" not in request.body["SalesInvoiceLines"][0]
 
 
@@ -402,7 +415,7 @@ def test_the_recorded_purchase_entry_is_what_the_mapper_builds_and_maps_back() -
     settings = {**SETTINGS, "default_purchase_gl_account": COSTS_ACCOUNT}
     connection = connect(replay(exchange["response"], exchange["response"]), settings)
     out = outbound(body, {"contact_id": account(SUPPLIER)})
-    request = provider.map_invoice(connection, out)
+    request = mapped(connection, out)
     # The recording sent AmountDC, which Exact documents as read-only (the entry came back with
     # amount 0); AmountFC is the documented, required amount.
     [line] = recorded["PurchaseEntryLines"]
@@ -422,6 +435,196 @@ def test_the_recorded_purchase_entry_is_what_the_mapper_builds_and_maps_back() -
     assert remote.remote_updated_at == datetime(2026, 6, 25, 14, 17, 9, 480000, tzinfo=UTC)
 
 
+# --- the memo, the issue date, the rate, Exact's own models ---------------------------------
+
+
+def test_the_memo_stays_off_the_printed_invoice_unless_the_connection_prints_it(
+    fake: FakeExactOnline,
+) -> None:
+    long_memo = {**BASIC, "memo": "Internal: " + "x" * 80}  # Remarks has no 60-character width
+    request = mapped(
+        ConnectionContext("c", "exact_online", SETTINGS),
+        outbound(long_memo, {"contact_id": account(CUSTOMER)}),
+    )
+    assert request.body["Remarks"] == long_memo["memo"] and "Description" not in request.body
+
+    printed = {**SETTINGS, "memo_target": "description"}
+    remote = create(
+        connect(fake.handle, printed),
+        outbound({**BASIC, "memo": "Thank you"}, {"contact_id": account(CUSTOMER)}),
+    )
+    sent = FakeExactOnline.body_of(fake.create_requests()[0])
+    assert sent["Description"] == "Thank you" and "Remarks" not in sent
+    assert (remote.remote_data["Description"], remote.remote_data["Remarks"]) == ("Thank you", None)
+    assert refusal(long_memo, memo_target="description") == [
+        ("memo", "Exact descriptions hold at most 60 characters")
+    ]
+
+
+def test_entries_keep_the_memo_in_their_description_which_nobody_is_printed() -> None:
+    payable = {**BASIC, "type": "ACCOUNTS_PAYABLE", "memo": "Hosting"}
+    for target in ("remarks", "description"):
+        request = mapped(
+            ConnectionContext("c", "exact_online", {**SETTINGS, "memo_target": target}),
+            outbound(payable, {"contact_id": account(SUPPLIER)}),
+        )
+        assert request.body["Description"] == "Hosting" and "Remarks" not in request.body
+    assert refusal({**payable, "memo": "y" * 61}) == [
+        ("memo", "Exact descriptions hold at most 60 characters")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        ({"memo_target": "notes"}, "Exact memo_target must be one of remarks, description"),
+        ({"sales_document": "order"}, "Exact sales_document must be one of invoice, entry"),
+    ],
+)
+def test_a_setting_that_chooses_where_things_go_must_be_known(settings: dict[str, str], reason: str) -> None:
+    assert refusal({**BASIC, "memo": "m"}, **settings) == [("connection", reason)]
+
+
+def test_the_issue_date_is_the_order_date_exact_enters_the_invoice_with(fake: FakeExactOnline) -> None:
+    body = {**BASIC, "issue_date": "2026-03-31T23:30:00-05:00", "due_date": "2026-04-30"}
+    remote = create(connect(fake.handle), outbound(body, {"contact_id": account(CUSTOMER)}))
+    sent = FakeExactOnline.body_of(fake.create_requests()[0])
+    assert sent["OrderDate"] == "2026-03-31" and "InvoiceDate" not in sent  # the date as the caller wrote it
+    assert remote.remote_data["InvoiceDate"] == ms_date(date(2026, 3, 31))
+    found = provider.find_invoice(connect(fake.handle), outbound(body, {"contact_id": account(CUSTOMER)}))
+    assert found is not None and found.remote_data["InvoiceDate"] == ms_date(date(2026, 3, 31))
+
+
+EUR_AT_1_08 = {
+    "type": "ACCOUNTS_PAYABLE",
+    "issue_date": "2026-04-16",
+    "currency": "EUR",
+    "exchange_rate": "1.08",
+    "contact_id": CONTACT_UUID,
+    "line_items": [{"description": "Hosting", "total_amount": "100.00"}],
+}
+
+
+def test_a_eur_purchase_entry_at_1_08_in_a_usd_division_is_recorded_and_read_back_as_1_08() -> None:
+    fake = FakeExactOnline(division_currency="USD")
+    connection = connect(fake.handle)
+    out = outbound(EUR_AT_1_08, {"contact_id": account(SUPPLIER)})
+    remote = create(connection, out)
+
+    sent = FakeExactOnline.body_of(fake.create_requests()[0])
+    assert (sent["Currency"], sent["Rate"]) == ("EUR", Decimal("1.08"))  # 1 EUR = 1.08 USD, as Exact counts
+    stored = fake.purchase_entries[remote.remote_id]
+    # 100 EUR + 20% VAT (code AB) = 120 EUR, booked as 120 x 1.08 = 129.60 USD.
+    assert (stored["AmountFC"], stored["AmountDC"]) == (Decimal("120.00"), Decimal("129.60"))
+    assert remote.fields["exchange_rate"] == Decimal("1.08")
+    found = provider.find_invoice(connection, out)
+    assert found is not None and found.fields["exchange_rate"] == Decimal("1.08")
+
+
+SALES_ENTRY_SETTINGS = {**SETTINGS, "sales_document": "entry", "default_sales_gl_account": FEES_ACCOUNT}
+
+
+def test_a_sales_entry_records_the_rate_a_sales_invoice_cannot() -> None:
+    fake = FakeExactOnline(division_currency="USD")
+    connection = connect(fake.handle, SALES_ENTRY_SETTINGS)
+    body = {
+        **EUR_AT_1_08,
+        "type": "ACCOUNTS_RECEIVABLE",
+        "due_date": "2026-05-16",
+        "memo": "Booked from our billing",
+        "line_items": [
+            {"description": "Licences", "quantity": 2, "unit_price": 650, "item_id": ITEM_UUID},
+            {"description": "Setup", "total_amount": "99.90"},
+        ],
+    }
+    references = {
+        "contact_id": account(CUSTOMER),
+        "line_items.0.item_id": item(MARCHANDISES, SalesVatCode="V55"),
+    }
+    remote = create(connection, outbound(body, references))
+
+    [sent] = fake.create_requests()
+    assert str(sent.url) == f"{API}/salesentry/SalesEntries"
+    assert FakeExactOnline.body_of(sent) == {
+        "Journal": "70",
+        "Customer": CUSTOMER,
+        "EntryDate": "2026-04-16",
+        "DueDate": "2026-05-16",
+        "Currency": "EUR",
+        "Rate": Decimal("1.08"),
+        "Description": "Booked from our billing",  # an entry is printed for nobody
+        "YourRef": exact_reference(INVOICE_ID),
+        "SalesEntryLines": [
+            # The item's own revenue account and sales VAT code: entry lines have no items.
+            {"GLAccount": REVENUE_ACCOUNT["ID"], "Quantity": 2, "AmountFC": 1300, "VATCode": "V55",
+             "Description": "Licences"},
+            {"GLAccount": FEES_ACCOUNT, "AmountFC": Decimal("99.90"), "VATCode": "AB",
+             "Description": "Setup"},
+        ],
+    }  # fmt: skip
+    stored = fake.sales_entries[remote.remote_id]
+    assert stored["AmountDC"] == (stored["AmountFC"] * Decimal("1.08")).quantize(Decimal("0.01"))
+    assert remote.fields["exchange_rate"] == Decimal("1.08") and remote.fields["number"] == "24700007"
+    assert remote.line_remote_ids == [line["ID"] for line in stored["SalesEntryLines"]]
+    found = provider.find_invoice(connection, outbound(body, references))
+    assert found is not None and found.remote_id == remote.remote_id
+    assert found.fields["exchange_rate"] == Decimal("1.08")
+    assert fake.requests[-2].url.path.endswith("/salesentry/SalesEntries")  # looked up where it was made
+
+
+def test_sales_entry_lines_book_on_a_revenue_account() -> None:
+    receivable = {**BASIC, "line_items": [{"total_amount": 1}]}
+    [(path, reason)] = refusal(receivable, sales_document="entry")
+    assert path == "line_items.0.item_id" and "default_sales_gl_account" in reason
+    body = {**BASIC, "line_items": [{"total_amount": 1, "item_id": ITEM_UUID}]}
+    [(path, reason)] = refusal(
+        body, {"line_items.0.item_id": item(SERVICES, GLRevenue=None)}, **SALES_ENTRY_SETTINGS
+    )
+    assert path == "line_items.0.item_id" and "GLRevenue" in reason
+
+
+@pytest.mark.parametrize("kind", ["ACCOUNTS_PAYABLE", "ACCOUNTS_RECEIVABLE"])
+def test_a_rate_a_double_cannot_hold_exactly_is_refused_and_one_it_can_comes_back_as_sent(kind: str) -> None:
+    fake = FakeExactOnline(division_currency="USD")
+    contact = account(SUPPLIER if kind == "ACCOUNTS_PAYABLE" else CUSTOMER)
+    body = {**EUR_AT_1_08, "type": kind, "exchange_rate": "123456.1234567891"}  # 16 significant digits
+    assert refusal(body, {"contact_id": contact}, **SALES_ENTRY_SETTINGS) == [
+        ("exchange_rate", "Exact keeps rates as doubles: give at most 15 significant digits")
+    ]
+    fifteen = Decimal("12345.1234567891")
+    out = outbound({**body, "exchange_rate": str(fifteen)}, {"contact_id": contact})
+    remote = create(connect(fake.handle, SALES_ENTRY_SETTINGS), out)
+    assert remote.fields["exchange_rate"] == fifteen
+
+
+def test_the_fake_holds_every_body_to_exacts_own_models() -> None:
+    body = {
+        "Journal": "70",
+        "OrderedBy": CUSTOMER,
+        "InvoiceDate": "2026-04-24",  # read-only in Exact's models
+        "OrderDate": "2026-04-20",
+        "SalesInvoiceLines": [{"Item": SERVICES, "Quantity": 1, "NetPrice": 5}],
+    }
+
+    def post(fake: FakeExactOnline, sent: dict[str, Any]) -> httpx.Response:
+        with httpx.Client(transport=httpx.MockTransport(fake.handle)) as client:
+            return client.post(
+                f"{API}/salesinvoice/SalesInvoices",
+                headers={"authorization": "Bearer exact-access-0"},
+                content=jsonutil.dumps(sent),
+            )
+
+    refused = post(FakeExactOnline(), body)
+    assert refused.status_code == 400
+    assert "Additional properties are not allowed ('InvoiceDate' was unexpected)" in refused.text
+    wrong_type = post(FakeExactOnline(), {**body, "InvoiceDate": None, "OrderedBy": "Foobar"})
+    assert "/OrderedBy: 'Foobar' does not match" in wrong_type.text
+    # As Exact does: without the models' check a read-only property is ignored, not honoured.
+    lenient = FakeExactOnline(validate_schema=False)
+    created = jsonutil.loads(post(lenient, body).content)["d"]
+    assert created["InvoiceDate"] == ms_date(date(2026, 4, 20))
+
+
 # --- what Exact cannot express --------------------------------------------------------------
 
 BASIC = {"contact_id": CONTACT_UUID, "line_items": [{"total_amount": 10}]}
@@ -435,8 +638,7 @@ BASIC = {"contact_id": CONTACT_UUID, "line_items": [{"total_amount": 10}]}
         ({"status": "VOID"}, "status", "send DRAFT, SUBMITTED or OPEN"),
         ({"paid_on_date": "2026-01-02"}, "paid_on_date", "payments separately"),
         ({"total_discount": 5}, "total_discount", "no invoice-level discount"),
-        ({"exchange_rate": "1.1"}, "exchange_rate", "Exact's currency rates"),
-        ({"memo": "x" * 61}, "memo", "at most 60"),
+        ({"exchange_rate": "1.1"}, "exchange_rate", "sales_document=entry"),
         ({"field_mappings": {"po_number": "PO-1"}}, "field_mappings", "no custom fields"),
         ({"accounting_period_id": OTHER_UUID}, "accounting_period_id", "not supported"),
         ({"line_items": []}, "line_items", "at least one line"),
@@ -454,7 +656,7 @@ BASIC = {"contact_id": CONTACT_UUID, "line_items": [{"total_amount": 10}]}
         (
             {"line_items": [{"total_amount": 1, "exchange_rate": 2}]},
             "line_items.0.exchange_rate",
-            "no exchange",
+            "sales_document=entry",
         ),
         (
             {"line_items": [{"unit_price": 2, "quantity": 3, "total_amount": 7}]},
@@ -561,9 +763,7 @@ def test_a_lines_own_cost_centre_replaces_the_invoices() -> None:
         "tracking_categories.0": cost_center("100"),
         "line_items.0.tracking_categories.0": cost_center("200"),
     }
-    request = provider.map_invoice(
-        ConnectionContext("c", "exact_online", SETTINGS), outbound(body, references)
-    )
+    request = mapped(ConnectionContext("c", "exact_online", SETTINGS), outbound(body, references))
     assert [line["CostCenter"] for line in request.body["SalesInvoiceLines"]] == ["200", "100"]
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +21,7 @@ from ledgerbridge.providers.base import (
     ProviderUnavailable,
     ReauthorizationRequired,
     RemoteReference,
+    refresh_rules,
 )
 from ledgerbridge.providers.freshbooks import (
     FreshBooksProvider,
@@ -35,6 +37,7 @@ from tests.fakes.freshbooks import (
     ACCOUNT_ID,
     CLIENT_ID,
     CLIENT_SECRET,
+    REDIRECT_URI,
     TOKEN_PATH,
     FakeFreshBooks,
     fixture,
@@ -42,8 +45,11 @@ from tests.fakes.freshbooks import (
     recorded_result,
 )
 from tests.support.providers import fake_http
+from tests.support.specs import assert_valid, schema_errors
 
-INVOICE_ID = "0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1b00"
+INVOICE_ID = "0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1b00"  # a UUIDv7 made at 2025-05-06T04:54:59.870Z
+RECEIVED = datetime(2025, 5, 6, 4, 54, 59, 870000, tzinfo=UTC)
+SPEC = "freshbooks/invoices"  # FreshBooks' Node SDK models, tests/fixtures/specs/freshbooks
 SETTINGS = {"account_id": ACCOUNT_ID}
 API = f"https://api.freshbooks.com/accounting/account/{ACCOUNT_ID}"
 # Ledgerbridge ids of the referenced records (any UUIDs: the references map resolves them).
@@ -98,6 +104,7 @@ def token_request(client: httpx.Client, refresh_token: str, secret: str = CLIENT
         "refresh_token": refresh_token,
         "client_id": CLIENT_ID,
         "client_secret": secret,
+        "redirect_uri": REDIRECT_URI,
     }
     return client.post(f"https://api.freshbooks.com{TOKEN_PATH}", json=body)
 
@@ -131,6 +138,25 @@ def refusal(body: dict[str, Any], references: dict[str, RemoteReference] | None 
     with pytest.raises(InvalidInvoice) as caught:
         provider.map_invoice(connection, outbound(body, references))
     return caught.value.details
+
+
+def mapped(
+    body: dict[str, Any],
+    references: dict[str, RemoteReference] | None = None,
+    invoice_id: str = INVOICE_ID,
+    **settings: str,
+) -> dict[str, Any]:
+    """The ``invoice`` body the mapper builds, checked against FreshBooks' SDK models first."""
+    connection = ConnectionContext("conn-fb", "freshbooks", {**SETTINGS, **settings})
+    request = provider.map_invoice(connection, outbound(body, references, invoice_id))
+    assert_valid(request.body, SPEC, "CreateInvoice")
+    return request.body["invoice"]
+
+
+def uuid7_at(moment: datetime, tail: int = 1) -> str:
+    """A Ledgerbridge invoice id (UUIDv7) made at ``moment``, as the write path would make it."""
+    millis = int(moment.timestamp() * 1000)
+    return str(uuid.UUID(int=(millis << 80) | (0x7 << 76) | (0b10 << 62) | tail))
 
 
 def requests_to(fake: FakeFreshBooks, method: str, suffix: str) -> list[httpx.Request]:
@@ -172,7 +198,7 @@ def fake() -> FakeFreshBooks:
 
 
 def test_a_full_invoice_is_sent_as_freshbooks_documents_it_and_marked_sent(fake: FakeFreshBooks) -> None:
-    settings = {**SETTINGS, "default_tax_name": "Levy", "default_tax_percent": "2.5"}
+    settings = {**SETTINGS, "default_tax_name": "Levy", "default_tax_percent": "2.5", "memo_target": "notes"}
     remote = create(connect(fake.handle, fake, settings), outbound(FULL_INVOICE, FULL_REFERENCES))
 
     [post] = requests_to(fake, "POST", "/invoices/invoices")
@@ -185,7 +211,7 @@ def test_a_full_invoice_is_sent_as_freshbooks_documents_it_and_marked_sent(fake:
             "due_offset_days": 30,  # FreshBooks derives due_date from create_date + due_offset_days
             "currency_code": "USD",
             "invoice_number": "LB-1001",
-            "notes": "November retainer",
+            "notes": "November retainer",  # printed: the connection chose memo_target=notes
             "po_number": INVOICE_ID,  # the unique reference find_invoice looks for
             "lines": [
                 {
@@ -328,9 +354,12 @@ def test_payables_are_refused_because_freshbooks_has_no_bills() -> None:
     assert refusal({**BODY, "type": "Bill"}) == [("type", "not supported by FreshBooks")]
 
 
-def test_custom_fields_are_refused_naming_field_mappings() -> None:
-    details = refusal({**BODY, "field_mappings": {"po_number": "PO-7731"}}, custom_field_po_number="1")
-    assert details == [("field_mappings", "FreshBooks invoices have no custom fields")]
+def test_custom_fields_other_than_the_po_number_are_refused_naming_each_slug() -> None:
+    body = {**BODY, "field_mappings": {"project": "Apollo", "po_number": 7731}}
+    assert refusal(body, **{"custom_field.project": "1"}) == [
+        ("field_mappings.project", "FreshBooks invoices have no custom fields; only po_number is taken"),
+        ("field_mappings.po_number", "FreshBooks' PO number is text: send a string"),
+    ]
 
 
 def test_what_freshbooks_invoices_cannot_hold_is_refused_field_by_field() -> None:
@@ -364,11 +393,6 @@ def test_what_freshbooks_invoices_cannot_hold_is_refused_field_by_field() -> Non
 def test_payment_and_void_statuses_are_refused(status: str) -> None:
     [(path, reason)] = refusal({**BODY, "status": status})
     assert path == "status" and status in reason
-
-
-def test_a_due_date_needs_an_issue_date_to_count_from() -> None:
-    [(path, reason)] = refusal({**BODY, "due_date": "2026-12-24"})
-    assert path == "due_date" and "issue_date" in reason
 
 
 def test_a_due_date_earlier_as_a_calendar_date_is_refused() -> None:
@@ -438,6 +462,108 @@ def test_the_connection_needs_an_account_id_and_whole_tax_defaults() -> None:
     ):
         [(path, _)] = refusal(BODY, **half)
         assert path == "connection"
+
+
+# --- what FreshBooks records: the issue date, the memo, the PO number ---------------------
+
+
+@pytest.mark.parametrize(
+    ("received", "time_zone", "day"),
+    [
+        (datetime(2026, 11, 24, 20, 30, tzinfo=UTC), None, "2026-11-24"),  # UTC by default
+        (datetime(2026, 11, 24, 20, 30, tzinfo=UTC), "Pacific/Auckland", "2026-11-25"),  # UTC+13
+        (datetime(2026, 11, 25, 3, 0, tzinfo=UTC), "America/Los_Angeles", "2026-11-24"),  # UTC-8
+        (datetime(2026, 11, 25, 3, 0, tzinfo=UTC), "UTC", "2026-11-25"),
+    ],
+)
+def test_without_issue_date_create_date_is_the_day_received_in_the_connections_time_zone(
+    received: datetime, time_zone: str | None, day: str
+) -> None:
+    settings = {"time_zone": time_zone} if time_zone else {}
+    assert mapped(BODY, invoice_id=uuid7_at(received), **settings)["create_date"] == day
+
+
+def test_the_default_issue_date_comes_from_the_invoice_id_so_every_retry_sends_the_same_day() -> None:
+    """INVOICE_ID was made in May 2025: the date is read from it, not from today's clock."""
+    assert mapped(BODY)["create_date"] == RECEIVED.date().isoformat() == "2025-05-06"
+    assert mapped(BODY, time_zone="America/Los_Angeles")["create_date"] == "2025-05-05"
+
+
+def test_an_invoice_without_issue_date_reaches_freshbooks_dated(fake: FakeFreshBooks) -> None:
+    create(connect(fake.handle, fake), outbound({**BODY, "due_date": "2025-05-20"}))
+    [made] = fake.created()
+    assert (made["create_date"], made["due_offset_days"], made["due_date"]) == (
+        "2025-05-06",
+        14,
+        "2025-05-20",
+    )
+
+
+def test_a_due_date_without_issue_date_counts_from_the_default_issue_date() -> None:
+    invoice_id = uuid7_at(datetime(2026, 11, 24, 20, 30, tzinfo=UTC))
+    assert mapped({**BODY, "due_date": "2026-12-24"}, invoice_id=invoice_id)["due_offset_days"] == 30
+    connection = ConnectionContext("c", "freshbooks", {**SETTINGS, "time_zone": "Pacific/Auckland"})
+    with pytest.raises(InvalidInvoice) as caught:
+        provider.map_invoice(connection, outbound({**BODY, "due_date": "2026-11-24"}, invoice_id=invoice_id))
+    [(path, reason)] = caught.value.details
+    assert path == "due_date" and "(2026-11-25," in reason and "give issue_date" in reason
+
+
+@pytest.mark.parametrize("time_zone", ["Mars/Olympus_Mons", "../etc/passwd", "EST5EDT6"])
+def test_a_time_zone_that_is_not_an_iana_name_is_a_connection_problem(time_zone: str) -> None:
+    assert refusal(BODY, time_zone=time_zone) == [
+        ("connection", f"time_zone {time_zone!r} is not a known IANA time zone (such as America/Toronto)")
+    ]
+
+
+def test_a_memo_is_refused_because_freshbooks_would_print_it_on_the_clients_invoice() -> None:
+    [(path, reason)] = refusal({**BODY, "memo": "Client is slow to pay: chase on day 3"})
+    assert path == "memo"
+    assert "printed on the invoice the client receives" in reason and "memo_target=notes" in reason
+
+
+def test_a_connection_that_chose_memo_target_notes_prints_the_memo_in_the_notes() -> None:
+    assert mapped({**BODY, "memo": "Thank you!"}, memo_target="notes")["notes"] == "Thank you!"
+    assert "notes" not in mapped(BODY, memo_target="notes")
+    assert refusal({**BODY, "memo": "x"}, memo_target="terms") == [
+        ("connection", "memo_target must be notes (printed on the client's invoice) or unset")
+    ]
+
+
+def test_the_callers_po_number_takes_the_field_and_our_reference_is_not_written() -> None:
+    body = mapped({**BODY, "field_mappings": {"po_number": "PO-7731"}})
+    assert body["po_number"] == "PO-7731"
+    assert INVOICE_ID not in jsonutil.dumps(body)
+    assert mapped({**BODY, "field_mappings": {"po_number": None}})["po_number"] == INVOICE_ID
+
+
+# --- FreshBooks' SDK models check every body --------------------------------------------------
+
+
+def test_the_bodies_the_mapper_builds_match_freshbooks_sdk_models() -> None:
+    settings = {"default_tax_name": "Levy", "default_tax_percent": "2.5", "memo_target": "notes"}
+    mapped(FULL_INVOICE, FULL_REFERENCES, **settings)  # asserts validity
+    recorded = fixture("create-invoice")["exchanges"][0]["request"]["body"]
+    assert schema_errors(recorded, SPEC, "CreateInvoice") == []
+    assert schema_errors({"invoice": {"action_mark_as_sent": True}}, SPEC, "UpdateInvoice") == []
+
+
+def test_the_fake_refuses_a_body_freshbooks_sdk_would_not_send(fake: FakeFreshBooks) -> None:
+    auth = {"authorization": "Bearer fb-access-0"}
+    invoice = {"customerid": int(ACME), "lines": [{"name": "x", "qty": "1", "colour": "red"}]}
+    with httpx.Client(transport=httpx.MockTransport(fake.handle)) as client:
+        post = client.post(f"{API}/invoices/invoices", json={"invoice": invoice}, headers=auth)
+        put = client.put(
+            f"{API}/invoices/invoices/{min(fake.invoices)}",
+            json={"invoice": {"action_mark_as_sent": 1}},
+            headers=auth,
+        )
+    assert post.status_code == put.status_code == 400
+    messages = [error["message"] for error in post.json()["response"]["errors"]]
+    assert "Invalid body: /invoice: 'create_date' is a required property" in messages
+    assert "Invalid body: /invoice/lines/0/qty: '1' is not of type 'number'" in messages
+    assert any("'colour' was unexpected" in message for message in messages)
+    assert fake.created() == []
 
 
 # --- answers from FreshBooks --------------------------------------------------------------
@@ -661,6 +787,70 @@ def test_a_lost_response_inside_one_call_creates_a_single_invoice(fake: FakeFres
     assert len(fake.created()) == 1  # no blind resend: the retry queue looks it up first
 
 
+# --- idempotency with the caller's PO number ------------------------------------------------
+
+PO_BODY = {
+    **BODY,
+    "issue_date": "2026-11-24",
+    "line_items": [{"description": "Support", "quantity": 2, "unit_price": "5.00"}],
+    "field_mappings": {"po_number": "PO-7731"},
+}
+
+
+def made_at(fake: FakeFreshBooks, moment: datetime, body: dict[str, Any], invoice_id: str) -> str:
+    """An invoice FreshBooks made at ``moment`` (its clock), as a person or an earlier attempt would."""
+    fake.clock = lambda: moment
+    try:
+        return create(connect(fake.handle, fake), outbound(body, invoice_id=invoice_id)).remote_id
+    finally:
+        fake.clock = lambda: datetime.now(UTC)
+
+
+def test_with_the_callers_po_number_a_lost_response_is_found_by_po_number_time_and_content(
+    fake: FakeFreshBooks,
+) -> None:
+    received = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    ours_id = uuid7_at(received)
+    older = made_at(fake, received - timedelta(hours=1), PO_BODY, uuid7_at(received - timedelta(hours=1)))
+    other_lines = {**PO_BODY, "line_items": [{"description": "Support", "quantity": 3, "unit_price": "5.00"}]}
+    made_at(fake, received + timedelta(minutes=1), other_lines, uuid7_at(received, tail=2))
+    fake.clock = lambda: received + timedelta(seconds=2)
+    connection = connect(fake.handle, fake, attempts=1)
+    fake.timeout_next(after_processing=True)
+    with pytest.raises(ProviderUnavailable):
+        create(connection, outbound(PO_BODY, invoice_id=ours_id))
+    ours = str(fake.created()[-1]["id"])
+
+    found = provider.find_invoice(connection, outbound(PO_BODY, invoice_id=ours_id))
+
+    assert found is not None and found.remote_id == ours != older
+    assert found.remote_data["po_number"] == "PO-7731" and found.fields["status"] == "OPEN"
+    later = uuid7_at(received + timedelta(hours=1))  # received after every invoice above was made
+    assert provider.find_invoice(connection, outbound(PO_BODY, invoice_id=later)) is None
+
+
+def test_with_the_callers_po_number_a_clock_a_little_behind_still_finds_the_invoice(
+    fake: FakeFreshBooks,
+) -> None:
+    received = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    made = made_at(fake, received - timedelta(minutes=4), PO_BODY, uuid7_at(received))  # within 5 min
+    found = provider.find_invoice(
+        connect(fake.handle, fake), outbound(PO_BODY, invoice_id=uuid7_at(received))
+    )
+    assert found is not None and found.remote_id == made
+
+
+def test_two_invoices_that_could_be_ours_are_refused_not_guessed(fake: FakeFreshBooks) -> None:
+    received = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    first = made_at(fake, received + timedelta(seconds=1), PO_BODY, uuid7_at(received))
+    second = made_at(fake, received + timedelta(seconds=9), PO_BODY, uuid7_at(received, tail=2))
+    with pytest.raises(ProviderRejected) as caught:
+        provider.find_invoice(connect(fake.handle, fake), outbound(PO_BODY, invoice_id=uuid7_at(received)))
+    [message] = caught.value.messages
+    assert f"2 invoices ({second}, {first})" in message and "'PO-7731'" in message
+    assert len(fake.invoice_posts()) == 2  # nothing resent
+
+
 # --- tokens -------------------------------------------------------------------------------
 
 
@@ -685,7 +875,10 @@ class MemoryStore:
 
 def token_source(fake: FakeFreshBooks, store: MemoryStore) -> tuple[httpx.Client, TokenSource]:
     client = httpx.Client(transport=httpx.MockTransport(fake.handle))
-    app = OAuthApp(provider.oauth_token_url() or "", CLIENT_ID, CLIENT_SECRET, provider.oauth_client_auth)
+    app = OAuthApp(
+        provider.oauth_token_url() or "", CLIENT_ID, CLIENT_SECRET, provider.oauth_client_auth,
+        REDIRECT_URI, refresh_rules(provider),
+    )  # fmt: skip
     return client, TokenSource(store, app, client, clock=lambda: NOW)
 
 
@@ -711,6 +904,7 @@ def test_an_expired_token_is_refreshed_with_a_json_body_and_the_new_refresh_toke
         "refresh_token": "fb-refresh-0",
         "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET,
+        "redirect_uri": REDIRECT_URI,
     }
     assert fake.requests[2].headers["authorization"] == "Bearer fb-access-1"
     assert (store.tokens.refresh_token, store.tokens.version) == ("fb-refresh-1", 1)

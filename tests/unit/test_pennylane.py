@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from ledgerbridge import jsonutil
+from ledgerbridge.currencies import ISO_4217_CODES
 from ledgerbridge.models import InvoiceInput
 from ledgerbridge.providers.base import (
     ConnectionContext,
@@ -28,6 +29,7 @@ from ledgerbridge.providers.http import ProviderHttp
 from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens, TokenSource
 from ledgerbridge.providers.pennylane import (
     TOKEN_URL,
+    UNLISTED_CURRENCIES,
     PennylaneProvider,
     customer_reference,
     ledger_account_reference,
@@ -37,6 +39,7 @@ from ledgerbridge.providers.pennylane import (
 )
 from tests.fakes.pennylane import API, CLIENT_ID, CLIENT_SECRET, FakePennylane, fixture, recorded_body
 from tests.support.providers import fake_http
+from tests.support.specs import assert_valid, document, schema_errors
 
 INVOICE_ID = "0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1b00"
 SETTINGS = {"default_vat_rate": "FR_200", "default_unit": "piece"}
@@ -47,6 +50,7 @@ ACME = 1338468995072  # the recorded customer of the recorded invoices
 CONSULTING = 87538491392  # the recorded product (500.0 before tax, FR_200)
 BASE = f"https://app.pennylane.com{API}"
 NOW = 1_800_000_000.0
+SPEC = "pennylane/customer_invoices"  # Pennylane's OpenAPI excerpt, tests/fixtures/specs/pennylane
 
 provider = PennylaneProvider()
 
@@ -121,9 +125,12 @@ def refusal(body: dict[str, Any], references: dict[str, RemoteReference] | None 
 
 
 def mapped(body: dict[str, Any], references: dict[str, RemoteReference] | None = None, **settings: str):
-    return provider.map_invoice(
+    """The create body the mapper builds, checked against Pennylane's OpenAPI schema first."""
+    request = provider.map_invoice(
         ConnectionContext("c", "pennylane", {**SETTINGS, **settings}), outbound(body, references)
     )
+    assert_valid(request, SPEC, "postCustomerInvoices")
+    return request
 
 
 def lookups(fake: FakePennylane) -> list[httpx.Request]:
@@ -173,7 +180,7 @@ def test_a_full_invoice_is_sent_as_pennylane_documents_it(fake: FakePennylane) -
         "draft": False,
         "external_reference": INVOICE_ID,
         "currency": "EUR",
-        "pdf_invoice_subject": "November consulting",
+        "label": "November consulting",  # the memo: the ledger entries' label, not on the PDF
         "discount": {"type": "absolute", "value": "10.00"},
         "invoice_lines": [
             {
@@ -406,6 +413,81 @@ def test_references_that_are_not_pennylane_records_are_refused() -> None:
     assert sorted(path for path, _ in refusal(body, refs)) == ["contact_id", "line_items.0.item_id"]
 
 
+# --- the memo, the exchange rate, and Pennylane's OpenAPI document ------------------------
+
+
+def test_the_memo_is_the_internal_label_by_default_and_a_printed_field_only_when_chosen() -> None:
+    memo = {**BODY, "memo": "Chase on day 3"}
+    default = mapped(memo)
+    assert default["label"] == "Chase on day 3"
+    assert not {"pdf_invoice_subject", "pdf_invoice_free_text"} & set(default)
+    assert mapped(memo, memo_target="pdf_invoice_subject")["pdf_invoice_subject"] == "Chase on day 3"
+    free_text = mapped(memo, memo_target="pdf_invoice_free_text")
+    assert free_text["pdf_invoice_free_text"] == "Chase on day 3" and "label" not in free_text
+    assert "label" not in mapped(BODY)  # no memo: Pennylane generates its own label
+
+
+def test_a_memo_longer_than_the_label_keeps_is_refused_and_a_bad_memo_target_too() -> None:
+    long_memo = {**BODY, "memo": "x" * 2001}
+    assert refusal(long_memo) == [("memo", "Pennylane keeps at most 2000 characters in the invoice's label")]
+    assert mapped({**BODY, "memo": "x" * 2000})["label"] == "x" * 2000
+    assert len(mapped(long_memo, memo_target="pdf_invoice_subject")["pdf_invoice_subject"]) == 2001
+    assert refusal(BODY, memo_target="notes") == [
+        (
+            "connection",
+            "memo_target must be one of label, pdf_invoice_subject, pdf_invoice_free_text (default label)",
+        )
+    ]
+
+
+def test_pennylanes_exchange_rate_reads_back_as_euros_per_unit_of_the_invoice_currency(
+    fake: FakePennylane,
+) -> None:
+    remote = create(connect(fake.handle, fake), outbound({**BODY, "currency": "USD"}))
+    [record] = fake.created()
+    rate = remote.fields["exchange_rate"]
+    assert (record["currency"], rate) == ("USD", Decimal("0.9"))  # 1 USD = 0.9 EUR, the company's books
+    assert Decimal(record["amount"]) == (Decimal(record["currency_amount"]) * rate).quantize(Decimal("0.01"))
+    exact = remote_invoice({"id": 1, "currency": "GBP", "exchange_rate": "1.168353"}, None, 0)
+    assert exact.fields["exchange_rate"] == Decimal("1.168353")  # kept digit for digit, never rounded
+
+
+def test_the_recorded_and_mapped_bodies_match_pennylanes_openapi_schema() -> None:
+    recorded = fixture("create-customer-invoice")["exchanges"][0]["request"]["body"]
+    assert schema_errors(recorded, SPEC, "postCustomerInvoices") == []
+    mapped(FULL_INVOICE, {"line_items.0.item_id": product()})  # asserts validity
+    assert schema_errors({**recorded, "pdf_invoice_title": "x"}, SPEC, "postCustomerInvoices") != []
+
+
+def test_currencies_pennylanes_document_does_not_list_are_refused_before_sending() -> None:
+    [branch, *_] = document(SPEC)["schemas"]["postCustomerInvoices"]["anyOf"]
+    assert ISO_4217_CODES - set(branch["properties"]["currency"]["enum"]) == UNLISTED_CURRENCIES
+    assert refusal({**BODY, "currency": "SSP"}) == [
+        ("currency", "SSP is not a currency Pennylane invoices take")
+    ]
+    assert mapped({**BODY, "currency": "CHF"})["currency"] == "CHF"
+
+
+def test_the_fake_refuses_a_body_or_query_pennylanes_document_does_not_allow(fake: FakePennylane) -> None:
+    line = {
+        "label": "x",
+        "quantity": "2",
+        "raw_currency_unit_price": "1",
+        "unit": "piece",
+        "vat_rate": "FR_200",
+    }
+    body = {"customer_id": ACME, "date": "2026-11-24", "deadline": "2026-12-24", "invoice_lines": [line]}
+    auth = {"authorization": "Bearer pl-access-0"}
+    with httpx.Client(transport=httpx.MockTransport(fake.handle)) as client:
+        post = client.post(f"{BASE}/customer_invoices", json={**body, "memo": "x"}, headers=auth)
+        listed = client.get(f"{BASE}/customer_invoices", params={"page": "2"}, headers=auth)
+    assert post.status_code == listed.status_code == 400
+    assert "/invoice_lines/0/quantity: '2' is not of type 'number'" in post.json()["error"]
+    assert "'memo' was unexpected" in post.json()["error"]
+    assert listed.json()["error"] == "?page: not a documented query parameter"
+    assert fake.created() == []
+
+
 # --- answers from Pennylane ---------------------------------------------------------------
 
 
@@ -421,9 +503,12 @@ def test_a_validation_error_becomes_provider_rejected_with_pennylanes_message(fa
 
 
 def test_an_unknown_vat_rate_is_rejected_by_pennylane(fake: FakePennylane) -> None:
+    """Pennylane's OpenAPI document lists the VAT rate codes: another is refused as a bad request."""
     with pytest.raises(ProviderRejected) as caught:
         create(connect(fake.handle, fake, settings={"default_vat_rate": "FR_999"}), outbound(BODY))
-    assert caught.value.messages == ["Vat rate FR_999 is not included in the list"]
+    [message] = caught.value.messages
+    assert "/invoice_lines/0/vat_rate: 'FR_999' is not one of ['FR_1_05'," in message
+    assert fake.created() == []
 
 
 def test_every_message_of_the_documented_error_shapes_is_kept() -> None:

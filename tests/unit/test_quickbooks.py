@@ -23,6 +23,7 @@ from ledgerbridge.providers.base import (
 from ledgerbridge.providers.http import ProviderHttp
 from ledgerbridge.providers.quickbooks import QuickBooksProvider, QuickBooksRequest
 from tests.fakes.quickbooks import REALM_ID, FakeQuickBooks, load_fixture, recorded_response
+from tests.support.quickbooks_xsd import assert_valid
 
 INVOICE_ID = "0196a3f2-7c3e-7a41-9d2b-3f6c1e8a5b10"
 SETTINGS = {
@@ -78,7 +79,10 @@ class Harness:
         self.provider = QuickBooksProvider(page_size=page_size)
 
     def map(self, outbound: OutboundInvoice) -> QuickBooksRequest:
-        return self.provider.map_invoice(self.connection, outbound)
+        """The request, its body checked against Intuit's XSD even when a test never sends it."""
+        request = self.provider.map_invoice(self.connection, outbound)
+        assert_valid(request.body, request.entity)
+        return request
 
     def create(self, outbound: OutboundInvoice):
         return self.provider.send_invoice(self.connection, outbound, self.map(outbound))
@@ -241,6 +245,7 @@ def test_the_recorded_response_maps_back_to_unified_fields(qb: Harness) -> None:
         "total_amount": Decimal(100),
         "balance": Decimal(100),
         "status": "OPEN",
+        "currency": "USD",  # the recorded company has no multicurrency: no ExchangeRate, none read
     }
     assert remote.remote_updated_at == datetime(2026, 5, 5, 2, 8, 55, tzinfo=timezone(timedelta(hours=-7)))
     assert remote.remote_updated_at.utcoffset() == timedelta(hours=-7)
@@ -365,6 +370,7 @@ def test_a_payable_becomes_a_bill_with_item_and_account_lines(qb: Harness) -> No
         "total_amount": Decimal("191.00"),
         "balance": Decimal("191.00"),
         "status": "OPEN",
+        "currency": "USD",
     }
     assert remote.line_remote_ids == ["1", "2"]
     assert qb.fake.created("Bill")[0]["VendorRef"] == {"value": "56", "name": "Bob's Burger Joint"}

@@ -201,9 +201,8 @@ def test_a_full_invoice_is_sent_as_xero_documents_it(fake: FakeXero) -> None:
                 "DueDate": "2026-05-24",
                 "Status": "AUTHORISED",
                 "InvoiceNumber": "LB-1001",
-                "Reference": "April consulting",
                 "CurrencyCode": "EUR",
-                "CurrencyRate": Decimal("0.92"),
+                "CurrencyRate": Decimal("1.086957"),  # 1/0.92: EUR per USD, Xero's way round
                 "LineAmountTypes": "Exclusive",
                 "LineItems": [
                     {
@@ -237,6 +236,9 @@ def test_a_full_invoice_is_sent_as_xero_documents_it(fake: FakeXero) -> None:
     assert remote.line_remote_ids == [
         line["LineItemID"] for line in fake.invoices[remote.remote_id]["LineItems"]
     ]
+    # The memo is an internal note in the invoice's History & Notes, never the printed Reference.
+    assert fake.invoices[remote.remote_id]["Reference"] == ""
+    assert fake.notes(remote.remote_id) == ["April consulting"]
 
 
 def test_the_recorded_request_is_what_the_mapper_builds() -> None:
@@ -249,9 +251,9 @@ def test_the_recorded_request_is_what_the_mapper_builds() -> None:
         "memo": "Test invoice",
         "line_items": [{"description": "Test services", "quantity": 1, "unit_price": 100}],
     }
-    request = provider.map_invoice(
-        ConnectionContext("conn-xero", "xero", SETTINGS), outbound(body, {"contact_id": contact(RITE_AGENCY)})
-    )
+    # The recording was made with the memo in Reference, which is now an opt-in.
+    connection = ConnectionContext("conn-xero", "xero", {**SETTINGS, "memo_target": "reference"})
+    request = provider.map_invoice(connection, outbound(body, {"contact_id": contact(RITE_AGENCY)}))
     [invoice] = recorded["Invoices"]
     assert request == {"Invoices": [{**invoice, "LineAmountTypes": "Exclusive"}]}
     assert_valid(request, "Invoices")
@@ -457,11 +459,11 @@ def test_a_connection_without_tenant_id_is_refused_before_anything_is_sent() -> 
 @pytest.mark.parametrize(
     ("change", "path"),
     [
-        ({"type": "ACCPAY", "memo": "note"}, "memo"),
+        ({"memo": "m" * 251}, "memo"),
         ({"contact_id": None}, "contact_id"),
         ({"total_discount": 5}, "total_discount"),
         ({"paid_on_date": "2026-04-30"}, "paid_on_date"),
-        ({"exchange_rate": "1.1234567"}, "exchange_rate"),
+        ({"exchange_rate": "150.25"}, "exchange_rate"),
         ({"line_items": [], "total_amount": 10}, "line_items"),
         ({"line_items": [{"unit_price": "0.12345"}]}, "line_items.0.unit_price"),
         ({"line_items": [{"quantity": "1.00001", "unit_price": 1}]}, "line_items.0.quantity"),

@@ -26,6 +26,7 @@ from ledgerbridge.providers.zoho_books import (
     BILL,
     INVOICE,
     ZohoBooksProvider,
+    ZohoBooksRequest,
     account_reference,
     contact_reference,
     item_reference,
@@ -39,12 +40,14 @@ from tests.fakes.zoho_books import (
     CLIENT_SECRET,
     ORGANIZATION_ID,
     PO_NUMBER_FIELD,
+    REFERENCE_FIELD,
     TAXES,
     FakeZohoBooks,
     fixture,
     recorded_body,
 )
 from tests.support.providers import fake_http
+from tests.support.specs import assert_valid
 
 INVOICE_ID = "0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1b00"
 EXPENSE_ACCOUNT = "260815000000000400"  # Office Supplies, an expense account
@@ -130,6 +133,15 @@ def create(connection: ConnectionContext, out: OutboundInvoice):
     return provider.send_invoice(connection, out, provider.map_invoice(connection, out))
 
 
+def mapped(connection: ConnectionContext, out: OutboundInvoice) -> ZohoBooksRequest:
+    """The request, its body held to Zoho's documented fields as the fake holds every body it is sent."""
+    request = provider.map_invoice(connection, out)
+    assert_valid(
+        request.body, "zoho-books/books_v3", "CreateBill" if request.kind is BILL else "CreateInvoice"
+    )
+    return request
+
+
 def refusal(body: dict[str, Any], references: dict[str, RemoteReference] | None = None, **settings: str):
     connection = ConnectionContext("conn-zoho", "zoho_books", {**SETTINGS, **settings})
     with pytest.raises(InvalidInvoice) as caught:
@@ -181,10 +193,11 @@ def test_a_full_invoice_is_created_as_zoho_documents_it_then_marked_sent(fake: F
     assert paths(fake) == [
         "POST /invoices",
         "GET /invoices",
+        f"POST /invoices/{remote.remote_id}/comments",  # the memo, kept off the printed invoice
         f"POST /invoices/{remote.remote_id}/status/sent",
         f"GET /invoices/{remote.remote_id}",
     ]
-    post, search = fake.requests[:2]
+    post, search, comment = fake.requests[:3]
     assert post.url.host == "www.zohoapis.com"
     assert dict(post.url.params) == {
         "organization_id": ORGANIZATION_ID,
@@ -198,7 +211,6 @@ def test_a_full_invoice_is_created_as_zoho_documents_it_then_marked_sent(fake: F
         "date": "2026-11-24",
         "due_date": "2026-12-24",
         "exchange_rate": 1,
-        "notes": "November retainer",
         "discount": 10,
         "discount_type": "entity_level",
         "is_discount_before_tax": True,
@@ -210,9 +222,15 @@ def test_a_full_invoice_is_created_as_zoho_documents_it_then_marked_sent(fake: F
     }
     assert b'"rate":0.1,' in post.content  # exact on the wire, not a float
     assert search.url.params["reference_number"] == INVOICE_ID
+    assert FakeZohoBooks.body_of(comment) == {
+        "description": "November retainer",
+        "show_comment_to_clients": False,
+    }
 
     [stored] = fake.created("invoices")
     assert remote.remote_id == stored["invoice_id"] and stored["status"] == "sent"
+    assert stored["notes"] == "Thanks for your business."  # the organisation's own printed notes
+    assert [c["description"] for c in fake.user_comments(remote.remote_id)] == ["November retainer"]
     assert remote.remote_data == stored
     assert remote.fields == {
         "number": "LB-1001",
@@ -238,7 +256,7 @@ def test_the_recorded_requests_are_what_the_mapper_builds() -> None:
         "line_items": [{"item_id": ITEM_UUID, "quantity": 1}],
     }
     out = outbound(body, {"contact_id": contact(ACME), "line_items.0.item_id": item("260815000000100002")})
-    request = provider.map_invoice(connection, out)
+    request = mapped(connection, out)
     assert (request.kind, request.params, request.mark_sent) == (INVOICE, {}, False)
     assert request.body == {**recorded, "reference_number": INVOICE_ID}
 
@@ -250,7 +268,7 @@ def test_the_recorded_requests_are_what_the_mapper_builds() -> None:
         "contact_id": CONTACT_UUID,
         "line_items": [{"description": "Office Supplies", "unit_price": 100, "quantity": 1}],
     }
-    request = provider.map_invoice(connection, outbound(bill, {"contact_id": contact(BETA)}))
+    request = mapped(connection, outbound(bill, {"contact_id": contact(BETA)}))
     assert (request.kind, request.params, request.mark_sent) == (BILL, {}, False)
     assert request.body == {**recorded_bill, "reference_number": INVOICE_ID}
 
@@ -338,7 +356,9 @@ def test_a_bill_is_created_open_with_its_vendor_and_expense_accounts(fake: FakeZ
     }
     remote = create(connect(fake.handle, fake), outbound(body, references))
 
-    assert paths(fake) == ["POST /bills", "GET /bills"]  # created open: nothing to mark
+    # Created open: nothing to mark. The memo is a comment, as on invoices.
+    assert paths(fake) == ["POST /bills", "GET /bills", f"POST /bills/{remote.remote_id}/comments"]
+    assert FakeZohoBooks.body_of(fake.requests[-1]) == {"description": "Office restock"}
     sent = FakeZohoBooks.body_of(fake.posts("bills")[0])
     assert sent == {
         "vendor_id": BETA,
@@ -346,7 +366,6 @@ def test_a_bill_is_created_open_with_its_vendor_and_expense_accounts(fake: FakeZ
         "reference_number": INVOICE_ID,
         "date": "2026-11-20",
         "due_date": "2026-12-20",
-        "notes": "Office restock",
         "line_items": [
             # The item's own purchase account applies: none is sent.
             {"item_id": PURCHASE_ITEM, "rate": 50, "quantity": 3},
@@ -465,7 +484,7 @@ def test_line_and_tax_defaults_come_from_the_connection_settings(fake: FakeZohoB
 
 def test_a_long_description_is_cut_in_the_line_name_and_kept_whole() -> None:
     text = "Implementation workshop, " * 8
-    request = provider.map_invoice(
+    request = mapped(
         ConnectionContext("c", "zoho_books", SETTINGS),
         outbound(
             {**BODY, "line_items": [{"description": text, "unit_price": 1}]}, {"contact_id": contact(ACME)}
@@ -516,7 +535,7 @@ def test_a_line_total_that_divides_exactly_and_one_rounded_to_the_cent_are_accep
         {"description": "a", "quantity": 4, "total_amount": 10},
         {"description": "b", "quantity": 3, "unit_price": Decimal("0.3333"), "total_amount": 1},
     ]
-    request = provider.map_invoice(
+    request = mapped(
         ConnectionContext("c", "zoho_books", SETTINGS),
         outbound({**BODY, "line_items": lines}, {"contact_id": contact(ACME)}),
     )
@@ -524,6 +543,171 @@ def test_a_line_total_that_divides_exactly_and_one_rounded_to_the_cent_are_accep
         (Decimal("2.5"), 4),
         (Decimal("0.3333"), 3),
     ]
+
+
+# --- the memo, the idempotency reference, the rate ------------------------------------------
+
+
+def test_memo_target_notes_prints_the_memo_and_adds_no_comment(fake: FakeZohoBooks) -> None:
+    settings = {**SETTINGS, "memo_target": "notes"}
+    remote = create(
+        connect(fake.handle, fake, settings),
+        outbound({**BODY, "memo": "Thank you!"}, {"contact_id": contact(ACME)}),
+    )
+    assert FakeZohoBooks.body_of(fake.posts("invoices")[0])["notes"] == "Thank you!"
+    assert not any(p.endswith("/comments") for p in paths(fake))
+    assert remote.remote_data["notes"] == "Thank you!" and fake.user_comments(remote.remote_id) == []
+
+
+def test_an_unknown_memo_target_is_a_misconfigured_connection() -> None:
+    assert refusal({**BODY, "memo": "m"}, memo_target="note") == [
+        ("connection", "Zoho Books memo_target must be one of comment, notes")
+    ]
+
+
+def test_a_refused_comment_deletes_the_draft_and_reports_zohos_message(fake: FakeZohoBooks) -> None:
+    fake.refuse_commenting("Comment cannot be added.")
+    with pytest.raises(ProviderRejected) as caught:
+        create(connect(fake.handle, fake), outbound({**BODY, "memo": "m"}, {"contact_id": contact(ACME)}))
+    assert caught.value.messages == [
+        "Comment cannot be added.",
+        "the draft invoice Zoho Books created was deleted",
+    ]
+    assert fake.created("invoices") == []
+    assert not any(p.endswith("/status/sent") for p in paths(fake))  # the memo first, then marked sent
+
+
+@pytest.mark.parametrize("after_processing", [True, False])
+def test_a_comment_whose_answer_was_lost_is_checked_for_not_sent_twice(
+    fake: FakeZohoBooks, after_processing: bool
+) -> None:
+    def lose_the_comment(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/comments"):
+            if after_processing:
+                fake.handle(request)
+            raise httpx.ReadTimeout("lost", request=request)
+        return fake.handle(request)
+
+    out = outbound({**BODY, "memo": "Internal note"}, {"contact_id": contact(ACME)})
+    with pytest.raises(ProviderUnavailable):
+        create(connect(lose_the_comment, fake), out)
+    [draft] = fake.created("invoices")
+    comments = f"invoices/{draft['invoice_id']}/comments"
+    assert draft["status"] == "draft" and len(fake.posts(comments)) == (1 if after_processing else 0)
+
+    found = provider.find_invoice(connect(fake.handle, fake), out)  # what the next delivery does
+    assert found is not None and found.remote_id == draft["invoice_id"] and found.fields["status"] == "OPEN"
+    assert [c["description"] for c in fake.user_comments(draft["invoice_id"])] == ["Internal note"]
+    assert len(fake.posts(comments)) == 1  # added by whichever attempt reached Zoho, once
+
+
+def test_the_id_can_live_in_a_hidden_custom_field_and_reference_number_stays_the_callers(
+    fake: FakeZohoBooks,
+) -> None:
+    settings = {**SETTINGS, "reference_custom_field": REFERENCE_FIELD}
+    body = {**BODY, "field_mappings": {"reference_number": "PO-7731"}}
+    out = outbound(body, {"contact_id": contact(ACME)})
+    remote = create(connect(fake.handle, fake, settings), out)
+
+    post, search = fake.requests[:2]
+    sent = FakeZohoBooks.body_of(post)
+    assert sent["reference_number"] == "PO-7731"  # printed as Reference#: the caller's own
+    assert sent["custom_fields"] == [{"customfield_id": REFERENCE_FIELD, "value": INVOICE_ID}]
+    assert dict(search.url.params) == {
+        "organization_id": ORGANIZATION_ID,
+        "custom_field": INVOICE_ID,
+        "page": "1",
+        "per_page": "200",
+    }
+    found = provider.find_invoice(connect(fake.handle, fake, settings), out)
+    assert found is not None and found.remote_id == remote.remote_id
+    other = outbound(body, {"contact_id": contact(ACME)}, invoice_id="0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1b01")
+    assert provider.find_invoice(connect(fake.handle, fake, settings), other) is None
+
+    bill = mapped(
+        ConnectionContext("c", "zoho_books", settings), outbound(BILL_BODY, {"contact_id": contact(BETA)})
+    )
+    assert bill.body["reference_number"] == INVOICE_ID  # bills: no documented custom-field search
+
+
+def test_a_callers_reference_shares_reference_number_with_the_id(fake: FakeZohoBooks) -> None:
+    body = {**BODY, "field_mappings": {"reference_number": 7731}}
+    out = outbound(body, {"contact_id": contact(ACME)})
+    remote = create(connect(fake.handle, fake), out)
+    assert fake.created("invoices")[0]["reference_number"] == f"7731 {INVOICE_ID}"
+    assert fake.requests[1].url.params["reference_number"] == f"7731 {INVOICE_ID}"
+    found = provider.find_invoice(connect(fake.handle, fake), out)
+    assert found is not None and found.remote_id == remote.remote_id
+
+    assert refusal({**BODY, "field_mappings": {"reference_number": "P" * 51}}) == [
+        (
+            "field_mappings.reference_number",
+            "at most 50 characters: Ledgerbridge's id follows it in Zoho's reference_number "
+            "(set reference_custom_field to give the caller the whole field)",
+        )
+    ]
+    assert refusal({**BODY, "field_mappings": {"reference_number": True}}) == [
+        ("field_mappings.reference_number", "Zoho Books' reference_number takes text or a number")
+    ]
+    defined = mapped(
+        ConnectionContext("c", "zoho_books", {**SETTINGS, "custom_field.reference_number": "77"}),
+        outbound(body, {"contact_id": contact(ACME)}),
+    )
+    assert defined.body["reference_number"] == INVOICE_ID  # a defined custom field wins the slug
+    assert defined.body["custom_fields"] == [{"customfield_id": "77", "value": "7731"}]
+
+
+def test_a_eur_invoice_at_1_08_in_a_usd_organisation_is_sent_and_read_back_as_1_08(
+    fake: FakeZohoBooks,
+) -> None:
+    euro = contact_reference(fake.add_contact("Euro GmbH", currency="EUR"))
+    body = {
+        **BODY,
+        "currency": "EUR",
+        "exchange_rate": "1.08",
+        "line_items": [{"description": "x", "unit_price": 100}],
+    }
+    out = outbound(body, {"contact_id": euro})
+    remote = create(connect(fake.handle, fake), out)
+
+    assert FakeZohoBooks.body_of(fake.posts("invoices")[0])["exchange_rate"] == Decimal("1.08")
+    [stored] = fake.created("invoices")
+    # 1 EUR = 1.08 USD, as Zoho counts: its base-currency total is the total x 1.08.
+    assert (stored["total"], stored["bcy_total"]) == (Decimal(100), Decimal("108.00"))
+    assert stored["line_items"][0]["bcy_rate"] == Decimal("108.00")
+    assert remote.fields["exchange_rate"] == Decimal("1.08") and remote.fields["currency"] == "EUR"
+    found = provider.find_invoice(connect(fake.handle, fake), out)
+    assert found is not None and found.fields["exchange_rate"] == Decimal("1.08")
+
+
+def test_a_rate_a_double_cannot_hold_exactly_is_refused_and_one_it_can_comes_back_as_sent(
+    fake: FakeZohoBooks,
+) -> None:
+    euro = contact_reference(fake.add_contact("Euro GmbH", currency="EUR"))
+    body = {**BODY, "currency": "EUR", "exchange_rate": "123456.1234567891"}  # 16 significant digits
+    assert refusal(body, {"contact_id": euro}) == [
+        ("exchange_rate", "Zoho Books reads rates as doubles: give at most 15 significant digits")
+    ]
+    remote = create(
+        connect(fake.handle, fake),
+        outbound({**body, "exchange_rate": "12345.1234567891"}, {"contact_id": euro}),
+    )
+    assert remote.fields["exchange_rate"] == Decimal("12345.1234567891")
+
+
+def test_the_fake_holds_bodies_and_queries_to_zohos_documented_fields(fake: FakeZohoBooks) -> None:
+    with httpx.Client(transport=httpx.MockTransport(fake.handle)) as client:
+        headers = {"authorization": "Bearer zoho-access-0"}
+        url = f"https://www.zohoapis.com{API}/invoices"
+        body = {"customer_id": ACME, "memo": "x", "line_items": [{"name": "x", "rate": 1}]}
+        answer = client.post(url, params={"organization_id": ORGANIZATION_ID}, headers=headers, json=body)
+        assert answer.status_code == 400 and answer.json()["code"] == 4
+        assert "Additional properties are not allowed ('memo' was unexpected)" in answer.json()["message"]
+        answer = client.get(
+            url, params={"organization_id": ORGANIZATION_ID, "reference": "x"}, headers=headers
+        )
+        assert answer.status_code == 400 and "?reference: not a documented query parameter" in answer.text
+    assert fake.created("invoices") == []
 
 
 # --- custom fields and settings -------------------------------------------------------------
@@ -538,7 +722,7 @@ def test_custom_fields_need_a_definition_and_a_plain_value() -> None:
     ]
     details = refusal({**BODY, "field_mappings": {"flag": None}}, **{"custom_field.flag": "99"})
     assert details == [("field_mappings.flag", "Zoho Books custom fields take text, a number or true/false")]
-    request = provider.map_invoice(
+    request = mapped(
         ConnectionContext("c", "zoho_books", {**SETTINGS, "custom_field.flag": "99"}),
         outbound(
             {**BODY, "field_mappings": {"flag": True, "po_number": Decimal("12.50")}},
@@ -692,9 +876,7 @@ def test_a_lost_answer_then_find_invoice_finds_exactly_that_invoice(fake: FakeZo
 
 def test_find_invoice_keeps_the_first_copy_and_deletes_later_drafts(fake: FakeZohoBooks) -> None:
     connection = connect(fake.handle, fake, attempts=1)
-    request = provider.map_invoice(
-        connection, outbound({**BODY, "status": "DRAFT"}, {"contact_id": contact(ACME)})
-    )
+    request = mapped(connection, outbound({**BODY, "status": "DRAFT"}, {"contact_id": contact(ACME)}))
     headers = {"authorization": "Zoho-oauthtoken zoho-access-0"}
     with httpx.Client(transport=httpx.MockTransport(fake.handle)) as client:
         for _ in range(3):  # three copies, as retries without find_invoice would leave

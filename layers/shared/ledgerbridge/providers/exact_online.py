@@ -1,12 +1,17 @@
-"""Exact Online: sales invoices (receivables) and purchase entries (payables), REST API v1 (OData 2).
+"""Exact Online: sales invoices or entries (receivables) and purchase entries (payables), REST API v1.
 
 Receivables are ``POST {api}/api/v1/{division}/salesinvoice/SalesInvoices`` with their
-``SalesInvoiceLines`` nested; payables are ``POST .../purchaseentry/PurchaseEntries`` with their
-``PurchaseEntryLines`` (the endpoint of the recorded purchase invoice; ``purchase/PurchaseInvoices``
-needs a wholesale licence and is not used). Answers are OData 2 verbose JSON: one entity is
-``{"d": {...}}``, a list is ``{"d": {"results": [...], "__next": url}}`` (or a bare ``d`` array
-when ``$top`` is given); dates are ``/Date(ms)/``; errors are ``{"error": {"code", "message":
-{"lang", "value"}}}``. The division and the country host come from the connection settings.
+``SalesInvoiceLines`` nested, or, on a connection with ``sales_document=entry``,
+``POST .../salesentry/SalesEntries`` with ``SalesEntryLines``; payables are ``POST
+.../purchaseentry/PurchaseEntries`` with their ``PurchaseEntryLines`` (the endpoint of the recorded
+purchase invoice; ``purchase/PurchaseInvoices`` needs a wholesale licence and is not used).
+What each document can hold is Exact's own .NET client models (exactonline-api-dotnet-client,
+copied with their licence to tests/fixtures/specs/exact-online, which every test body is checked
+against): a property the models mark read-only is never sent, since Exact ignores it silently.
+Answers are OData 2 verbose JSON: one entity is ``{"d": {...}}``, a list is ``{"d": {"results":
+[...], "__next": url}}`` (or a bare ``d`` array when ``$top`` is given); dates are ``/Date(ms)/``;
+errors are ``{"error": {"code", "message": {"lang", "value"}}}``. The division and the country
+host come from the connection settings.
 
 Why it looks the way it does:
 
@@ -15,33 +20,63 @@ Why it looks the way it does:
   id's 16 bytes in base32, 29 characters: Exact's reference fields are short, and a truncated
   reference would never be found again). ``find_invoice`` looks it up with ``$filter=YourRef eq
   '...'`` before a resend, and ``send_invoice`` does the same when the create's answer was lost.
-  YourRef is the customer's reference on a sales invoice and the supplier's invoice number on a
-  purchase entry; unified invoices have no other use for it, so ``number`` (which Exact assigns
-  from the journal anyway) is refused on both sides rather than competing for the field.
+  On a sales invoice YourRef is "the invoice number of the customer", printed as "Your ref.":
+  the customer sees ``LB-...``. It stays there because Exact's sales invoice has no field a
+  customer never sees that could carry it: the models' other free-text header fields are the
+  printed Description, the PaymentReference the customer pays with, and Remarks, which holds
+  the memo; the rest are codes, numbers and links. On purchase and sales entries (bookings, printed
+  for nobody) YourRef is internal. No caller value competes for YourRef: ``number`` is refused
+  (Exact numbers documents from the journal) and Exact invoices take no ``field_mappings``.
 - Exact's own fields that need no decision: ``contact_id`` is ``OrderedBy`` (InvoiceTo is left to
-  Exact: the account's own invoice-to account) or the purchase entry's ``Supplier``;
-  ``issue_date``/``due_date`` are ``InvoiceDate`` + ``OrderDate`` (as recorded) / ``DueDate``, or
-  the entry's ``EntryDate``/``DueDate``, sent as ``YYYY-MM-DD``; ``currency`` is ``Currency``;
-  ``memo`` is ``Description``. Journals are settings (``sales_journal`` 70, ``purchase_journal``
-  60: Exact's standard codes, and the recorded ones).
+  Exact: the account's own invoice-to account), the sales entry's ``Customer`` or the purchase
+  entry's ``Supplier``; ``due_date`` is ``DueDate``; ``currency`` is ``Currency``. Journals are
+  settings (``sales_journal`` 70, ``purchase_journal`` 60: Exact's standard codes, and the
+  recorded ones). Dates are sent as ``YYYY-MM-DD``.
+- ``issue_date``: ``InvoiceDate`` is read-only in Exact's model ("When the invoice is entered
+  it's equal to the field 'EntryDate'. During the printing process the invoice date can be
+  entered"), so a sales invoice sends it as ``OrderDate``, the date the invoice is entered with:
+  the recorded create came back with ``InvoiceDate`` equal to it. Printing (processing) may set a
+  later invoice date; this API never prints. Entries take it as ``EntryDate``.
+- ``memo`` (an internal memo in Panora) never goes on the customer's document by surprise. On a
+  sales invoice ``Description`` is printed (it heads the invoice), so the memo goes to
+  ``Remarks`` ("Extra remarks" in the models, the invoice's free remarks, apart from the
+  printed Description and references) unless the connection sets ``memo_target=description``
+  to print it (60 characters at most). Entries are printed for nobody: their ``Description``
+  (60 characters at most) takes the memo whatever ``memo_target`` says. Other memo_target
+  values are a misconfigured connection (422 on ``connection``).
 - Exact computes VAT and totals; ``sub_total``/``total_tax_amount``/``total_amount``/``balance``
   are not sent and Exact's ``AmountFCExclVat``/``VATAmountFC``/``AmountFC`` come back.
-- Sales lines must name an item (Exact requires ``Item``): ``item_id`` or the connection's
-  ``default_item_id``, else 422. A unit price is ``NetPrice`` (with ``Quantity``, 1 if absent),
-  a line with only ``total_amount`` is ``AmountFC``. Purchase entry lines have no items: they
-  book an amount (``AmountFC`` = total_amount or quantity x unit_price, at most 2 decimals) on
-  a G/L account: the item's own cost account (``Items.GLCosts``) when the line has an item, else
-  ``default_purchase_gl_account``; 422 when there is none. ``VATCode`` is the connection's
-  ``default_vat_code`` (sales lines whose item has no sales VAT code of its own) or
-  ``default_purchase_vat_code`` (falling back to ``default_vat_code``) on purchase lines.
+- Sales invoice lines must name an item (Exact requires ``Item``): ``item_id`` or the
+  connection's ``default_item_id``, else 422. A unit price is ``NetPrice`` (with ``Quantity``, 1
+  if absent), a line with only ``total_amount`` is ``AmountFC``. Entry lines have no items: they
+  book an amount (``AmountFC`` = total_amount or quantity x unit_price, at most 2 decimals) on a
+  G/L account: the item's own account for that side when the line has an item (``GLCosts`` on
+  purchase entries, ``GLRevenue`` on sales entries), else ``default_purchase_gl_account`` /
+  ``default_sales_gl_account``; 422 when there is none. ``VATCode`` is the connection's
+  ``default_vat_code`` on sales invoice lines whose item has no sales VAT code of its own (Exact
+  applies the item's), the item's sales VAT code else ``default_vat_code`` on sales entry lines,
+  and ``default_purchase_vat_code`` (falling back to ``default_vat_code``) on purchase lines.
 - Status: Exact creates every sales invoice as 20 "Open" (editable, not yet processed into the
-  ledger: processing is a separate print/send step this API does not take) and every purchase
-  entry as 20 "Open"; ``Status`` is read-only. So DRAFT, SUBMITTED, OPEN or none create that;
-  PAID, PARTIALLY_PAID, VOID and ``paid_on_date`` are refused (payments are separate in Exact).
+  ledger: processing is a separate print/send step this API does not take) and every sales or
+  purchase entry as 20 "Open"; ``Status`` is read-only. So DRAFT, SUBMITTED, OPEN or none create
+  that; PAID, PARTIALLY_PAID, VOID and ``paid_on_date`` are refused (payments are separate).
   Read back: 10 -> DRAFT, 20 and 50 (processed) -> OPEN, 5 (rejected purchase entry) -> VOID.
-- Exchange rates: purchase entries take ``Rate`` (units of the division's currency per one unit
-  of the invoice's, the convention of ``AmountDC = AmountFC x Rate``); sales invoices have no
-  rate field (Exact uses its own currency rates), so ``exchange_rate`` there is a 422.
+- Exchange rates: ``exchange_rate`` is Ledgerbridge's units of the division's currency per one
+  unit of the invoice's. Purchase and sales entries record it as ``Rate`` unchanged: the models
+  document amounts as ``AmountDC = AmountFC * RateFC`` (the division's currency = the
+  transaction's x the rate), the same convention, so a EUR entry at 1.08 in a USD division is
+  sent ``Rate: 1.08`` and read back 1.08 (the fake books AmountDC = AmountFC x Rate). The models
+  type Rate as a Double: a rate of more than 15 significant digits (what a double holds exactly)
+  is refused rather than rounded by Exact, and read back the number is taken as Exact writes
+  it. The models give a sales invoice no rate property (Exact converts it to the division's
+  currency with its own rates), so ``exchange_rate`` on one is a 422 naming the way out: a
+  connection with ``sales_document=entry`` books receivables as sales entries, which record it.
+- ``sales_document``: ``invoice`` (default) creates sales invoices: printable documents whose
+  lines name items, priced and taxed by Exact. ``entry`` creates sales entries instead: the
+  booking of an invoice issued elsewhere (by the caller's own system), with a rate, lines on
+  G/L revenue accounts (the item's own ``GLRevenue``, else ``default_sales_gl_account``) and
+  amounts as given, like purchase entries. ``find_invoice`` looks in the kind the setting names
+  now: change it only with no invoice of the connection pending.
 - Tracking: Exact's cost centres and cost units (hrm/Costcenters, hrm/Costunits) are the
   tracking categories, remote ids ``costcenter:<ID>`` / ``costunit:<ID>``; a line takes one of
   each, by code (``CostCenter``/``CostUnit``). Invoice-level ones are copied to every line; a
@@ -66,10 +101,20 @@ Why it looks the way it does:
   token endpoint (``oauth_token_url(settings)``); LEDGERBRIDGE_EXACT_ONLINE_API_URL / _TOKEN_URL
   replace them. An unknown country is refused by ``map_invoice`` as a misconfigured connection;
   ``oauth_token_url`` (asked before mapping) names the nl host for it rather than raising.
+- Token timing (``oauth_refresh``): Exact access tokens last 10 minutes, and Exact refuses a
+  new one while the current one has more than 30 seconds left (at most one per 9.5 minutes;
+  the refusal is HTTP 400 ``access_denied`` "Rate limit exceeded: access_token not expired").
+  So tokens are refreshed 25 seconds before they expire: inside Exact's window with 5 seconds
+  to spare, and safe from latency, since the expiry is counted from when the answer arrived,
+  after Exact issued the token. Should Exact still say "too early", the current token is kept
+  until it expires (oauth.py); that refusal never marks the connection for reauthorisation.
+  Refreshes carry no ``redirect_uri`` (Exact's refresh request has grant type, refresh token
+  and client credentials only).
 
 Connection settings: ``division`` (required), ``country`` (nl), ``sales_journal`` (70),
-``purchase_journal`` (60), ``default_item_id``, ``default_vat_code``, ``default_purchase_vat_code``,
-``default_purchase_gl_account`` (a G/L account ID).
+``purchase_journal`` (60), ``sales_document`` (invoice | entry), ``memo_target`` (remarks |
+description), ``default_item_id``, ``default_vat_code``, ``default_purchase_vat_code``,
+``default_purchase_gl_account`` and ``default_sales_gl_account`` (G/L account IDs).
 """
 
 from __future__ import annotations
@@ -86,7 +131,7 @@ from typing import Any
 
 import httpx
 
-from ledgerbridge.models import InvoiceStatus, InvoiceType, LineItemInput
+from ledgerbridge.models import InvoiceInput, InvoiceStatus, InvoiceType, LineItemInput
 from ledgerbridge.providers.base import (
     ConnectionContext,
     InvalidInvoice,
@@ -94,11 +139,12 @@ from ledgerbridge.providers.base import (
     ProviderRejected,
     ProviderUnavailable,
     ReauthorizationRequired,
+    RefreshRules,
     RemoteInvoice,
     RemoteReference,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
-from ledgerbridge.providers.mapping import RefusingMapper
+from ledgerbridge.providers.mapping import RefusingMapper, fits_double
 from ledgerbridge.providers.mapping import money as _money
 from ledgerbridge.providers.mapping import text as _text
 
@@ -120,6 +166,8 @@ DEFAULT_PURCHASE_JOURNAL = "60"
 MAX_DESCRIPTION = 60  # Exact's description width; longer text is refused, not cut
 REFERENCE_PREFIX = "LB-"
 CENT = Decimal("0.01")
+SALES_DOCUMENTS = ("invoice", "entry")  # the sales_document setting: SalesInvoices or SalesEntries
+MEMO_TARGETS = ("remarks", "description")  # the memo_target setting, for sales invoices
 
 CREATABLE_STATUSES = (None, InvoiceStatus.DRAFT, InvoiceStatus.SUBMITTED, InvoiceStatus.OPEN)
 _UNIFIED_STATUS = {
@@ -133,21 +181,51 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 
 @dataclass(frozen=True)
 class _Document:
-    """One kind of Exact document: where it is created and how its parts are named."""
+    """One kind of Exact document: where it is created, how its parts are named, what it holds."""
 
     resource: str
     key: str
     lines: str
     contact: str
-    issue_dates: tuple[str, ...]
+    issue_date: str
+    booking: bool  # an entry: lines book amounts on G/L accounts, a Rate is recorded, nothing printed
+    label: str
 
 
 SALES_INVOICE = _Document(
-    "salesinvoice/SalesInvoices", "InvoiceID", "SalesInvoiceLines", "OrderedBy", ("InvoiceDate", "OrderDate")
+    resource="salesinvoice/SalesInvoices",
+    key="InvoiceID",
+    lines="SalesInvoiceLines",
+    contact="OrderedBy",
+    issue_date="OrderDate",
+    booking=False,
+    label="sales invoice",
+)
+SALES_ENTRY = _Document(
+    resource="salesentry/SalesEntries",
+    key="EntryID",
+    lines="SalesEntryLines",
+    contact="Customer",
+    issue_date="EntryDate",
+    booking=True,
+    label="sales entry",
 )
 PURCHASE_ENTRY = _Document(
-    "purchaseentry/PurchaseEntries", "EntryID", "PurchaseEntryLines", "Supplier", ("EntryDate",)
+    resource="purchaseentry/PurchaseEntries",
+    key="EntryID",
+    lines="PurchaseEntryLines",
+    contact="Supplier",
+    issue_date="EntryDate",
+    booking=True,
+    label="purchase entry",
 )
+
+
+def document_for(settings: dict[str, str], invoice: InvoiceInput) -> _Document:
+    """The document a unified invoice becomes on this connection (see ``sales_document``)."""
+    if invoice.type == InvoiceType.ACCOUNTS_PAYABLE:
+        return PURCHASE_ENTRY
+    return SALES_ENTRY if _choice(settings, "sales_document") == "entry" else SALES_INVOICE
 
 
 @dataclass(frozen=True)
@@ -165,6 +243,12 @@ class ExactRequest:
 
 def _setting(settings: dict[str, str], name: str) -> str | None:
     return (settings.get(name) or "").strip() or None
+
+
+def _choice(settings: dict[str, str], name: str) -> str | None:
+    """A setting that picks one of a few words, in any case."""
+    value = _setting(settings, name)
+    return value.lower() if value else None
 
 
 def _division(settings: dict[str, str]) -> str:
@@ -258,6 +342,21 @@ class _Tracking:
     cost_unit: str | None = None
 
 
+@dataclass(frozen=True)
+class _Side:
+    """Where an entry line of one side books its amount: the item's account, else a default."""
+
+    label: str
+    item_account: str  # the item reference's field holding the account ID
+    exact_field: str  # that account's name on Exact's item
+    account_kind: str
+    default_setting: str
+
+
+PURCHASES = _Side("purchase", "purchase_account", "GLCosts", "cost", "default_purchase_gl_account")
+SALES = _Side("sales", "sales_account", "GLRevenue", "revenue", "default_sales_gl_account")
+
+
 @dataclass
 class _Mapper(RefusingMapper):
     """Builds one request body, collecting every field Exact cannot take."""
@@ -268,9 +367,10 @@ class _Mapper(RefusingMapper):
 
     @property
     def document(self) -> _Document:
-        return PURCHASE_ENTRY if self.payable else SALES_INVOICE
+        return document_for(self.settings, self.invoice)
 
     def body(self, reference: str) -> dict[str, Any]:
+        self._check_settings()
         self._unsupported()
         header_tracking = self._tracking("tracking_categories", len(self.invoice.tracking_categories or []))
         body: dict[str, Any] = {"Journal": self._journal(), **self._contact(), **self._header()}
@@ -306,24 +406,35 @@ class _Mapper(RefusingMapper):
         for path, (value, reason) in refusals.items():
             if value:
                 self.refuse(path, reason)
-        if invoice.exchange_rate is not None and not self.payable:
-            self.refuse(
-                "exchange_rate",
-                "Exact sales invoices take the rate from Exact's currency rates; not supported",
-            )
-        if invoice.memo is not None and len(invoice.memo) > MAX_DESCRIPTION:
-            self.refuse("memo", f"Exact descriptions hold at most {MAX_DESCRIPTION} characters")
+        self._check_rate("exchange_rate", invoice.exchange_rate)
         if not invoice.line_items:
             self.refuse("line_items", "Exact needs at least one line")
+
+    def _check_settings(self) -> None:
+        """Settings that choose the document or the memo's field: a typo must not print the memo."""
+        if _choice(self.settings, "sales_document") not in (None, *SALES_DOCUMENTS):
+            self.refuse("connection", f"Exact sales_document must be one of {', '.join(SALES_DOCUMENTS)}")
+        if _choice(self.settings, "memo_target") not in (None, *MEMO_TARGETS):
+            self.refuse("connection", f"Exact memo_target must be one of {', '.join(MEMO_TARGETS)}")
+
+    def _check_rate(self, path: str, rate: Decimal | None) -> None:
+        """A rate only entries record, as a double (see the module docstring)."""
+        if rate is None:
+            return
+        if not self.document.booking:
+            self.refuse(
+                path,
+                "Exact sales invoices have no rate (Exact applies its own currency rates): set the "
+                "connection's sales_document=entry to book receivables as sales entries, which record it",
+            )
+        elif not fits_double(rate):
+            self.refuse(path, "Exact keeps rates as doubles: give at most 15 significant digits")
 
     def _contact(self) -> dict[str, Any]:
         wanted, label = ("is_supplier", "supplier") if self.payable else ("is_customer", "customer")
         reference = self.outbound.references.get("contact_id")
         if reference is None:
-            self.refuse(
-                "contact_id",
-                f"an Exact {'purchase entry' if self.payable else 'sales invoice'} needs a {label}",
-            )
+            self.refuse("contact_id", f"an Exact {self.document.label} needs a {label}")
             return {}
         if reference.fields.get(wanted) is False:
             self.refuse("contact_id", f"this Exact account is not a {label}")
@@ -331,17 +442,25 @@ class _Mapper(RefusingMapper):
 
     def _header(self) -> dict[str, Any]:
         invoice = self.invoice
-        issued = _exact_date(invoice.issue_date)
-        values: dict[str, Any] = {name: issued for name in self.document.issue_dates}
-        values.update(
-            {
-                "DueDate": _exact_date(invoice.due_date),
-                "Currency": invoice.currency,
-                "Rate": invoice.exchange_rate if self.payable else None,
-                "Description": invoice.memo,
-            }
-        )
+        values: dict[str, Any] = {
+            self.document.issue_date: _exact_date(invoice.issue_date),
+            "DueDate": _exact_date(invoice.due_date),
+            "Currency": invoice.currency,
+            "Rate": invoice.exchange_rate if self.document.booking else None,
+            **self._memo(),
+        }
         return {key: value for key, value in values.items() if value is not None}
+
+    def _memo(self) -> dict[str, str]:
+        """The internal memo: Remarks on a sales invoice unless memo_target prints it (see the docstring)."""
+        memo = self.invoice.memo
+        if memo is None:
+            return {}
+        if not self.document.booking and _choice(self.settings, "memo_target") in (None, "remarks"):
+            return {"Remarks": memo}
+        if len(memo) > MAX_DESCRIPTION:
+            self.refuse("memo", f"Exact descriptions hold at most {MAX_DESCRIPTION} characters")
+        return {"Description": memo}
 
     # -- lines
 
@@ -349,8 +468,8 @@ class _Mapper(RefusingMapper):
         path = f"line_items.{index}"
         self._line_agrees(path, line)
         body: dict[str, Any] = {}
-        if self.payable:
-            body.update(self._purchase_line(path, line))
+        if self.document.booking:
+            body.update(self._entry_line(path, line))
         else:
             body.update(self._sales_line(path, line))
         if line.description is not None:
@@ -371,8 +490,8 @@ class _Mapper(RefusingMapper):
             self.refuse(f"{path}.currency", "Exact lines are in the invoice's currency")
         if line.exchange_rate is None:
             return
-        if not self.payable:
-            self.refuse(f"{path}.exchange_rate", "Exact sales invoices have no exchange rate; not supported")
+        if not self.document.booking:
+            self._check_rate(f"{path}.exchange_rate", line.exchange_rate)
         elif line.exchange_rate != self.invoice.exchange_rate:
             self.refuse(f"{path}.exchange_rate", "Exact lines use the invoice's exchange rate")
 
@@ -405,8 +524,14 @@ class _Mapper(RefusingMapper):
             return {"Quantity": quantity, "AmountFC": line.total_amount}
         return {"Quantity": quantity}  # Exact prices it from the item
 
-    def _purchase_line(self, path: str, line: LineItemInput) -> dict[str, Any]:
-        body: dict[str, Any] = {"GLAccount": self._purchase_account(path)}
+    @property
+    def side(self) -> _Side:
+        return PURCHASES if self.payable else SALES
+
+    def _entry_line(self, path: str, line: LineItemInput) -> dict[str, Any]:
+        """A booking line of a purchase or sales entry: an amount on a G/L account, with its VAT code."""
+        side = self.side
+        body: dict[str, Any] = {"GLAccount": self._entry_account(path)}
         if line.quantity is not None:
             body["Quantity"] = line.quantity
         amount = line.total_amount
@@ -415,40 +540,49 @@ class _Mapper(RefusingMapper):
             self._check_total(path, line, product)
             amount = amount if amount is not None else product
         if amount is None:
-            self.refuse(f"{path}.unit_price", "an Exact purchase line needs unit_price or total_amount")
+            self.refuse(f"{path}.unit_price", f"an Exact {side.label} line needs unit_price or total_amount")
         else:
             self._check_cents(
                 f"{path}.total_amount" if line.unit_price is None else f"{path}.unit_price", amount
             )
             body["AmountFC"] = amount
-        vat = _setting(self.settings, "default_purchase_vat_code") or _setting(
-            self.settings, "default_vat_code"
-        )
+        vat = self._entry_vat_code(path)
         if vat:
             body["VATCode"] = vat
         return body
 
-    def _purchase_account(self, path: str) -> str:
-        """The item's own cost account, or the connection's default for lines without an item."""
+    def _entry_vat_code(self, path: str) -> str | None:
+        if self.payable:
+            return _setting(self.settings, "default_purchase_vat_code") or _setting(
+                self.settings, "default_vat_code"
+            )
+        reference = self.outbound.references.get(f"{path}.item_id")
+        own = reference.fields.get("sales_vat_code") if reference is not None else None
+        return str(own) if own else _setting(self.settings, "default_vat_code")
+
+    def _entry_account(self, path: str) -> str:
+        """The item's own account for this side, or the connection's default for lines without an item."""
+        side = self.side
         reference = self.outbound.references.get(f"{path}.item_id")
         if reference is not None:
-            account = reference.fields.get("purchase_account")
+            account = reference.fields.get(side.item_account)
             if not account:
                 self.refuse(
                     f"{path}.item_id",
-                    "Exact purchase entries book lines on a G/L account and this item has no cost account "
-                    "of its own (GLCosts): send the line without item_id to use default_purchase_gl_account",
+                    f"Exact {side.label} entries book lines on a G/L account and this item has no "
+                    f"{side.account_kind} account of its own ({side.exact_field}): send the line without "
+                    f"item_id to use {side.default_setting}",
                 )
             return str(account or "")
-        account = _setting(self.settings, "default_purchase_gl_account")
+        account = _setting(self.settings, side.default_setting)
         if not account:
             self.refuse(
                 f"{path}.item_id",
-                "an Exact purchase line needs a G/L account: set the connection's "
-                "default_purchase_gl_account",
+                f"an Exact {side.label} line needs a G/L account: set the connection's "
+                f"{side.default_setting}",
             )
         elif not _GUID.match(account):
-            self.refuse("connection", "default_purchase_gl_account must be the G/L account's ID (a GUID)")
+            self.refuse("connection", f"{side.default_setting} must be the G/L account's ID (a GUID)")
         return account or ""
 
     def _check_total(self, path: str, line: LineItemInput, product: Decimal) -> None:
@@ -637,6 +771,7 @@ class ExactOnlineProvider:
 
     name = "exact_online"
     oauth_client_auth = "form"
+    oauth_refresh = RefreshRules(margin_seconds=25.0, too_early=("access_token not expired",))
 
     def oauth_token_url(self, settings: dict[str, str] | None = None) -> str | None:
         """The token endpoint of the connection's Exact country (see token_url)."""
@@ -670,7 +805,7 @@ class ExactOnlineProvider:
     def find_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice | None:
         """The document an earlier attempt created, found by its ``YourRef`` (oldest if several)."""
         exact = _Exact(connection)
-        document = PURCHASE_ENTRY if outbound.invoice.type == InvoiceType.ACCOUNTS_PAYABLE else SALES_INVOICE
+        document = document_for(connection.settings, outbound.invoice)
         params = {
             "$filter": f"YourRef eq '{exact_reference(outbound.invoice_id)}'",
             "$select": f"{document.key},Created",

@@ -5,17 +5,34 @@ One invoice is ``POST {api}/accounting/account/{account_id}/invoices/invoices`` 
 no bills (its "bills" are a separate expense API with no shared shape): ACCOUNTS_PAYABLE is
 refused. OAuth: ``https://api.freshbooks.com/auth/oauth/token`` takes the client id and
 secret in a JSON body, and every refresh returns a new refresh token (single use; the
-TokenSource stores it).
+TokenSource stores it). Every refresh also carries the app's registered ``redirect_uri``:
+FreshBooks' own Node SDK (``APIClient.authorizeCall``) sends it with both grants and will not
+refresh without one, so the FreshBooks entry of the OAuth client secret must hold it
+(``oauth_refresh`` below).
 
 Decisions where the unified invoice and FreshBooks do not line up (each refusal is an
 InvalidInvoice naming the field, raised before anything is stored or sent):
 
-- Idempotency: FreshBooks has no idempotency key. The Ledgerbridge invoice id is written to
-  the invoice's ``po_number`` (the "Reference" FreshBooks shows on the invoice), which no
-  unified field uses. ``find_invoice`` lists the client's invoices (``search[customerid]``,
-  a documented filter; newest first, 100 a page) and compares ``po_number`` exactly, so a
-  resend finds what a lost response already created. FreshBooks documents no search on
-  ``po_number``; filtering by client keeps the scan to one client's invoices.
+- Idempotency: FreshBooks has no idempotency key, and an invoice has no field its client does
+  not see: the SDK's Invoice model (freshbooks-nodejs-sdk, ``models/Invoices.ts``) has only
+  printed text (``notes``, ``terms``, ``po_number``, ``description``, addresses). So the
+  Ledgerbridge invoice id goes into ``po_number``, which FreshBooks prints as the invoice's
+  "Reference"/PO number: the client sees it. ``find_invoice`` lists the client's invoices
+  (``search[customerid]``, a documented filter; newest first, 100 a page) and compares
+  ``po_number`` exactly, so a resend finds what a lost response already created. FreshBooks
+  documents no search on ``po_number``; filtering by client keeps the scan to one client's
+  invoices.
+- A caller who needs the PO number for the client's own purchase order sends it as
+  ``field_mappings.po_number`` (text; the only slug FreshBooks invoices take, any other is
+  refused naming ``field_mappings.<slug>``). Theirs is written, ours is not, and a resend
+  looks for the invoice differently: among the client's invoices with that PO number, one
+  created no earlier than the Ledgerbridge invoice was received (the time in its UUIDv7 id,
+  less five minutes of clock skew; FreshBooks writes ``created_at`` in US Eastern time) whose
+  ``create_date``, currency, number (when one was given) and lines (name, quantity, unit
+  cost) are what the resend would send. The trade-off: an identical invoice for the same
+  client and PO number made by someone else in that window would be taken for ours (and ours
+  never sent); two such invoices are not guessed between: the resend is refused
+  (ProviderRejected, the invoice ``failed``) naming them, for a person to check.
 - Status: FreshBooks creates drafts. DRAFT stays a draft. OPEN, or no status, is created and
   then marked as sent (``PUT .../invoices/{id}`` with ``action_mark_as_sent``, FreshBooks' own
   recipe: it records the receivable without emailing the client; Ledgerbridge never emails).
@@ -23,16 +40,23 @@ InvalidInvoice naming the field, raised before anything is stored or sent):
   are refused: payments and deletions are separate operations. Read back from ``v3_status``
   and ``payment_status``: draft -> DRAFT, paid -> PAID, partial -> PARTIALLY_PAID, deleted
   (``vis_state`` 1) -> VOID, anything else (sent, viewed, disputed...) -> OPEN.
-- Dates: ``create_date`` is the issue date. FreshBooks has no due date field to write: it
-  derives ``due_date`` from ``create_date + due_offset_days``, so ``due_date`` is sent as that
-  offset and needs ``issue_date`` (without it FreshBooks would count from a "today" we cannot
-  know while mapping).
+- Dates: ``create_date`` is the issue date; FreshBooks' SDK types it as required, so it is
+  always sent. Without ``issue_date`` it is the day Ledgerbridge received the invoice, in the
+  connection's ``time_zone`` setting (an IANA name such as ``America/Toronto``; default UTC:
+  FreshBooks' own business time zone, ``business.timezone`` of ``/auth/api/v1/users/me``, is
+  not read while mapping, which makes no calls). That day is read from the invoice id (a
+  UUIDv7 carries its creation time), not from the clock, so a retry the next day still sends
+  the day the caller asked. FreshBooks has no due date field to write: it derives
+  ``due_date`` from ``create_date + due_offset_days``, so ``due_date`` is sent as that offset
+  from the issue date (given or defaulted); an earlier calendar day is refused.
 - Money: every amount is ``{"amount": "<decimal string>", "code": <currency>}``. The currency
   is the invoice's ``currency``, else the client's own currency from the reference sync; lines
   must be in it. FreshBooks keeps 2 decimal places: a finer unit price is refused, not rounded.
-  Invoices have no exchange rate: ``exchange_rate`` is refused. ``total_discount`` is refused
-  (FreshBooks discounts are a percentage). ``sub_total``, when given, must match the lines;
-  totals and tax are computed by FreshBooks and read back.
+  FreshBooks invoices record no exchange rate (none in the SDK's Invoice model or in the
+  invoices it returns), so ``exchange_rate`` is refused on the invoice and its lines, and none
+  is read back. ``total_discount`` is refused (FreshBooks discounts are a percentage).
+  ``sub_total``, when given, must match the lines; totals and tax are computed by FreshBooks
+  and read back.
 - Lines are ``{type: 0, name, description, qty, unit_cost}``. A line with an item takes the
   item's name (FreshBooks lines carry no item id: the item's name, description, price and
   taxes are copied, as FreshBooks' own editor does), the line's description (else the item's),
@@ -41,27 +65,30 @@ InvalidInvoice naming the field, raised before anything is stored or sent):
   percentages FreshBooks puts on lines (``taxName1``/``taxAmount1``, ``taxName2``/``taxAmount2``):
   an item's own taxes, or the connection's ``default_tax_name``/``default_tax_percent`` on lines
   without an item.
-- ``memo`` -> ``notes``; ``number`` -> ``invoice_number`` (FreshBooks numbers it when absent).
-- Not in FreshBooks invoices: custom fields (``field_mappings``), tracking categories,
-  accounting periods: refused.
+- ``memo`` (Panora's internal memo) has no private place in a FreshBooks invoice: its free
+  text (``notes``, ``terms``) is printed on the invoice the client receives. So a memo is
+  refused (naming ``memo``) unless the connection's ``memo_target`` setting is ``notes``, an
+  explicit choice to print it there.
+- ``number`` -> ``invoice_number`` (FreshBooks numbers it when absent).
+- Not in FreshBooks invoices: custom fields (``field_mappings`` other than ``po_number``),
+  tracking categories, accounting periods: refused.
 - Errors: FreshBooks answers ``{"response": {"errors": [{"message", "errno", "field", ...}]}}``;
   each message becomes ProviderRejected. 401 (after one refresh) and 403 need the connection
   authorised again.
 - Timestamps: FreshBooks writes accounting ``updated`` times in US Eastern time without an
   offset (a recorded client's ``signup_date`` 16:48:49 UTC is its ``updated`` 12:48:49; its
   Node SDK reads them the same way), converted here with the US daylight-saving rule.
-
-Not done: redirect_uri is not sent when refreshing (the shared TokenSource sends grant_type,
-refresh_token, client_id and client_secret).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
@@ -73,6 +100,7 @@ from ledgerbridge.providers.base import (
     ProviderRejected,
     ProviderUnavailable,
     ReauthorizationRequired,
+    RefreshRules,
     RemoteInvoice,
     RemoteReference,
 )
@@ -89,6 +117,9 @@ CENT = Decimal("0.01")
 ZERO = Decimal(0)
 NORMAL_LINE = 0  # line ``type``: 0 is a normal line, 1 a rebilled expense
 INCLUDE_LINES = {"include[]": "lines"}
+MEMO_TARGETS = ("notes",)  # where memo_target may send the memo: printed, so only when asked
+CALLER_REFERENCE = "po_number"  # the one field_mappings slug a FreshBooks invoice takes
+CLOCK_SKEW = timedelta(minutes=5)  # how far FreshBooks' clock may run behind ours
 
 _REFUSED_STATUSES = {
     InvoiceStatus.SUBMITTED: "FreshBooks has no approval step: create it DRAFT or OPEN",
@@ -103,8 +134,11 @@ _REFUSED_FIELDS = {
     "total_discount": "FreshBooks discounts are a percentage of the invoice; not supported",
     "accounting_period_id": "FreshBooks has no accounting periods",
     "tracking_categories": "FreshBooks invoices have no tracking categories",
-    "field_mappings": "FreshBooks invoices have no custom fields",
 }
+_NO_PRIVATE_MEMO = (
+    "FreshBooks invoices have no private memo: their notes are printed on the invoice the client "
+    "receives. Leave memo out, or set the connection's memo_target=notes to print it there"
+)
 _DRAFT_STATES = {"draft", "created"}
 
 
@@ -151,6 +185,64 @@ def _default_tax(settings: dict[str, str]) -> _Tax | None:
     return _Tax(name, value)
 
 
+def _time_zone(settings: dict[str, str]) -> tzinfo:
+    """The zone whose calendar dates an invoice sent without issue_date: ``time_zone``, else UTC."""
+    name = (settings.get("time_zone") or "").strip()
+    if not name or name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInvoice(
+            [("connection", f"time_zone {name!r} is not a known IANA time zone (such as America/Toronto)")]
+        ) from None
+
+
+def _memo_target(settings: dict[str, str]) -> str | None:
+    """Where a memo may go: nowhere unless the connection chose a printed field."""
+    target = (settings.get("memo_target") or "").strip()
+    if target and target not in MEMO_TARGETS:
+        raise InvalidInvoice(
+            [("connection", "memo_target must be notes (printed on the client's invoice) or unset")]
+        )
+    return target or None
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The connection settings a mapping reads, each checked once."""
+
+    default_tax: _Tax | None
+    zone: tzinfo
+    memo_target: str | None
+
+    @classmethod
+    def read(cls, settings: dict[str, str]) -> _Settings:
+        return cls(_default_tax(settings), _time_zone(settings), _memo_target(settings))
+
+
+def received_at(invoice_id: str) -> datetime | None:
+    """When Ledgerbridge received the invoice: the milliseconds of its UUIDv7 id (None if not one)."""
+    try:
+        value = uuid.UUID(invoice_id)
+    except ValueError:
+        return None
+    if value.version != 7:
+        return None
+    return datetime.fromtimestamp((value.int >> 80) / 1000, UTC)
+
+
+def default_issue_date(invoice_id: str, zone: tzinfo) -> date:
+    """The day the invoice was received, in ``zone``; the same on every retry (now, for a non-v7 id)."""
+    return (received_at(invoice_id) or datetime.now(UTC)).astimezone(zone).date()
+
+
+def caller_reference(invoice: InvoiceInput) -> str | None:
+    """The caller's own PO number (``field_mappings.po_number``), which then takes ``po_number``."""
+    value = (invoice.field_mappings or {}).get(CALLER_REFERENCE)
+    return value.strip() or None if isinstance(value, str) else None
+
+
 def _wants_sent(invoice: InvoiceInput) -> bool:
     """OPEN, or no status, is an invoice awaiting payment: FreshBooks calls that sent."""
     return invoice.status in (None, InvoiceStatus.OPEN)
@@ -174,11 +266,12 @@ class _Mapper(RefusingMapper):
     """Builds one ``invoice`` body, collecting every field FreshBooks cannot take."""
 
     outbound: OutboundInvoice
-    default_tax: _Tax | None
+    settings: _Settings
     problems: list[tuple[str, str]] = field(default_factory=list)
 
     def body(self) -> dict[str, Any]:
         self._unsupported()
+        self._field_mappings()
         currency = self._currency()
         body: dict[str, Any] = {**self._customer(), "lines": self._lines(currency or "")}
         body.update(self._header(currency))
@@ -226,28 +319,58 @@ class _Mapper(RefusingMapper):
 
     def _header(self, currency: str | None) -> dict[str, Any]:
         invoice = self.invoice
+        issued = self._issue_date()
         values = {
-            "create_date": invoice.issue_date.date().isoformat() if invoice.issue_date else None,
-            "due_offset_days": self._due_offset(),
+            "create_date": issued.isoformat(),
+            "due_offset_days": self._due_offset(issued),
             "currency_code": currency,
             "invoice_number": invoice.number,
-            "notes": invoice.memo,
-            "po_number": self.outbound.invoice_id,  # the unique reference find_invoice looks for
+            "notes": self._memo(),
+            # The unique reference find_invoice looks for, unless the caller's PO number takes the field.
+            "po_number": caller_reference(invoice) or self.outbound.invoice_id,
         }
         return {key: value for key, value in values.items() if value is not None}
 
-    def _due_offset(self) -> int | None:
-        issue, due = self.invoice.issue_date, self.invoice.due_date
+    def _issue_date(self) -> date:
+        issued = self.invoice.issue_date
+        if issued is not None:
+            return issued.date()
+        return default_issue_date(self.outbound.invoice_id, self.settings.zone)
+
+    def _due_offset(self, issued: date) -> int | None:
+        due = self.invoice.due_date
         if due is None:
             return None
-        if issue is None:
-            self.refuse("due_date", "FreshBooks counts the due date in days from issue_date: give it too")
-            return None
-        offset = (due.date() - issue.date()).days
+        offset = (due.date() - issued).days
         if offset < 0:
-            self.refuse("due_date", "is before issue_date as calendar dates")
+            given = self.invoice.issue_date is not None
+            self.refuse(
+                "due_date",
+                "is before issue_date as calendar dates"
+                if given
+                else f"is before the issue date FreshBooks would record ({issued}, the day the invoice "
+                "was received in the connection's time_zone): give issue_date",
+            )
             return None
         return offset
+
+    def _memo(self) -> str | None:
+        memo = self.invoice.memo
+        if not memo:
+            return None
+        if self.settings.memo_target is None:
+            self.refuse("memo", _NO_PRIVATE_MEMO)
+            return None
+        return memo
+
+    def _field_mappings(self) -> None:
+        """Only ``po_number`` (text) has a place: FreshBooks invoices have no custom fields."""
+        for slug, value in (self.invoice.field_mappings or {}).items():
+            path = f"field_mappings.{slug}"
+            if slug != CALLER_REFERENCE:
+                self.refuse(path, "FreshBooks invoices have no custom fields; only po_number is taken")
+            elif value is not None and not isinstance(value, str):
+                self.refuse(path, "FreshBooks' PO number is text: send a string")
 
     def _check_sub_total(self, lines: list[dict[str, Any]]) -> None:
         expected = self.invoice.sub_total
@@ -314,7 +437,7 @@ class _Mapper(RefusingMapper):
     def _taxes(self, item: RemoteReference | None) -> dict[str, Any]:
         """taxName/taxAmount pairs (percentages): the item's own, or the connection's default."""
         if item is None:
-            taxes = [self.default_tax] if self.default_tax else []
+            taxes = [self.settings.default_tax] if self.settings.default_tax else []
         else:
             taxes = [
                 _Tax(item.fields[f"tax{n}_name"], Decimal(str(item.fields[f"tax{n}_percent"])))
@@ -330,7 +453,7 @@ class _Mapper(RefusingMapper):
 def map_invoice(connection: ConnectionContext, outbound: OutboundInvoice) -> FreshBooksRequest:
     """The create request for ``outbound``; raises InvalidInvoice listing every problem."""
     account = _account_id(connection.settings)
-    mapper = _Mapper(outbound, _default_tax(connection.settings))
+    mapper = _Mapper(outbound, _Settings.read(connection.settings))
     body = mapper.body()
     if mapper.problems:
         raise InvalidInvoice(list(dict.fromkeys(mapper.problems)))
@@ -524,6 +647,53 @@ def item_reference(record: dict[str, Any], taxes: dict[str, dict[str, Any]]) -> 
     )
 
 
+# --- finding an invoice sent under the caller's PO number -----------------------------------
+
+
+def _line_key(line: dict[str, Any]) -> tuple[str, Decimal | None, Decimal | None]:
+    """What identifies a line, sent or recorded: name, quantity, unit cost (exact)."""
+    return (
+        str(line.get("name") or ""),
+        _decimal(line.get("qty")),
+        _amount(line.get("unit_cost")),
+    )
+
+
+def _same_content(record: dict[str, Any], sent: dict[str, Any]) -> bool:
+    """The record holds what ``sent`` (a mapped ``invoice`` body) asks for."""
+    if (record.get("po_number"), record.get("create_date")) != (sent["po_number"], sent["create_date"]):
+        return False
+    if record.get("currency_code") != sent.get("currency_code"):
+        return False
+    if "invoice_number" in sent and record.get("invoice_number") != sent["invoice_number"]:
+        return False
+    recorded = [_line_key(line) for line in record.get("lines") or [] if isinstance(line, dict)]
+    return recorded == [_line_key(line) for line in sent["lines"]]
+
+
+def _made_since(record: dict[str, Any], outbound: OutboundInvoice) -> bool:
+    """Created no earlier than the invoice was received (less clock skew); unknown times count."""
+    created, received = parse_updated(record.get("created_at")), received_at(outbound.invoice_id)
+    return created is None or received is None or created >= received - CLOCK_SKEW
+
+
+def _only_match(
+    records: Iterator[dict[str, Any]], sent: dict[str, Any], outbound: OutboundInvoice
+) -> dict[str, Any] | None:
+    """The one invoice an earlier attempt can have made; two candidates are refused, not guessed."""
+    matches = [r for r in records if _same_content(r, sent) and _made_since(r, outbound)]
+    if len(matches) > 1:
+        ids = ", ".join(str(r.get("invoiceid") or r.get("id")) for r in matches)
+        raise ProviderRejected(
+            [
+                f"FreshBooks has {len(matches)} invoices ({ids}) for this client with PO number "
+                f"{sent['po_number']!r} and this content, made since the invoice was received: "
+                "cannot tell which, if any, an earlier attempt created; check them in FreshBooks"
+            ]
+        )
+    return matches[0] if matches else None
+
+
 # --- the provider ---------------------------------------------------------------------------
 
 
@@ -542,6 +712,7 @@ class FreshBooksProvider:
 
     name = "freshbooks"
     oauth_client_auth = "json"
+    oauth_refresh = RefreshRules(sends_redirect_uri=True)
 
     def __init__(self, page_size: int = PAGE_SIZE):
         self._page_size = page_size
@@ -564,17 +735,21 @@ class FreshBooksProvider:
         return remote_invoice(record, len(outbound.invoice.line_items or []))
 
     def find_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice | None:
-        """The invoice whose ``po_number`` is this invoice's id, finished (marked sent) if asked."""
+        """The invoice an earlier attempt made (see the module docstring), finished (marked sent) if asked.
+
+        By our reference in ``po_number`` when it is there; when the caller's PO number took the
+        field, by that PO number, the time and the content.
+        """
         customer = outbound.remote_id("contact_id")
         if not customer:
             return None  # map_invoice refuses such an invoice: nothing can have been created
         account, http = _account_id(connection.settings), _http(connection)
         params = {"search[customerid]": customer, **INCLUDE_LINES}
-        record = next(
-            (r for r in self._pages(http, account, "invoices/invoices", "invoices", params)
-             if r.get("po_number") == outbound.invoice_id),
-            None,
-        )  # fmt: skip
+        invoices = self._pages(http, account, "invoices/invoices", "invoices", params)
+        if caller_reference(outbound.invoice) is None:
+            record = next((r for r in invoices if r.get("po_number") == outbound.invoice_id), None)
+        else:
+            record = _only_match(invoices, map_invoice(connection, outbound).body["invoice"], outbound)
         if record is None:
             return None
         if _wants_sent(outbound.invoice):

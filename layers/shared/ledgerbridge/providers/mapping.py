@@ -48,3 +48,18 @@ def money(value: Any) -> Decimal | None:
         return Decimal(str(value))
     except InvalidOperation:
         return None
+
+
+# Significant decimal digits an IEEE 754 double always carries exactly (DBL_DIG).
+DOUBLE_DIGITS = 15
+
+
+def fits_double(value: Decimal) -> bool:
+    """Whether a ledger that reads this JSON number as a double records exactly ``value``.
+
+    A decimal of at most 15 significant digits survives the trip to a double and back to its
+    shortest decimal form unchanged; a longer one may come back as a neighbouring number. Ledgers
+    whose APIs type a field as a double (Exact's ``Rate``, Zoho's ``exchange_rate``) refuse
+    longer values here instead of recording something else.
+    """
+    return len(value.normalize().as_tuple().digits) <= DOUBLE_DIGITS

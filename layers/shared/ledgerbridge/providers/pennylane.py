@@ -8,8 +8,11 @@ new refresh token and retires the old one together with its access token (the sh
 TokenSource stores the new pair with a conditional write).
 
 Idempotency: Pennylane has no idempotency key, but every invoice carries an
-``external_reference`` that Pennylane keeps unique per company. We write the Ledgerbridge
-invoice id there, so:
+``external_reference`` that Pennylane keeps unique per company. Its OpenAPI document describes
+it as a reference "to track this customer invoice" (Pennylane generates one when none is
+given); it is not one of the fields the document says are printed (the ``pdf_*`` fields,
+``special_mention``, the e-invoice order references), so the customer does not see it. We write
+the Ledgerbridge invoice id there, and no caller field is displaced, so:
 
 - ``find_invoice`` looks an earlier attempt up with the list endpoint's ``external_reference``
   filter (and checks the reference itself, in case a filter were ever ignored);
@@ -29,11 +32,25 @@ InvalidInvoice naming the field, before anything is stored or sent):
   finalised; the create endpoint takes no number. The number comes back in the response.
 - ``issue_date``/``due_date`` are Pennylane's required ``date``/``deadline`` (the calendar
   day as the caller wrote it); a missing one is refused rather than guessed.
-- ``memo`` is ``pdf_invoice_subject`` (the invoice's title on the PDF); ``contact_id`` is
-  ``customer_id``; ``total_discount`` is an absolute invoice ``discount`` (before tax).
-- ``currency``: any ISO code (Pennylane defaults to EUR). ``exchange_rate``: Pennylane
-  converts to euros at its own rate, so a rate is refused unless it is 1 on a euro invoice
-  (which is exactly what Pennylane records).
+- ``memo`` (Panora's internal memo) is the invoice's ``label``: "used on accounting (ledger)
+  entries" in Pennylane's OpenAPI document, seen by the company and its accountant, not on the
+  customer's PDF (Pennylane generates a label when none is given). At most 2,000 characters
+  (the document's maxLength). The connection setting ``memo_target`` may instead choose a
+  printed field: ``pdf_invoice_subject`` (the PDF's title) or ``pdf_invoice_free_text``;
+  ``label`` is the default.
+- ``contact_id`` is ``customer_id``; ``total_discount`` is an absolute invoice ``discount``
+  (before tax).
+- ``currency``: Pennylane defaults to EUR and takes the codes its create body enumerates:
+  every active ISO 4217 code but the fund, metal and test codes and a few new ones (SSP, STN,
+  VED, XCG, ZWG...; ``UNLISTED_CURRENCIES``), which are refused naming ``currency`` rather
+  than sent to a 400. ``exchange_rate``: Pennylane books
+  in euros and converts at its own rate; the create body has no rate field, so a rate is
+  refused unless it is 1 on a euro invoice (which is exactly what Pennylane records). Read
+  back, Pennylane's ``exchange_rate`` ("used to convert the invoice to euros": ``amount`` =
+  ``currency_amount`` x rate) is euros per one unit of the invoice's currency, which is the
+  unified meaning (home currency per unit of the invoice's) for a company that books in
+  euros. It is kept digit for digit as Pennylane writes it (a decimal string); Pennylane does
+  not document how many places it keeps, and nothing is rounded here.
 - Lines: with ``item_id`` a line is ``product_id`` + ``quantity`` and Pennylane fills label,
   unit, VAT rate and price from the product; a given ``unit_price`` overrides the price and
   ``description`` is sent as the line's description. Without an item the line needs
@@ -95,6 +112,15 @@ UNIT_PRICE_PLACES = 6  # raw_currency_unit_price keeps up to 6 decimals
 BASE_CURRENCY = "EUR"  # Pennylane books in euros: exchange_rate converts to EUR
 DEFAULT_UNIT = "piece"
 CENT = Decimal("0.01")
+# Where memo_target may put the memo: the internal label (default) or a field printed on the PDF.
+MEMO_TARGETS = ("label", "pdf_invoice_subject", "pdf_invoice_free_text")
+LABEL_MAX = 2000  # the create body's maxLength for label
+# Active ISO 4217 codes missing from the ``currency`` enum of Pennylane's create body.
+UNLISTED_CURRENCIES = frozenset(
+    """
+    BOV CHW COU MXV SSP STN USN UYI UYW VED XAG XAU XBA XBB XBC XBD XCG XPD XPT XSU XTS XUA XXX ZWG
+    """.split()  # noqa: SIM905 - a block of codes reads better than quoted strings
+)
 
 _DRAFT = {None: False, InvoiceStatus.OPEN: False, InvoiceStatus.DRAFT: True}
 _UNIFIED_STATUS = {
@@ -176,15 +202,31 @@ class _Mapper(RefusingMapper):
         }
         optional = {
             "currency": self.invoice.currency,
-            "pdf_invoice_subject": self.invoice.memo,
             "discount": self._discount(),
+            **self._memo(),
         }
         body.update({key: value for key, value in optional.items() if value is not None})
         body["invoice_lines"] = [self._line(i, line) for i, line in enumerate(self.invoice.line_items or [])]
         return body
 
+    def _memo(self) -> dict[str, str]:
+        """The memo where ``memo_target`` says: the internal label unless a printed field is chosen."""
+        target = self.setting("memo_target") or MEMO_TARGETS[0]
+        if target not in MEMO_TARGETS:
+            self.refuse("connection", f"memo_target must be one of {', '.join(MEMO_TARGETS)} (default label)")
+            return {}
+        memo = self.invoice.memo
+        if not memo:
+            return {}
+        if target == "label" and len(memo) > LABEL_MAX:
+            self.refuse("memo", f"Pennylane keeps at most {LABEL_MAX} characters in the invoice's label")
+            return {}
+        return {target: memo}
+
     def _unsupported(self) -> None:
         invoice = self.invoice
+        if invoice.currency in UNLISTED_CURRENCIES:
+            self.refuse("currency", f"{invoice.currency} is not a currency Pennylane invoices take")
         if invoice.status not in _DRAFT:
             self.refuse(
                 "status",

@@ -4,8 +4,23 @@ Why it looks the way it does:
 
 - Idempotency: every create carries ``requestid=<invoice id>``. QuickBooks answers a repeated
   requestid with the response of the first request instead of creating again, so the HTTP
-  retries and the retry queue can resend freely. Every call pins ``minorversion=75``
-  (the oldest version QuickBooks still honours), so field behaviour does not move under us.
+  retries and the retry queue can resend freely. The id is a query parameter only: nothing
+  of it is written on the Invoice or Bill, so the customer never sees it (and QuickBooks
+  cannot be searched by it; ``find_invoice`` relies on the requestid alone). Every call pins
+  ``minorversion=75`` (the oldest version QuickBooks still honours), so field behaviour does
+  not move under us.
+- ``memo`` (an internal memo, as in Panora) is ``PrivateNote``, which Intuit's Finance.xsd
+  describes as a "user entered, organization-private note about the transaction" that "will
+  not appear on the transaction records by default"; ``CustomerMemo`` is the message that
+  "does appear in the printed invoice", and is never written. QuickBooks has a private
+  field, so the ``memo_target`` setting (for ledgers without one) does not apply here.
+- ``exchange_rate`` means what QuickBooks' ``ExchangeRate`` means: Finance.xsd says rates "are
+  always recorded as the number of home currency units it takes to equal one foreign
+  currency unit", the unified convention (1.08 for a EUR invoice in a USD company). So it is
+  sent unchanged and read back unchanged. The schema types it ``xs:decimal`` with no digits
+  facet and Intuit documents no rounding of it, so the caller's digits go as they are (up to
+  the 12 places the unified model allows); the rate QuickBooks returns, its own when none
+  was sent, is reported as it is. One rate per transaction: line rates must equal it.
 - QuickBooks has no draft invoices and records payments and voids as separate transactions,
   so DRAFT, VOID, PAID, PARTIALLY_PAID and a ``paid_on_date`` are refused before anything is
   stored (OPEN, SUBMITTED or no status create a normal open invoice). Its own answer
@@ -24,6 +39,9 @@ Why it looks the way it does:
   a vendor: the other kind is refused by name rather than sent as a dangling reference.
 - Everything QuickBooks cannot express is collected and raised as one InvalidInvoice, so the
   caller sees every field at once.
+- Every body the tests build or send is validated against Intuit's own XSDs (Finance.xsd and
+  the files it includes, under tests/fixtures/specs/quickbooks): element names, how often each
+  may occur, leaf types, enumerations and the lengths Intuit documents there.
 """
 
 from __future__ import annotations
@@ -435,6 +453,12 @@ def remote_invoice(record: dict[str, Any]) -> RemoteInvoice:
         "balance": balance,
         "status": _status(total, balance),
     }
+    currency = (record.get("CurrencyRef") or {}).get("value")
+    if currency:
+        fields["currency"] = str(currency)
+    rate = _money(record.get("ExchangeRate"))
+    if rate is not None and rate > 0:
+        fields["exchange_rate"] = rate  # QuickBooks' convention is the unified one: unchanged
     discounts = [
         _money(ln.get("Amount")) or ZERO for ln in lines if ln.get("DetailType") == "DiscountLineDetail"
     ]

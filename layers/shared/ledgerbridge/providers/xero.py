@@ -3,7 +3,9 @@
 One request creates one invoice: ``PUT {api}/api.xro/2.0/Invoices`` with ``{"Invoices": [...]}``,
 the organisation in the ``xero-tenant-id`` header (connection setting ``tenant_id``) and the
 Ledgerbridge invoice id as Xero's ``Idempotency-Key``, so a resend after a timeout returns the
-invoice Xero already made instead of a second one.
+invoice Xero already made instead of a second one. The key travels only as an HTTP header: it
+is written nowhere on the invoice, so the customer never sees it (and Xero cannot be searched
+by it, which is why ``find_invoice`` relies on the key alone).
 
 Decisions where the unified invoice and Xero do not line up (each refusal is an InvalidInvoice
 naming the field, raised before anything is stored or sent, because Xero would either reject
@@ -13,9 +15,27 @@ the invoice or silently record something other than what was asked):
   (an approved invoice awaiting payment: what an API caller creating an invoice means by
   default). PAID, PARTIALLY_PAID and VOID are refused: Xero records payments and voids as
   separate operations on an existing invoice.
-- ``memo`` is Xero's ``Reference``, which exists on sales invoices only. On a bill the field
-  Xero shows as "Reference" is ``InvoiceNumber`` (the supplier's invoice number), so a bill's
-  ``number`` goes there and a bill ``memo`` is refused rather than dropped.
+- ``memo`` is an internal memo (Panora's meaning), and Xero invoices have no private field:
+  ``Reference`` is printed on the sales invoice the customer receives. So by default
+  (connection setting ``memo_target=history``) the memo becomes a note in the invoice's
+  History & Notes (``PUT /Invoices/{InvoiceID}/History``), which Xero shows to its users and
+  never prints on PDFs or sends; this works on bills (ACCPAY) too. Why a note is cheap and
+  safe: one more call, only when there is a memo, made after the invoice exists and with its
+  own ``Idempotency-Key`` (the invoice id plus ``-memo``; notes cannot be edited or deleted,
+  so a duplicate would stay forever). A note that cannot be written yet (429 or 5xx past the
+  retries, a timeout, a 404 for the invoice just made, a 409 while Xero still runs the same
+  key, a refused authorisation) raises ProviderUnavailable, never ReauthorizationRequired
+  ("nothing was created" would be false): the invoice stays pending and the retry resends
+  both requests, which Xero answers from their keys (one invoice, one note). Xero documents
+  at most 250 characters for a note, so a longer memo is refused before anything is stored.
+  Should Xero refuse the note for good anyway (a 400 these checks cannot foresee), the
+  invoice it made is still reported as created, because a failed record for an invoice that
+  exists invites a duplicate; the refusal is logged (status code only: provider text reaches
+  logs only through redaction) and the memo stays in Ledgerbridge's record.
+  ``memo_target=reference`` opts into the printed ``Reference`` instead, on sales invoices
+  only: on a bill the field Xero shows as "Reference" is ``InvoiceNumber`` (the supplier's
+  invoice number), where a bill's ``number`` goes, so a bill memo with that setting is
+  refused rather than dropped.
 - Lines are ``LineAmountTypes`` "Exclusive" of tax (Xero's own default) unless the connection
   sets ``line_amount_types``. Tax is computed by Xero from each line's ``TaxType``; the
   caller's ``sub_total``/``total_tax_amount``/``total_amount``/``balance`` are not sent (Xero's
@@ -24,7 +44,7 @@ the invoice or silently record something other than what was asked):
 - A line with ``unit_price`` is sent as Quantity (1 when absent) x UnitAmount; a line with
   only ``total_amount`` as LineAmount. Both given must agree (to the cent). Unit prices and
   quantities keep 4 decimals (``unitdp=4`` is sent so Xero does not round to 2), line
-  amounts 2, exchange rates 6: anything finer is refused instead of being rounded by Xero.
+  amounts 2: anything finer is refused instead of being rounded by Xero.
 - ``AccountCode`` / ``TaxType``: a line with an item takes the item's own account and tax
   type for that side (sales or purchases) from Xero; lines without an item, or whose item has
   none for that side, get the connection's defaults (``default_account_code`` /
@@ -36,8 +56,29 @@ the invoice or silently record something other than what was asked):
   option for a category replaces the invoice-level one for that category.
 - Xero invoices have no custom fields and no accounting periods: ``field_mappings`` and
   ``accounting_period_id`` are refused. Payment dates (``paid_on_date``) are refused too.
-- ``exchange_rate`` is sent as Xero's ``CurrencyRate`` unchanged: Xero's convention is units
-  of the invoice currency per one unit of the organisation's base currency.
+- ``exchange_rate`` (home-currency units per one unit of the invoice's currency: 1.08 for a EUR
+  invoice in a USD organisation) is the inverse of Xero's ``CurrencyRate``, units of the
+  invoice's currency per one unit of the organisation's base currency. Xero's OpenAPI does not
+  say it in words, but its examples only fit this reading: an NZD quote dated 2020-02-01 at
+  1.547150 (NZD per US dollar that day; the inverse would be 0.646) and an AUD quote dated
+  2019-10-24 at 0.937053 (AUD per New Zealand dollar that day). Xero keeps CurrencyRate to 6
+  decimal places ([18].[6] in the OpenAPI; "up to 6 decimal points" in Xero's help), so we
+  send 1/rate rounded to 6 places, ROUND_HALF_EVEN: Xero then has nothing left to round,
+  and an exact tie (1/128 = 0.0078125) goes to the even neighbour (0.007812), the decimal
+  module's default and unbiased; reading back tests candidates with this same function, so
+  the round trip holds whichever mode is chosen.
+  Read back, a CurrencyRate x stands for every rate whose inverse rounds to x: an interval
+  about 1e-6 * rate^2 wide (the inverse keeps x's relative error, at most 0.5e-6 / x, and x is
+  about 1/rate). The unified rate is the shortest decimal in that interval, the one nearest
+  1/x when several are as short: 0.925926 reads back as 1.08 (1/x = 1.07999991), 2.000000 as
+  0.5, 0.333333 as 3, and a rate Xero chose itself (XE.com's, when none is sent) as the
+  simplest rate that means exactly what Xero recorded. A rate given more finely than its
+  interval cannot survive: 150.25 (yen per dollar) becomes 0.006656, which is also 1/150.24
+  and 1/150.23, so Xero would book 1 USD at 150.2404 JPY; 1.234567 becomes 0.810001, also
+  1/1.234566. Such a rate is refused before anything is stored, naming the rate it would read
+  back as (150.24, 1.234566), as finer amounts are. Rates up to about 1 keep 6 or more
+  significant digits; the limit bites only for large rates given to many places. Line
+  rates must equal the invoice's (a Xero invoice has one rate).
 """
 
 from __future__ import annotations
@@ -45,12 +86,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
 
 from ledgerbridge.models import InvoiceInput, InvoiceStatus, InvoiceType, LineItemInput
+from ledgerbridge.observability import logger
 from ledgerbridge.providers.base import (
     ConnectionContext,
     InvalidInvoice,
@@ -62,6 +104,7 @@ from ledgerbridge.providers.base import (
     RemoteReference,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
+from ledgerbridge.providers.mapping import money as _money
 from ledgerbridge.providers.mapping import text as _text
 
 API_URL = "https://api.xero.com"
@@ -73,6 +116,10 @@ LINE_AMOUNT_TYPES = ("Exclusive", "Inclusive", "NoTax")
 
 # Decimal places Xero keeps (UnitAmount/Quantity with unitdp=4; money; CurrencyRate [18].[6]).
 UNIT_PLACES, MONEY_PLACES, RATE_PLACES = 4, 2, 6
+RATE_STEP = Decimal(1).scaleb(-RATE_PLACES)
+MAX_UNIFIED_RATE_PLACES = 12  # what the unified model accepts for exchange_rate
+MAX_NOTE_LENGTH = 250  # Xero's documented limit for a History & Notes note
+MEMO_TARGETS = ("history", "reference")  # connection setting memo_target; the first is the default
 
 _CREATE_STATUS = {
     None: "AUTHORISED",
@@ -131,6 +178,16 @@ def _tenant_id(connection: ConnectionContext) -> str:
     return tenant
 
 
+def _memo_target(settings: dict[str, str]) -> str:
+    """Where memo goes: ``history`` (an internal note, the default) or ``reference`` (printed)."""
+    return (settings.get("memo_target") or "").strip().lower() or MEMO_TARGETS[0]
+
+
+def _memo(invoice: InvoiceInput) -> str | None:
+    """The memo worth writing: a blank one says nothing (and Xero refuses an empty note)."""
+    return invoice.memo if invoice.memo and invoice.memo.strip() else None
+
+
 @dataclass(frozen=True)
 class _Defaults:
     """The connection's line defaults for one side (sales or purchases)."""
@@ -150,6 +207,50 @@ class _Defaults:
             account = setting("default_bill_account_code") or account
             tax = setting("default_bill_tax_type") or tax
         return cls(account, tax, setting("line_amount_types") or "Exclusive")
+
+
+# --- exchange rates: unified (home per foreign) <-> Xero (foreign per base) -----------------
+
+
+def xero_currency_rate(exchange_rate: Decimal) -> Decimal:
+    """Xero's CurrencyRate for a unified exchange_rate: 1/rate to Xero's 6 places, half to even."""
+    return (Decimal(1) / exchange_rate).quantize(RATE_STEP, rounding=ROUND_HALF_EVEN)
+
+
+def unified_exchange_rate(currency_rate: Any) -> Decimal | None:
+    """The unified exchange_rate Xero's CurrencyRate means: the shortest rate Xero would record as it.
+
+    Of the shortest candidates, the one nearest 1/CurrencyRate (see the module docstring).
+    """
+    recorded = _money(currency_rate)
+    if recorded is None or recorded <= 0:
+        return None
+    inverse = Decimal(1) / recorded
+    for places in range(MAX_UNIFIED_RATE_PLACES + 1):
+        step = Decimal(1).scaleb(-places)
+        below = inverse.quantize(step, rounding=ROUND_FLOOR)
+        fitting = [
+            rate for rate in (below, below + step) if rate > 0 and xero_currency_rate(rate) == recorded
+        ]
+        if fitting:
+            return min(fitting, key=lambda rate: abs(rate - inverse))
+    return inverse.quantize(Decimal(1).scaleb(-MAX_UNIFIED_RATE_PLACES), rounding=ROUND_HALF_EVEN)
+
+
+def _rate_refusal(exchange_rate: Decimal | None) -> str | None:
+    """Why Xero cannot hold this rate (its CurrencyRate would read back as another), or None."""
+    if exchange_rate is None:
+        return None
+    sent = xero_currency_rate(exchange_rate)
+    if sent == 0:
+        return f"Xero keeps 1/exchange_rate to {RATE_PLACES} decimal places: {exchange_rate} would be 0"
+    back = unified_exchange_rate(sent)
+    if back == exchange_rate:
+        return None
+    return (
+        f"Xero keeps 1/exchange_rate to {RATE_PLACES} decimal places: {exchange_rate} would be "
+        f"CurrencyRate {sent}, which reads back as {back}; send {back} or a rate Xero can hold"
+    )
 
 
 # --- mapping: unified -> Xero ---------------------------------------------------------------
@@ -185,19 +286,31 @@ def _refusals(invoice: InvoiceInput, payable: bool) -> list[tuple[str, str]]:
         errors.append(("paid_on_date", "not supported when creating: Xero records payments separately"))
     if invoice.total_discount:
         errors.append(("total_discount", "Xero has no invoice-level discount"))
-    if payable and invoice.memo:
-        errors.append(
-            (
-                "memo",
-                "Xero bills have no memo (Reference is for sales invoices); "
-                "the supplier reference goes in number",
-            )
-        )
     if invoice.contact_id is None:
         errors.append(("contact_id", "Xero requires a contact on every invoice and bill"))
     if not invoice.line_items and invoice.total_amount is not None:
         errors.append(("line_items", "Xero computes totals from line items: send the amount as a line"))
     return errors
+
+
+def _memo_refusals(invoice: InvoiceInput, payable: bool, target: str) -> list[tuple[str, str]]:
+    """What the connection's memo_target cannot take (see the module docstring)."""
+    if target not in MEMO_TARGETS:
+        return [("connection", "memo_target must be history (an internal note, the default) or reference")]
+    memo = _memo(invoice)
+    if memo is None:
+        return []
+    if target == "reference" and payable:
+        return [
+            (
+                "memo",
+                "Xero bills have no Reference (memo_target=reference is for sales invoices); "
+                "the supplier reference goes in number",
+            )
+        ]
+    if target == "history" and len(memo) > MAX_NOTE_LENGTH:
+        return [("memo", f"a Xero history note holds at most {MAX_NOTE_LENGTH} characters")]
+    return []
 
 
 def _tracking(outbound: OutboundInvoice, index: int, errors: list[tuple[str, str]]) -> list[dict[str, str]]:
@@ -310,7 +423,7 @@ def _line(
 
 
 def _header(
-    invoice: InvoiceInput, outbound: OutboundInvoice, defaults: _Defaults, payable: bool
+    invoice: InvoiceInput, outbound: OutboundInvoice, defaults: _Defaults, payable: bool, memo_target: str
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"Type": "ACCPAY" if payable else "ACCREC"}
     contact = outbound.remote_id("contact_id")
@@ -321,9 +434,9 @@ def _header(
         "DueDate": _xero_date(invoice.due_date),
         "Status": _CREATE_STATUS.get(invoice.status),
         "InvoiceNumber": invoice.number,
-        "Reference": None if payable else invoice.memo,
+        "Reference": _memo(invoice) if memo_target == "reference" and not payable else None,
         "CurrencyCode": invoice.currency,
-        "CurrencyRate": invoice.exchange_rate,
+        "CurrencyRate": xero_currency_rate(invoice.exchange_rate) if invoice.exchange_rate else None,
     }
     body.update({key: value for key, value in optional.items() if value is not None})
     body["LineAmountTypes"] = defaults.line_amount_types
@@ -336,11 +449,14 @@ def map_invoice(connection: ConnectionContext, outbound: OutboundInvoice) -> dic
     invoice = outbound.invoice
     payable = invoice.type == InvoiceType.ACCOUNTS_PAYABLE
     defaults = _Defaults.for_invoice(connection.settings, payable)
-    errors = _refusals(invoice, payable)
+    memo_target = _memo_target(connection.settings)
+    errors = _refusals(invoice, payable) + _memo_refusals(invoice, payable, memo_target)
     if defaults.line_amount_types not in LINE_AMOUNT_TYPES:
         errors.append(("connection", f"line_amount_types must be one of {', '.join(LINE_AMOUNT_TYPES)}"))
-    _check_places(invoice.exchange_rate, RATE_PLACES, "exchange_rate", errors)
-    body = _header(invoice, outbound, defaults, payable)
+    rate_refusal = _rate_refusal(invoice.exchange_rate)
+    if rate_refusal:
+        errors.append(("exchange_rate", rate_refusal))
+    body = _header(invoice, outbound, defaults, payable, memo_target)
     body["LineItems"] = [
         _line(outbound, i, defaults, payable, errors) for i in range(len(invoice.line_items or []))
     ]
@@ -374,7 +490,7 @@ def remote_invoice(record: dict[str, Any], line_count: int) -> RemoteInvoice:
         "total_amount": record.get("Total"),
         "balance": record.get("AmountDue"),
         "currency": record.get("CurrencyCode"),
-        "exchange_rate": record.get("CurrencyRate"),
+        "exchange_rate": unified_exchange_rate(record.get("CurrencyRate")),
     }
     return RemoteInvoice(
         remote_id=str(record["InvoiceID"]),
@@ -461,6 +577,9 @@ class XeroProvider:
         record = records[0]
         if record.get("HasErrors") or record.get("ValidationErrors"):
             raise ProviderRejected(_validation_messages([record]) or ["Xero reported errors on the invoice"])
+        memo = _memo(outbound.invoice)
+        if memo is not None and _memo_target(connection.settings) == "history":
+            _add_note(connection, str(record["InvoiceID"]), memo, outbound.invoice_id)
         return remote_invoice(record, len(outbound.invoice.line_items or []))
 
     def find_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice | None:
@@ -475,6 +594,43 @@ class XeroProvider:
             *(account_reference(record) for record in lister.all("Accounts")),
             *(ref for record in lister.all("TrackingCategories") for ref in tracking_references(record)),
         ]
+
+
+def note_idempotency_key(invoice_id: str) -> str:
+    """The note's own key: the invoice's would make Xero answer with the invoice instead."""
+    return f"{invoice_id}-memo"
+
+
+def _add_note(connection: ConnectionContext, remote_id: str, note: str, invoice_id: str) -> None:
+    """Write the memo as a History & Notes note on the invoice Xero just made (module docstring)."""
+    try:
+        response = _http(connection).request(
+            "PUT",
+            f"{_api()}/Invoices/{remote_id}/History",
+            headers={
+                "xero-tenant-id": _tenant_id(connection),
+                "Idempotency-Key": note_idempotency_key(invoice_id),
+            },
+            body={"HistoryRecords": [{"Details": note}]},
+        )
+    except ReauthorizationRequired as exc:  # the invoice exists: keep it pending, never "nothing created"
+        raise ProviderUnavailable(
+            f"Xero made invoice {remote_id} but refused the connection for its note"
+        ) from exc
+    except ProviderUnavailable as exc:
+        raise ProviderUnavailable(
+            f"Xero made invoice {remote_id}; its memo note is not written yet: {exc}"
+        ) from exc
+    status = response.status_code
+    body = json_body(response)
+    records = body.get("HistoryRecords") if isinstance(body, dict) else None
+    if status == 200 and not _validation_messages(records if isinstance(records, list) else []):
+        return
+    if status in (401, 403, 404, 409):
+        raise ProviderUnavailable(
+            f"Xero made invoice {remote_id}; its memo note is not written yet (HTTP {status})"
+        )
+    logger.warning("Xero refused the memo note", extra={"remote_id": remote_id, "status": status})
 
 
 # --- references -----------------------------------------------------------------------------

@@ -6,12 +6,25 @@ both with the organisation in the ``organization_id`` query parameter (connectio
 ``com.au``, ``jp``, ``ca``, ``com.cn``, ``sa``) picks the API host and the accounts server
 that refreshes tokens; LEDGERBRIDGE_ZOHO_BOOKS_API_URL / _TOKEN_URL replace both. Zoho answers
 ``{"code": 0, ...}`` on success; any other ``code`` is a refusal carrying Zoho's ``message``.
+Zoho publishes no OpenAPI document to copy: the fields sent are the ones Zoho's own SDK (the
+books-java-wrappers) and its API reference document, listed with their source in
+tests/fixtures/specs/zoho-books, which every test body and query is checked against.
 
 Why it looks the way it does:
 
-- Idempotency: Zoho Books has no idempotency key. The Ledgerbridge invoice id is written into
-  ``reference_number`` (Zoho's "Reference#", searchable with ``?reference_number=``), so
-  ``find_invoice`` can look up what an earlier attempt created before anything is resent.
+- Idempotency: Zoho Books has no idempotency key. The Ledgerbridge invoice id is written where
+  Zoho can search for it, so ``find_invoice`` can look up what an earlier attempt created before
+  anything is resent. Where that is (see :func:`reference_of`):
+  an invoice on a connection with ``reference_custom_field`` (the ``customfield_id`` of a text
+  custom field the organisation created for invoices and keeps off its PDFs) carries it in that
+  field, which the customer never sees, found with the ``?custom_field=`` search Zoho documents
+  for invoices. Otherwise it goes into ``reference_number``, found with ``?reference_number=``:
+  on an invoice that is "Reference#" (the P.O.#), printed, so the customer sees the id; on a bill
+  it is internal (bills are never sent; Zoho documents no custom-field search for them). A
+  caller's own reference, ``field_mappings.reference_number`` (unless the connection defines a
+  custom field of that slug), coexists: it is the reference_number, followed by a space and the
+  id when the id has no custom field (at most 50 characters of it, so both stay short enough to
+  print and to search exactly); the search is for that exact text.
   ProviderHttp itself resends a POST whose answer was lost (a timeout after Zoho did the
   work), so every create is followed by that same search (one GET): if an earlier attempt of
   this very call left a copy, the first one created is kept and the later, untouched copies
@@ -30,8 +43,13 @@ Why it looks the way it does:
   VOID (payments and voids are separate operations): all refused.
 - Currency: a Zoho invoice is always in its contact's currency; ``currency`` is therefore a
   check against the synced contact (a different one is refused), never sent.
-  ``exchange_rate`` is sent as Zoho's ``exchange_rate``: base-currency units per unit of the
-  invoice currency. Lines take the invoice's currency and rate.
+  ``exchange_rate`` is Zoho's ``exchange_rate`` unchanged, both ways: Zoho's convention is
+  Ledgerbridge's, units of the organisation's base currency per one unit of the invoice's (Zoho
+  converts with it: a line's ``bcy_rate``, "base currency rate", is its ``rate`` x
+  ``exchange_rate``), so a EUR invoice at 1.08 in a USD organisation is sent 1.08 and reads back
+  1.08. Zoho types it as a JSON number (a double in its own SDK) and documents no precision: a
+  rate of more than 15 significant digits, which a double cannot hold exactly, is refused rather
+  than recorded as a neighbouring number. Lines take the invoice's currency and rate.
 - Lines: ``item_id`` stays the item (Zoho fills name, rate and accounts from it); a line
   without one is a "non-catalog" line named after its description (names hold 100
   characters: a longer description is cut with "..." in the name and kept whole in
@@ -43,11 +61,22 @@ Why it looks the way it does:
   ``default_tax_id`` (``default_bill_tax_id`` on bills) goes on lines whose item has no tax.
 - Totals: Zoho computes sub total, tax and total; the caller's are not sent and Zoho's come
   back. An invoice ``total_discount`` is Zoho's entity-level discount (an amount, before
-  tax); bills take none. ``memo`` is ``notes`` (printed on the document).
+  tax); bills take none.
+- ``memo`` is an internal memo (Panora's), and Zoho's ``notes`` is printed on the invoice (the
+  "Customer Notes" below the lines). So by default (``memo_target=comment``) the memo becomes a
+  comment on the invoice or bill (``POST /{invoices|bills}/{id}/comments``; on an invoice with
+  ``show_comment_to_clients: false``, so not even the client portal shows it), added once the
+  document exists and before it is marked sent. Comments are not idempotent: a comment whose
+  answer was lost is not resent but checked for (``GET .../comments``) by the next attempt's
+  ``find_invoice``, which adds it only when missing. A refused comment deletes the untouched
+  document, as a refused mark-as-sent does. ``memo_target=notes`` prints the memo as ``notes``
+  instead (the caller's choice, per connection); any other value is a misconfigured connection
+  (422 on ``connection``).
 - Tracking: Zoho's reporting tags are not synced by Ledgerbridge yet, so tracking categories
   are refused rather than dropped; accounting periods and ``paid_on_date`` too.
 - Custom fields: ``field_mappings.<slug>`` becomes ``{"customfield_id", "value"}`` from the
-  connection's ``custom_field.<slug>`` setting; an unknown slug is refused by name.
+  connection's ``custom_field.<slug>`` setting; an unknown slug is refused by name (but for
+  ``reference_number``, above).
 - Auth: Zoho documents ``Authorization: Zoho-oauthtoken <token>`` and accepts the standard
   ``Bearer <token>`` that ProviderHttp sends. Its token endpoint takes the client id and
   secret as form fields and does not rotate refresh tokens (the refresh answer has none, and
@@ -79,7 +108,7 @@ from ledgerbridge.providers.base import (
     RemoteReference,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
-from ledgerbridge.providers.mapping import RefusingMapper
+from ledgerbridge.providers.mapping import RefusingMapper, fits_double
 from ledgerbridge.providers.mapping import money as _money
 from ledgerbridge.providers.mapping import text as _text
 
@@ -107,6 +136,9 @@ MAX_LINE_DESCRIPTION = 2000
 ELLIPSIS = "..."
 
 ZERO, ONE, CENT = Decimal(0), Decimal(1), Decimal("0.01")
+MEMO_TARGETS = ("comment", "notes")  # the memo_target setting: a private comment, or the printed notes
+REFERENCE_SLUG = "reference_number"  # field_mappings slug of the caller's own Reference# (P.O.#)
+MAX_CALLER_REFERENCE = 50  # of it, when Ledgerbridge's id follows it in reference_number
 
 REFUSED_STATUSES = {
     InvoiceStatus.SUBMITTED: "Zoho Books approvals are not supported: send DRAFT or OPEN",
@@ -149,14 +181,46 @@ def kind_of(invoice: InvoiceInput) -> _Kind:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """Where a document carries its Ledgerbridge id, and the list search that finds it again."""
+
+    custom_field_id: str | None  # the hidden custom field holding the id, or None: reference_number
+    reference_number: str | None  # what reference_number holds (the id, the caller's, or both)
+    invoice_id: str
+
+    @property
+    def search(self) -> dict[str, str]:
+        if self.custom_field_id:
+            return {"custom_field": self.invoice_id}
+        return {"reference_number": str(self.reference_number)}
+
+    def carried_by(self, row: dict[str, Any]) -> bool:
+        """A listed row is ours: Zoho's custom-field search is exact; a reference_number is compared."""
+        return bool(self.custom_field_id) or row.get("reference_number") == self.reference_number
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What follows a create, and what find_invoice finishes for an earlier attempt."""
+
+    comment: str | None  # the memo, as a private comment on the document
+    mark_sent: bool  # an invoice asked OPEN: mark the draft as sent
+
+
+@dataclass(frozen=True)
 class ZohoBooksRequest:
-    """One create call: the kind of document, its query parameters and JSON body."""
+    """One create call: the kind of document, its query parameters and JSON body, and what follows."""
 
     kind: _Kind
     organization_id: str
     params: dict[str, str]
     body: dict[str, Any]
-    mark_sent: bool  # an invoice asked OPEN: mark the draft as sent once created
+    reference: Reference
+    completion: Completion
+
+    @property
+    def mark_sent(self) -> bool:
+        return self.completion.mark_sent
 
 
 # --- connection settings ------------------------------------------------------------------
@@ -193,6 +257,35 @@ def token_url(settings: dict[str, str] | None = None) -> str:
     return endpoint(ENV_NAME, "TOKEN", _data_center(settings)[1] + TOKEN_PATH)
 
 
+def memo_target(settings: dict[str, str]) -> str:
+    """Where the memo goes: ``comment`` (the default) or ``notes`` (printed); any case."""
+    return (_setting(settings, "memo_target") or MEMO_TARGETS[0]).lower()
+
+
+def _caller_reference(settings: dict[str, str], invoice: InvoiceInput) -> str | None:
+    """``field_mappings.reference_number``, unless the connection defines a custom field by that slug."""
+    if f"custom_field.{REFERENCE_SLUG}" in settings:
+        return None
+    value = (invoice.field_mappings or {}).get(REFERENCE_SLUG)
+    return str(value) if isinstance(value, str | int | Decimal) and not isinstance(value, bool) else None
+
+
+def reference_of(settings: dict[str, str], outbound: OutboundInvoice) -> Reference:
+    """Where this invoice's id goes on this connection (see the module docstring)."""
+    invoice, invoice_id = outbound.invoice, outbound.invoice_id
+    caller = _caller_reference(settings, invoice)
+    field_id = _setting(settings, "reference_custom_field") if kind_of(invoice) is INVOICE else None
+    if field_id:
+        return Reference(field_id, caller, invoice_id)
+    return Reference(None, f"{caller} {invoice_id}" if caller else invoice_id, invoice_id)
+
+
+def completion_of(settings: dict[str, str], invoice: InvoiceInput) -> Completion:
+    """The steps after the create: the memo's comment (unless memo_target prints it), mark-as-sent."""
+    printed = memo_target(settings) == "notes"
+    return Completion(None if printed else invoice.memo, wants_sent(invoice))
+
+
 # --- mapping: unified invoice -> Zoho Books -------------------------------------------------
 
 
@@ -214,6 +307,7 @@ class _Mapper(RefusingMapper):
     settings: dict[str, str]
     outbound: OutboundInvoice
     custom_fields: dict[str, str]
+    reference: Reference
     problems: list[tuple[str, str]] = field(default_factory=list)
 
     def body(self) -> dict[str, Any]:
@@ -222,6 +316,10 @@ class _Mapper(RefusingMapper):
         body: dict[str, Any] = {**contact, **self._header(), **self._discount()}
         body["line_items"] = [self._line(i, line) for i, line in enumerate(self.invoice.line_items or [])]
         custom = self._custom_fields()
+        if self.reference.custom_field_id:
+            custom.append(
+                {"customfield_id": self.reference.custom_field_id, "value": self.outbound.invoice_id}
+            )
         if custom:
             body["custom_fields"] = custom
         return body
@@ -265,15 +363,25 @@ class _Mapper(RefusingMapper):
     def _header(self) -> dict[str, Any]:
         invoice = self.invoice
         self._check_currency()
+        self._check_memo_target()
+        if invoice.exchange_rate is not None and not fits_double(invoice.exchange_rate):
+            self.refuse(
+                "exchange_rate", "Zoho Books reads rates as doubles: give at most 15 significant digits"
+            )
         values = {
             ("bill_number" if self.payable else "invoice_number"): invoice.number,
-            "reference_number": self.outbound.invoice_id,
+            "reference_number": self.reference.reference_number,
             "date": _date(invoice.issue_date),
             "due_date": _date(invoice.due_date),
             "exchange_rate": invoice.exchange_rate,
-            "notes": invoice.memo,
+            "notes": invoice.memo if memo_target(self.settings) == "notes" else None,
         }
         return {key: value for key, value in values.items() if value is not None}
+
+    def _check_memo_target(self) -> None:
+        """A mistyped setting must not decide where the memo goes (it might print it)."""
+        if memo_target(self.settings) not in MEMO_TARGETS:
+            self.refuse("connection", f"Zoho Books memo_target must be one of {', '.join(MEMO_TARGETS)}")
 
     def _check_currency(self) -> None:
         """Zoho takes the contact's currency: anything else is refused, not silently changed."""
@@ -394,6 +502,9 @@ class _Mapper(RefusingMapper):
         for slug, value in (self.invoice.field_mappings or {}).items():
             path = f"field_mappings.{slug}"
             definition = self.custom_fields.get(slug)
+            if definition is None and slug == REFERENCE_SLUG:
+                self._check_caller_reference(path, value)
+                continue
             if definition is None:
                 self.refuse(
                     path, f"no Zoho Books custom field is defined for '{slug}' (setting custom_field.{slug})"
@@ -407,19 +518,32 @@ class _Mapper(RefusingMapper):
                 self.refuse(path, "Zoho Books custom fields take text, a number or true/false")
         return fields
 
+    def _check_caller_reference(self, path: str, value: Any) -> None:
+        """The caller's Reference# is text or a number, short enough to share the field with the id."""
+        if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+            self.refuse(path, "Zoho Books' reference_number takes text or a number")
+        elif not self.reference.custom_field_id and len(str(value)) > MAX_CALLER_REFERENCE:
+            self.refuse(
+                path,
+                f"at most {MAX_CALLER_REFERENCE} characters: Ledgerbridge's id follows it in Zoho's "
+                "reference_number (set reference_custom_field to give the caller the whole field)",
+            )
+
 
 def map_invoice(connection: ConnectionContext, outbound: OutboundInvoice) -> ZohoBooksRequest:
     """The create request for ``outbound``; raises InvalidInvoice listing every problem."""
-    organization = organization_id(connection.settings)
-    api_url(connection.settings)  # a bad data_center is a misconfiguration: refuse before storing
-    mapper = _Mapper(connection.settings, outbound, connection.custom_field_definitions())
+    settings = connection.settings
+    organization = organization_id(settings)
+    api_url(settings)  # a bad data_center is a misconfiguration: refuse before storing
+    reference = reference_of(settings, outbound)
+    mapper = _Mapper(settings, outbound, connection.custom_field_definitions(), reference)
     body = mapper.body()
     if mapper.problems:
         raise InvalidInvoice(list(dict.fromkeys(mapper.problems)))
     invoice = outbound.invoice
     kind = kind_of(invoice)
     params = {"ignore_auto_number_generation": "true"} if kind is INVOICE and invoice.number else {}
-    return ZohoBooksRequest(kind, organization, params, body, mark_sent=wants_sent(invoice))
+    return ZohoBooksRequest(kind, organization, params, body, reference, completion_of(settings, invoice))
 
 
 def wants_sent(invoice: InvoiceInput) -> bool:
@@ -498,13 +622,20 @@ class _Api:
         self._organization = organization_id(connection.settings)
 
     def call(
-        self, method: str, path: str, doing: str, params: dict[str, str] | None = None, body: Any = None
+        self,
+        method: str,
+        path: str,
+        doing: str,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        idempotent: bool = True,
     ) -> dict[str, Any]:
         response = self._http.request(
             method,
             f"{self._base}/{path}",
             params={"organization_id": self._organization, **(params or {})},
             body=body,
+            idempotent=idempotent,
         )
         answer = json_body(response)
         if not isinstance(answer, dict) or answer.get("code") != 0 or response.status_code >= 400:
@@ -557,10 +688,10 @@ def _untouched(record: dict[str, Any], kind: _Kind) -> bool:
 
 
 class _Single:
-    """Keeps exactly one document per Ledgerbridge invoice id (written into reference_number)."""
+    """Keeps exactly one document per Ledgerbridge invoice id (written where ``reference`` says)."""
 
-    def __init__(self, api: _Api, kind: _Kind, invoice_id: str):
-        self._api, self._kind, self._invoice_id = api, kind, invoice_id
+    def __init__(self, api: _Api, kind: _Kind, reference: Reference):
+        self._api, self._kind, self._reference = api, kind, reference
 
     @property
     def kind(self) -> _Kind:
@@ -568,13 +699,11 @@ class _Single:
 
     def copies(self) -> list[dict[str, Any]]:
         """The documents carrying this invoice id, first created first."""
-        kind = self._kind
+        kind, reference = self._kind, self._reference
         found = [
             record
-            for record in self._api.pages(
-                kind.resource, kind.resource, PAGE_SIZE, {"reference_number": self._invoice_id}
-            )
-            if record.get("reference_number") == self._invoice_id
+            for record in self._api.pages(kind.resource, kind.resource, PAGE_SIZE, reference.search)
+            if reference.carried_by(record)
         ]
         return sorted(found, key=lambda record: _created_order(record, kind))
 
@@ -597,11 +726,12 @@ class _Single:
 
     def delete_quietly(self, remote_id: str) -> str:
         """Best effort, while another failure is being reported: says what became of the copy."""
+        what = "draft invoice" if self._kind is INVOICE else "bill"
         try:
             self.delete(remote_id)
         except (ProviderRejected, ProviderUnavailable) as exc:
-            return f"the draft {self._kind.entity} {remote_id} Zoho Books created could not be deleted: {exc}"
-        return f"the draft {self._kind.entity} Zoho Books created was deleted"
+            return f"the {what} {remote_id} Zoho Books created could not be deleted: {exc}"
+        return f"the {what} Zoho Books created was deleted"
 
 
 def _mark_sent(api: _Api, single: _Single, record: dict[str, Any]) -> dict[str, Any]:
@@ -614,15 +744,45 @@ def _mark_sent(api: _Api, single: _Single, record: dict[str, Any]) -> dict[str, 
     return api.get(INVOICE, remote_id)
 
 
+def _add_comment(api: _Api, single: _Single, record: dict[str, Any], comment: str, fresh: bool) -> None:
+    """The memo as a private comment, once: a document not created by this very call is checked first.
+
+    Not resent blindly (a lost answer could leave two); a refusal deletes the untouched document.
+    """
+    kind = single.kind
+    remote_id = str(record[kind.id_key])
+    path = f"{kind.resource}/{remote_id}/comments"
+    if not fresh:
+        answer = api.call("GET", path, f"reading the comments of {kind.entity} {remote_id}")
+        if any(isinstance(c, dict) and c.get("description") == comment for c in answer.get("comments") or []):
+            return
+    body: dict[str, Any] = {"description": comment}
+    if kind is INVOICE:
+        body["show_comment_to_clients"] = False
+    try:
+        api.call("POST", path, f"adding the memo to {kind.entity} {remote_id}", body=body, idempotent=False)
+    except ProviderRejected as exc:
+        if not _untouched(record, kind):
+            raise
+        raise ProviderRejected([*exc.messages, single.delete_quietly(remote_id)]) from None
+
+
 def _first(api: _Api, single: _Single, copies: list[dict[str, Any]]) -> dict[str, Any]:
     """The full record of the first copy; the later ones are deleted."""
     first = single.keep_first(copies)
     return api.get(single.kind, str(first[single.kind.id_key]))
 
 
-def _finish(api: _Api, single: _Single, record: dict[str, Any], mark_sent: bool, lines: int) -> RemoteInvoice:
-    """Marks the invoice sent if it was asked OPEN and is still a draft; maps it back."""
-    if mark_sent and str(record.get("status")) == "draft":
+def _finish(
+    api: _Api, single: _Single, record: dict[str, Any], completion: Completion, lines: int, fresh: bool
+) -> RemoteInvoice:
+    """Adds the memo's comment, marks the invoice sent if asked OPEN and still a draft; maps it back.
+
+    ``fresh``: this very call created ``record``, so it certainly carries no comment yet.
+    """
+    if completion.comment is not None:
+        _add_comment(api, single, record, completion.comment, fresh)
+    if completion.mark_sent and str(record.get("status")) == "draft":
         record = _mark_sent(api, single, record)
     return remote_invoice(record, single.kind, lines)
 
@@ -650,8 +810,8 @@ class ZohoBooksProvider:
         self, connection: ConnectionContext, outbound: OutboundInvoice, request: ZohoBooksRequest
     ) -> RemoteInvoice:
         kind, api = request.kind, _Api(connection)
-        single = _Single(api, kind, outbound.invoice_id)
-        lines = len(outbound.invoice.line_items or [])
+        single = _Single(api, kind, request.reference)
+        lines, completion = len(outbound.invoice.line_items or []), request.completion
         doing = f"creating the {kind.entity}"
         try:
             answer = api.call("POST", kind.resource, doing, params=request.params, body=request.body)
@@ -661,26 +821,29 @@ class ZohoBooksProvider:
             earlier = single.copies()
             if not earlier:
                 raise
-            return _finish(api, single, _first(api, single, earlier), request.mark_sent, lines)
+            return _finish(api, single, _first(api, single, earlier), completion, lines, fresh=False)
         created = api.record(answer, kind, doing)
         copies = {str(c[kind.id_key]): c for c in [*single.copies(), created]}
         ordered = sorted(copies.values(), key=lambda record: _created_order(record, kind))
-        if ordered[0][kind.id_key] == created[kind.id_key]:
+        mine = ordered[0][kind.id_key] == created[kind.id_key]
+        if mine:
             single.keep_first(ordered)
             record = created
         else:
             record = _first(api, single, ordered)
-        return _finish(api, single, record, request.mark_sent, lines)
+        # The document this very call created carries no comment yet; an earlier copy may.
+        return _finish(api, single, record, completion, lines, fresh=mine)
 
     def find_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice | None:
-        """The document an earlier attempt created (by ``reference_number``), cleaned up and finished."""
+        """The document an earlier attempt created (see ``reference_of``), cleaned up and finished."""
         api, invoice = _Api(connection), outbound.invoice
-        single = _Single(api, kind_of(invoice), outbound.invoice_id)
+        single = _Single(api, kind_of(invoice), reference_of(connection.settings, outbound))
         copies = single.copies()
         if not copies:
             return None
         record = _first(api, single, copies)
-        return _finish(api, single, record, wants_sent(invoice), len(invoice.line_items or []))
+        completion = completion_of(connection.settings, invoice)
+        return _finish(api, single, record, completion, len(invoice.line_items or []), fresh=False)
 
     def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
         api = _Api(connection)

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench build validate deploy clean
+.PHONY: run test lint fuzz bench build validate deploy clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -23,6 +23,12 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# The fuzz suite alone with a bigger budget (tests/fuzz; `make test` runs it with 10,000
+# requests) and a table of requests and status codes by category.
+LEDGERBRIDGE_FUZZ_REQUESTS ?= 100000
+fuzz: $(STAMP)
+	LEDGERBRIDGE_FUZZ_REQUESTS=$(LEDGERBRIDGE_FUZZ_REQUESTS) LEDGERBRIDGE_FUZZ_TABLE=1 $(BIN)/pytest tests/fuzz
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -40,6 +40,11 @@ HOSTILE: dict[str, tuple[bytes, int]] = {
     "field mapping 40 digits": (b'{"field_mappings":{"n":' + b"1" * 40 + b"}}", 422),
     "field mapping 1e-131": (b'{"field_mappings":{"n":1e-131}}', 422),
     "field mapping empty key": (b'{"field_mappings":{"":1}}', 422),
+    "field mapping blank key": (b'{"field_mappings":{" ":1}}', 422),
+    "field mapping control key": (b'{"field_mappings":{"a\\u0000":1}}', 422),
+    "amount below Decimal's range": (b'{"balance":1e-1000030}', 422),
+    "amount string below Decimal's range": (b'{"balance":"1e-1000030"}', 422),
+    "amount string past Decimal": (b'{"balance":"1e99999999999999999999"}', 422),
     "field mapping nested": (b'{"field_mappings":{"n":{"deeper":[1]}}}', 422),
     "field mapping too big": (b'{"field_mappings":{"n":"' + b"x" * 1001 + b'"}}', 422),
     "array with an invoice": (b'[{"currency":"USD"}]', 400),
@@ -142,6 +147,15 @@ def test_field_mappings_that_fit_are_stored_exactly(api: Api) -> None:
     got = api.call("GET", f"/accounting/invoices/{answer.json['id']}").json["field_mappings"]
     assert got == mappings
     assert '"exact":12.5' in answer.text and f'"big":{10**37}' in answer.text
+
+
+def test_numbers_are_stored_in_a_form_dynamodb_takes_and_read_back_equal(api: Api) -> None:
+    body = {**VALID, "balance": "0e-1000030", "field_mappings": {"round": 10**39, "zero": Decimal("0E-9")}}
+    answer = api.create(body)
+    assert answer.status == 201, answer.text
+    got = api.call("GET", f"/accounting/invoices/{answer.json['id']}").json
+    assert got["field_mappings"] == {"round": 10**39, "zero": 0}
+    assert got["balance"] == 0
 
 
 @pytest.mark.parametrize("content_type", NOT_JSON_TYPES)

@@ -116,9 +116,10 @@ def request(line: str, *headers: str, body: bytes = b"") -> bytes:
 
 
 UNREADABLE = [
-    pytest.param(request("FOO /things/1 HTTP/1.1"), 501, "not_implemented", id="unknown-method"),
-    pytest.param(request("TRACE /things/1 HTTP/1.1"), 501, "not_implemented", id="trace"),
-    pytest.param(request("CONNECT local:443 HTTP/1.1"), 501, "not_implemented", id="connect"),
+    pytest.param(request("FOO /things/1 HTTP/1.1"), 405, "method_not_allowed", id="unknown-method"),
+    pytest.param(request("TRACE /things/1 HTTP/1.1"), 405, "method_not_allowed", id="trace"),
+    pytest.param(request("get /things/1 HTTP/1.1"), 405, "method_not_allowed", id="lower-case"),
+    pytest.param(request("CONNECT local:443 HTTP/1.1"), 404, "not_found", id="connect"),
     pytest.param(request("GET /" + "a" * 70_000 + " HTTP/1.1"), 414, "uri_too_long", id="long-line"),
     pytest.param(
         request("GET / HTTP/1.1", "x-big: " + "b" * 70_000), 431, "header_too_large", id="long-header"

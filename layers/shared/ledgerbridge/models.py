@@ -103,10 +103,54 @@ def _parse_currency(value: Any) -> str:
 
 Currency = Annotated[str, BeforeValidator(_parse_currency), Field(examples=["USD"])]
 
-# DynamoDB Numbers hold 38 significant digits; 28 before and 10 after the point is more
-# than any ledger uses and leaves room for sums of 1,000 lines.
+# DynamoDB Numbers: at most 38 significant digits, magnitudes from 1E-130 to under 1E+126;
+# boto3 refuses (with an exception, not a validation error) anything it would have to round.
+_NUMBER_DIGITS, _NUMBER_MIN_EXPONENT, _NUMBER_MAX_EXPONENT = 38, -130, 125
+
+
+def storable_number(value: Decimal) -> Decimal:
+    """``value`` exactly, in a form DynamoDB stores as it is; ValueError when there is none.
+
+    Judged on the digits alone: context arithmetic (normalize, quantize, comparisons with
+    limits) can itself overflow, underflow or round on inputs like ``1e-1000030``. Trailing
+    zeros past 38 digits are dropped from the coefficient (``10**39`` becomes ``1E+39``, the
+    same number), since boto3 counts them as digits it would have to round away.
+    """
+    sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):
+        raise ValueError("must be a finite number")
+    significant = "".join(map(str, digits)).lstrip("0")
+    if not significant:  # a zero: keep its places (0.00) unless they are absurd
+        return value if _NUMBER_MIN_EXPONENT <= exponent <= _NUMBER_MAX_EXPONENT else Decimal(0)
+    trimmed = significant.rstrip("0")
+    if len(trimmed) > _NUMBER_DIGITS:
+        raise ValueError(f"has more than {_NUMBER_DIGITS} significant digits")
+    if not _NUMBER_MIN_EXPONENT <= value.adjusted() <= _NUMBER_MAX_EXPONENT:
+        raise ValueError("is too large or too small to store exactly")
+    if len(significant) <= _NUMBER_DIGITS:
+        return value
+    dropped = len(significant) - len(trimmed)
+    return Decimal((sign, tuple(map(int, trimmed)), exponent + dropped))
+
+
+def _in_storable_range(value: Any) -> Any:
+    """Before Pydantic's own decimal checks, which misjudge exponents past Decimal's limits
+    (``1e-1000030`` passes them and then cannot be stored): a number goes on in its storable
+    form (the same value), anything else unchanged for Pydantic to name."""
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        return value
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else value)
+    except ArithmeticError:  # decimal.InvalidOperation: not a number, or one Decimal cannot hold
+        raise ValueError("must be a decimal number") from None
+    return storable_number(number) if number.is_finite() else number
+
+
+# 28 digits before and 10 after the point is more than any ledger uses and leaves room for
+# sums of 1,000 lines within DynamoDB's 38.
 Amount = Annotated[
     Decimal,
+    BeforeValidator(_in_storable_range),
     Field(allow_inf_nan=False, max_digits=28, decimal_places=10, examples=["150.25"]),
 ]
 # One meaning for every ledger; each provider converts to and from its own convention.
@@ -116,6 +160,7 @@ EXCHANGE_RATE_MEANING = (
 )
 ExchangeRate = Annotated[
     Decimal,
+    BeforeValidator(_in_storable_range),
     Field(gt=0, allow_inf_nan=False, max_digits=28, decimal_places=12, description=EXCHANGE_RATE_MEANING),
 ]
 # Output money: the codec writes the Decimal as a JSON number literal, digit for digit.
@@ -204,22 +249,6 @@ MAX_FIELD_MAPPINGS = 100
 MAX_FIELD_MAPPING_KEY = 64
 MAX_FIELD_MAPPING_TEXT = 1000
 MAX_FIELD_MAPPINGS_BYTES = 16_384
-# DynamoDB Numbers: at most 38 significant digits, magnitudes from 1E-130 to under 1E+126.
-_NUMBER_DIGITS, _NUMBER_MIN_EXPONENT, _NUMBER_MAX_EXPONENT = 38, -130, 125
-
-
-def _check_storable_number(value: Decimal) -> Decimal:
-    """Exactly storable as a DynamoDB Number, judged on the digits alone (no context arithmetic)."""
-    if not value.is_finite():
-        raise ValueError("must be a finite number")
-    digits = "".join(map(str, value.as_tuple().digits)).strip("0")
-    if not digits:
-        return value  # zero
-    if len(digits) > _NUMBER_DIGITS:
-        raise ValueError(f"has more than {_NUMBER_DIGITS} significant digits")
-    if not _NUMBER_MIN_EXPONENT <= value.adjusted() <= _NUMBER_MAX_EXPONENT:
-        raise ValueError("is too large or too small to store exactly")
-    return value
 
 
 def _field_mapping_value(value: Any) -> Any:
@@ -232,13 +261,23 @@ def _field_mapping_value(value: Any) -> Any:
     if isinstance(value, int):
         value = Decimal(value)
     if isinstance(value, Decimal):
-        return _check_storable_number(value)
+        if not value.is_finite():
+            raise ValueError("must be a finite number")
+        return storable_number(value)
     raise ValueError("must be a string, a number, true, false or null")
+
+
+# A name is printable text without surrounding spaces: it is matched against the slugs of a
+# connection's custom field settings and echoed in errors, and DynamoDB map keys of bare
+# whitespace or control characters are where storage libraries disagree.
+_FIELD_MAPPING_KEY = r"^[^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
 
 
 def _field_mapping_key(key: Any) -> str:
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_FIELD_MAPPING_KEY:
         raise ValueError(f"a custom field name must be 1 to {MAX_FIELD_MAPPING_KEY} characters")
+    if not re.match(_FIELD_MAPPING_KEY, key):
+        raise ValueError("a custom field name has no control characters and no surrounding spaces")
     return key
 
 
@@ -251,7 +290,14 @@ def _field_mappings_size(mappings: dict[str, Any]) -> dict[str, Any]:
 FieldMappingKey = Annotated[
     str,
     BeforeValidator(_field_mapping_key),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_FIELD_MAPPING_KEY}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_FIELD_MAPPING_KEY,
+            "pattern": _FIELD_MAPPING_KEY,
+        }
+    ),
 ]
 FieldMappingValue = Annotated[
     Any,

@@ -25,8 +25,11 @@ API Gateway and its CloudFront edge each have their own. A path that no route ma
 with an ``Allow`` header: API Gateway says 403 "Missing Authentication Token" to both,
 which sends people looking for a missing API key instead of a typo in the URL or method.
 Requests that cannot be read keep the status the HTTP server gives them (400, 414, 431,
-505, and 501 for a method API Gateway does not know) and close the connection; HTTP/0.9
-requests are refused with 400, as their answer could carry no status or Content-Type.
+505) and close the connection; HTTP/0.9 requests are refused with 400, as their answer
+could carry no status or Content-Type. A method the server has no handler for at all
+(``FOO``, ``TRACE``, lower-case ``get``) is answered like any unrouted method, 405 with
+``Allow`` or 404, not the stdlib's 501: it is the caller's mistake, and no 5xx answers a
+request.
 
 ``LOG_LEVEL=DEBUG make run`` sets the template's LogLevel parameter (POWERTOOLS_LOG_LEVEL):
 the template's environment replaces this process's, so exporting that variable would not.
@@ -341,7 +344,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self._send(*answer)
 
     # API Gateway's methods (https://docs.aws.amazon.com/apigateway/latest/api/API_PutMethod.html);
-    # any other reaches send_error as 501.
+    # any other reaches send_error as 501, which answers it as an unrouted method.
     do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = do_GET
 
     def _answer(self) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -395,8 +398,19 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         if self.request_version == "HTTP/0.9":  # set before the version was read: answer in HTTP/1.1
             self.request_version = self.protocol_version
+        if code == 501 and self.command:  # a method with no do_ handler: the caller's mistake, a 4xx
+            self._send(*self._unknown_method())
+            return
         text = message or self.responses.get(code, ("Error",))[0]
         self._send(*_json_response(int(code), f"{text} ({explain})" if explain else text))
+
+    def _unknown_method(self) -> tuple[int, list[tuple[str, str]], bytes]:
+        """405 with Allow on a routed path, else 404, as for a known method that is not routed."""
+        try:
+            path = urlsplit(self.path).path
+        except ValueError as error:
+            return _json_response(400, f"Bad request target {self.path!r}: {error}.")
+        return self._unrouted(self.command, path)
 
     def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         """Write one response; a HEAD's says how long the body would be, without it."""

@@ -16,6 +16,7 @@ signature only so the OpenAPI document describes them.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import cache
 from typing import Annotated, Any
 
@@ -26,25 +27,31 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from ledgerbridge import connections, errors, idempotency, jsonutil, models, request_body, service
+from ledgerbridge import connections, contacts, errors, idempotency, jsonutil, models, request_body, service
 from ledgerbridge.auth import Principal, authenticate
 from ledgerbridge.errors import ApiError, FieldError
 from ledgerbridge.models import (
+    Account,
+    AccountPage,
+    Contact,
+    ContactInput,
     ContactPage,
     ErrorBody,
     Invoice,
     InvoiceInput,
     InvoicePage,
+    Item,
     ItemPage,
+    TrackingCategory,
     TrackingCategoryPage,
 )
 from ledgerbridge.observability import logger, tracer
-from ledgerbridge.params import parse_flag
+from ledgerbridge.params import parse_flag, prefers_async
 
 app = APIGatewayRestResolver(
     enable_validation=True,
@@ -62,11 +69,28 @@ _ERRORS = {
         413: "Body over 1 MB",
         415: "Body sent as something other than JSON",
         422: "Invalid field, unknown reference, or refused by the provider",
-        502: "Provider unreachable; the invoice is stored as pending",
         503: "Storage unavailable; nothing was stored or sent",
     }.items()
 }
 SETTLE_MARGIN_SECONDS = 3.0
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="1-255 printable characters: a retry with the same key returns the first answer"
+        " and creates nothing new (kept 24 h, per connection)",
+    ),
+]
+PreferHeader = Annotated[
+    str | None,
+    Header(
+        alias="Prefer",
+        description="respond-async (RFC 7240): store and queue the invoice, answer 202 without waiting"
+        " for the ledger",
+    ),
+]
 RemoteDataFlag = Annotated[
     str | None,
     Query(description="true/1: include the provider's own record in remote_data; false/0 or absent: null"),
@@ -108,9 +132,15 @@ def _query(name: str) -> str | None:
     summary="Create an invoice in the connection's accounting software",
     responses={
         **_ERRORS,
-        201: {"description": "Created and synced", "content": {"application/json": {"model": Invoice}}},
+        201: {
+            "description": "Stored and created in the ledger (sync_status synced), or stored and queued"
+            " because the ledger could not be reached in time (sync_status pending: the retry function"
+            " delivers it; poll Location, do not send it again)",
+            "content": {"application/json": {"model": Invoice}},
+        },
         202: {
-            "description": "Stored; the provider was unavailable: a retry delivers it (poll Location)",
+            "description": "Prefer: respond-async was sent: stored and queued without calling the ledger"
+            " (sync_status pending; poll Location)",
             "content": {"application/json": {"model": Invoice}},
         },
     },
@@ -121,30 +151,70 @@ def _query(name: str) -> str | None:
 def create_invoice(
     invoice: Annotated[InvoiceInput, Body()] = None,  # type: ignore[assignment]  # documents only
     remote_data: RemoteDataFlag = None,  # documents only: read below, after authentication
+    idempotency_key: IdempotencyKeyHeader = None,  # documents only
+    prefer: PreferHeader = None,  # documents only
 ):
     principal = _principal()
     invoice = models.validate_input(InvoiceInput, _body())
     include_remote_data = parse_flag(_query("remote_data"), "remote_data")
+    respond_async = prefers_async(app.current_event.headers.get("prefer"))
 
     def run() -> idempotency.Answer:
-        created = service.create_invoice(principal, invoice, include_remote_data, _deadline())
+        created = service.create_invoice(principal, invoice, include_remote_data, _deadline(), respond_async)
         body = jsonutil.dumps(created.invoice.model_dump())
         return idempotency.Answer(created.status, body, f"/accounting/invoices/{created.invoice.id}")
 
+    return _answer(_once(principal.connection_id, include_remote_data, run))
+
+
+def _once(scope: str, include_remote_data: bool, run: Callable[[], idempotency.Answer]) -> idempotency.Answer:
+    """``run`` once per ``Idempotency-Key`` within ``scope`` (a connection, per kind of record)."""
     key = app.current_event.headers.get("idempotency-key")
     if key is None:
-        return _answer(run())
+        return run()
     request = idempotency.fingerprint(app.current_event.body or "", str(include_remote_data))
-    connection_key = idempotency.check_key(key)
-    return _answer(
-        idempotency.once(principal.connection_id, connection_key, request, app.lambda_context, run)
-    )
+    return idempotency.once(scope, idempotency.check_key(key), request, app.lambda_context, run)
+
+
+@app.post(
+    "/accounting/contacts",
+    summary="Create a customer or supplier in the connection's accounting software",
+    responses={
+        **_ERRORS,
+        201: {
+            "description": "Stored and created in the ledger (sync_status synced), or stored while the"
+            " ledger did not answer (sync_status pending). Usable at once as an invoice's contact_id"
+            " once synced",
+            "content": {"application/json": {"model": Contact}},
+        },
+    },
+    security=_SECURITY,
+    tags=["References"],
+    enable_validation=False,  # the body is read after authentication: see the module docstring
+)
+def create_contact(
+    contact: Annotated[ContactInput, Body()] = None,  # type: ignore[assignment]  # documents only
+    remote_data: RemoteDataFlag = None,  # documents only: read below, after authentication
+    idempotency_key: IdempotencyKeyHeader = None,  # documents only
+):
+    principal = _principal()
+    contact = models.validate_input(ContactInput, _body())
+    include_remote_data = parse_flag(_query("remote_data"), "remote_data")
+
+    def run() -> idempotency.Answer:
+        created = contacts.create_contact(principal, contact, include_remote_data, _deadline())
+        body = jsonutil.dumps(created.contact.model_dump())
+        return idempotency.Answer(created.status, body, f"/accounting/contacts/{created.contact.id}")
+
+    return _answer(_once(f"{principal.connection_id}#contacts", include_remote_data, run))
 
 
 def _answer(answer: idempotency.Answer) -> Response:
     headers = {"Location": answer.location} if answer.location else {}
     if answer.replayed:
         headers["Idempotent-Replayed"] = "true"
+    if answer.status == 202:
+        headers["Preference-Applied"] = "respond-async"
     return Response(answer.status, content_types.APPLICATION_JSON, answer.body, headers=headers)
 
 
@@ -186,19 +256,42 @@ def get_invoice(id: Annotated[str, Path(description="invoice id")], remote_data:
 
 ListLimit = Annotated[int, Query(ge=1, le=100, description="page size, 1-100")]
 ListCursor = Annotated[str | None, Query(description="next_cursor of a page")]
+ReferenceId = Annotated[str, Path(description="the record's Ledgerbridge id (a UUID)")]
 _REFERENCE_LISTS = {
-    "/accounting/contacts": ("contact", ContactPage, "Customers and suppliers synced from the ledger"),
-    "/accounting/items": ("item", ItemPage, "Products and services synced from the ledger"),
+    "/accounting/contacts": ("contact", ContactPage, Contact, "Customers and suppliers in the ledger"),
+    "/accounting/items": ("item", ItemPage, Item, "Products and services synced from the ledger"),
     "/accounting/trackingcategories": (
         "tracking_category",
         TrackingCategoryPage,
+        TrackingCategory,
         "Classes, departments, tracking",
     ),
+    "/accounting/accounts": ("account", AccountPage, Account, "The ledger's chart of accounts"),
 }
 
 
-def _reference_route(path: str, kind: str, page_model: type[BaseModel], summary: str) -> None:
-    """GET routes listing synced references: the ids to put in an invoice."""
+def _reference_routes(
+    path: str, kind: str, page_model: type[BaseModel], model: type[BaseModel], summary: str
+) -> None:
+    """GET routes for synced references (the ids to put in an invoice): a list and one by id."""
+    _reference_list_route(path, kind, page_model, summary)
+
+    def get_reference(id: ReferenceId, remote_data: RemoteDataFlag = None):
+        principal = _principal()
+        include_remote_data = parse_flag(remote_data, "remote_data")
+        record = connections.get_reference(principal, kind, id, include_remote_data)
+        return _json(200, model.model_validate(record))
+
+    get_reference.__name__ = f"get_{kind}"
+    responses = {
+        200: {"description": f"One {kind}", "content": {"application/json": {"model": model}}},
+        **_ERRORS,
+    }
+    app.get(f"{path}/<id>", summary=f"Retrieve one {kind.replace('_', ' ')}", responses=responses,
+            security=_SECURITY, tags=["References"])(get_reference)  # fmt: skip
+
+
+def _reference_list_route(path: str, kind: str, page_model: type[BaseModel], summary: str) -> None:
 
     def list_references(limit: ListLimit = 50, cursor: ListCursor = None, remote_data: RemoteDataFlag = None):
         principal = _principal()
@@ -218,8 +311,8 @@ def _reference_route(path: str, kind: str, page_model: type[BaseModel], summary:
     )
 
 
-for _path, (_kind, _model, _summary) in _REFERENCE_LISTS.items():
-    _reference_route(_path, _kind, _model, _summary)
+for _path, (_kind, _page, _model, _summary) in _REFERENCE_LISTS.items():
+    _reference_routes(_path, _kind, _page, _model, _summary)
 
 
 @app.get("/openapi.json", include_in_schema=False)

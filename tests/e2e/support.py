@@ -75,11 +75,17 @@ def connect(stack: LocalStack, tmp: Path, project: dict, key: dict, provider: st
     return Connected(fake, auth, connection["connection_id"], references)
 
 
-def create(stack: LocalStack, connected: Connected, body: dict[str, Any]) -> httpx.Response:
+def create(
+    stack: LocalStack, connected: Connected, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> httpx.Response:
     url = f"{stack.api_url}/accounting/invoices"
     content = jsonutil.dumps(body)
     return httpx.post(
-        url, content=content, headers=connected.auth, params={"remote_data": "true"}, timeout=60
+        url,
+        content=content,
+        headers={**connected.auth, **(headers or {})},
+        params={"remote_data": "true"},
+        timeout=60,
     )
 
 

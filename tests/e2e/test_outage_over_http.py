@@ -1,6 +1,7 @@
-"""A provider outage through the local stack: 202 while it is down, synced once it is back.
+"""A provider outage through the local stack: 201 pending while it is down, synced once it is back.
 
-The fake Xero is stopped, invoices are sent (202, pending), the fake is started again on
+The fake Xero is stopped, invoices are sent (201 with sync_status pending, and one with
+``Prefer: respond-async``: 202 at once), the fake is started again on
 the same address, and the local stack's retry function (fed by the SQS FIFO queue, as the
 event source mapping does in AWS) delivers every one of them, exactly once.
 """
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.e2e
 SETTLE_TIMEOUT_SECONDS = 60
 
 
-def test_an_outage_answers_202_and_every_invoice_settles_once_the_provider_is_back(
+def test_an_outage_answers_201_pending_and_every_invoice_settles_once_the_provider_is_back(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     fake, port = xero.FakeXero(), _free_port()
@@ -48,8 +49,11 @@ def test_an_outage_answers_202_and_every_invoice_settles_once_the_provider_is_ba
             "contact_id": contact,
             "line_items": [{"description": "Work", "unit_price": Decimal("10.50")}],
         }
-        answers = [create(stack, connected, body) for _ in range(3)]  # the fake is down now
-        assert [answer.status_code for answer in answers] == [202, 202, 202], answers[0].text
+        answers = [create(stack, connected, body) for _ in range(2)]  # the fake is down now
+        answers.append(create(stack, connected, body, {"Prefer": "respond-async"}))  # not even tried
+        assert [answer.status_code for answer in answers] == [201, 201, 202], answers[0].text
+        assert answers[2].headers["Preference-Applied"] == "respond-async"
+        assert all(jsonutil.loads(answer.text)["sync_status"] == "pending" for answer in answers)
         ids = [jsonutil.loads(answer.text)["id"] for answer in answers]
         assert all(fetch(stack, connected, i)["sync_status"] == "pending" for i in ids)
         assert fake.invoices == {}

@@ -27,6 +27,10 @@ What it models:
   uses its own feed), and ``HomeTotalAmt`` = TotalAmt x ExchangeRate to the cent (half up).
   A home-currency transaction has no rate unless one is sent (then it is 1), as in the
   recorded company.
+- ``POST /v3/company/{realm}/customer|vendor``: the body checked against the XSD as above,
+  then QuickBooks' rules: a ``DisplayName`` is required (2020) and unique across customers
+  and vendors (6240 "Duplicate Name Exists Error"); the new record joins the list its query
+  reads, with ``requestid`` replay as for transactions.
 - ``GET /v3/company/{realm}/invoice|bill/{id}``.
 - ``GET|POST /v3/company/{realm}/query``: ``select * from <Entity> [STARTPOSITION n]
   [MAXRESULTS m]`` (m capped at 1000), an empty page answered as ``{"QueryResponse": {}}``.
@@ -84,7 +88,10 @@ LINE_DETAILS = {
     "Invoice": {"SalesItemLineDetail", "DiscountLineDetail", "SubTotalLineDetail", "DescriptionOnly"},
     "Bill": {"AccountBasedExpenseLineDetail", "ItemBasedExpenseLineDetail"},
 }
-_API_PATH = re.compile(r"^/v3/company/(?P<realm>[^/]+)/(?P<resource>invoice|bill|query)(?:/(?P<id>[^/]+))?$")
+_API_PATH = re.compile(
+    r"^/v3/company/(?P<realm>[^/]+)/(?P<resource>invoice|bill|customer|vendor|query)(?:/(?P<id>[^/]+))?$"
+)
+ENTITIES = {"invoice": "Invoice", "bill": "Bill", "customer": "Customer", "vendor": "Vendor"}
 _QUERY = re.compile(
     r"^\s*select\s+\*\s+from\s+(?P<entity>\w+)"
     r"(?:\s+startposition\s+(?P<start>\d+))?(?:\s+maxresults\s+(?P<max>\d+))?\s*$",
@@ -281,7 +288,7 @@ class FakeQuickBooks:
         resource, txn_id = match["resource"], match["id"]
         if resource == "query" and request.method in ("GET", "POST") and txn_id is None:
             return self._query(request)
-        entity = "Invoice" if resource == "invoice" else "Bill"
+        entity = ENTITIES[resource]
         if request.method == "GET" and txn_id is not None:
             return self._read(entity, txn_id)
         if request.method == "POST" and txn_id is None:
@@ -397,11 +404,43 @@ class FakeQuickBooks:
         problems = xsd_errors(payload, entity) if self.validate_schema else []
         if problems:
             return 400, _fault([("2010", "Request has invalid or unsupported property", p) for p in problems])
+        if entity in ("Customer", "Vendor"):
+            return self._create_name(entity, payload)
         errors = self._validate(entity, payload)
         if errors:
             return 400, _fault(errors)
         record = self._record(entity, payload)
         self.transactions[entity][record["Id"]] = record
+        return 200, {entity: record, "time": _now_text(millis=True)}
+
+    def _create_name(self, entity: str, payload: dict[str, Any]) -> tuple[int, Any]:
+        """A new Customer or Vendor, listed by later queries."""
+        name = payload.get("DisplayName")
+        if not name:
+            return 400, _fault([_missing("DisplayName")])
+        taken = next(
+            (r for lst in ("Customer", "Vendor") for r in self.lists[lst] if r.get("DisplayName") == name),
+            None,
+        )
+        if taken is not None:
+            detail = f"The name supplied already exists. : Id={taken['Id']}"
+            return 400, _fault([("6240", "Duplicate Name Exists Error", detail)])
+        self._next_txn_id += 1
+        now = _now_text()
+        record = {
+            **payload,
+            "domain": "QBO",
+            "sparse": False,
+            "Id": str(self._next_txn_id),
+            "SyncToken": "0",
+            "MetaData": {"CreateTime": now, "LastUpdatedTime": now},
+            "FullyQualifiedName": name,
+            "PrintOnCheckName": name,
+            "Active": True,
+            "Balance": 0,
+            "CurrencyRef": self._currency(payload),
+        }
+        self.lists[entity].append(record)
         return 200, {entity: record, "time": _now_text(millis=True)}
 
     def _find(self, entity: str, record_id: str | None) -> dict[str, Any] | None:

@@ -23,6 +23,10 @@ real HTTP server end to end. It serves:
   1 to 250 characters (400 ValidationException), stores the note ("Note" change by "System
   Generated", as Xero records API notes) and answers ``HistoryRecords``. Notes cannot be
   edited or deleted. ``GET /Invoices/{id}/History`` lists them.
+- ``PUT /Contacts``: checks the body against the OpenAPI ``Contacts`` schema, then a
+  ``Name`` is required and unique among active contacts (400 ValidationException with
+  Xero's message); ``IsCustomer``/``IsSupplier`` start false (Xero sets them from
+  transactions). The contact joins ``contacts``, so invoices and ``GET /Contacts`` see it.
 - ``Idempotency-Key`` on any PUT/POST: a repeated key answers the first successful response
   again and does nothing, whatever the endpoint (so a key reused for a different request is
   a visible mistake); refusals are not kept, so a fixed request may reuse its key.
@@ -211,6 +215,8 @@ class FakeXero:
         resource = path[len(API) + 1 :]
         if request.method == "PUT" and resource == "Invoices":
             return self._create_invoices(request)
+        if request.method in ("PUT", "POST") and resource == "Contacts":
+            return self._replayed(request, lambda: self._create_contacts(request))
         if request.method == "GET" and resource in ("Contacts", "Items", "Accounts", "TrackingCategories"):
             return self._list(request, resource)
         parts = resource.split("/")
@@ -396,6 +402,48 @@ class FakeXero:
         return _json(status, body)
 
     # --- create -----------------------------------------------------------------------------
+
+    def contact_requests(self) -> list[httpx.Request]:
+        return [r for r in self.requests if r.method in ("PUT", "POST") and r.url.path == f"{API}/Contacts"]
+
+    def _create_contacts(self, request: httpx.Request) -> tuple[int, dict[str, Any]]:
+        invalid = self._post_data_invalid(request, "Contacts")
+        if invalid:
+            return invalid
+        given = jsonutil.loads(request.content)["Contacts"]
+        results = [(contact, self._contact_errors(contact)) for contact in given]
+        if any(errors for _, errors in results):
+            elements = [
+                {**contact, "ValidationErrors": [{"Message": message} for message in errors]}
+                for contact, errors in results
+            ]
+            return 400, {
+                "ErrorNumber": 10,
+                "Type": "ValidationException",
+                "Message": "A validation exception occurred",
+                "Elements": elements,
+            }
+        created = []
+        for contact in given:
+            record = {
+                **self.add_contact(contact["Name"], is_customer=False),
+                **{k: v for k, v in contact.items() if k not in ("IsCustomer", "IsSupplier")},
+            }
+            self.contacts[-1] = record
+            created.append(copy.deepcopy(record))
+        return 200, self._envelope("Contacts", created)
+
+    def _contact_errors(self, contact: dict[str, Any]) -> list[str]:
+        name = (contact.get("Name") or "").strip()
+        if not name:
+            return ["The contact name must be supplied."]
+        active = (c for c in self.contacts if c.get("ContactStatus", "ACTIVE") == "ACTIVE")
+        if any(c["Name"].casefold() == name.casefold() for c in active):
+            return [
+                f"The contact name {name} is already assigned to another contact. "
+                "The contact name must be unique across all active contacts."
+            ]
+        return []
 
     def _create_invoices(self, request: httpx.Request) -> httpx.Response:
         return self._replayed(request, lambda: self._process_invoices(request))

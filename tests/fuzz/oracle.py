@@ -169,15 +169,20 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# Ids an error carries when the record was stored before the ledger refused it.
+STORED_ID_KEYS = {"invoice_id", "contact_id"}
+
+
 def error_shape_problems(status: int, body: Any) -> list[str]:
-    """How an error body differs from {"statusCode", "error", "message", "details"[, "invoice_id"]}."""
+    """How an error body differs from {"statusCode", "error", "message", "details"[, "invoice_id" |
+    "contact_id"]}."""
     if not isinstance(body, dict):
         return [f"body is a JSON {type(body).__name__}, not an object"]
     problems = []
     keys = set(body)
     if missing := ERROR_KEYS - keys:
         problems.append(f"missing {sorted(missing)}")
-    if extra := keys - ERROR_KEYS - {"invoice_id"}:
+    if extra := keys - ERROR_KEYS - STORED_ID_KEYS:
         problems.append(f"unexpected {sorted(extra)}")
     code = body.get("statusCode")
     if "statusCode" in body and (type(code) is not int or code != status):
@@ -185,8 +190,9 @@ def error_shape_problems(status: int, body: Any) -> list[str]:
     for name in ("error", "message"):
         if name in body and not (isinstance(body[name], str) and body[name]):
             problems.append(f"{name} {body[name]!r} is not a non-empty string")
-    if "invoice_id" in body and not isinstance(body["invoice_id"], str):
-        problems.append(f"invoice_id {body['invoice_id']!r} is not a string")
+    for name in STORED_ID_KEYS & keys:
+        if not isinstance(body[name], str):
+            problems.append(f"{name} {body[name]!r} is not a string")
     details = body.get("details")
     if "details" in body:
         if not isinstance(details, list):
@@ -346,7 +352,9 @@ class Oracle:
                 ("schema_violations", problem) for problem in self.contract.problems(op, received, body)
             ]
         stored = isinstance(body, dict) and isinstance(body.get("invoice_id"), str)
-        fresh = status in (201, 202) and received.header("idempotent-replayed") is None
+        # An invoice create says so in its Location; a contact create stores no invoice.
+        creates_invoice = (received.header("location") or "").startswith("/accounting/invoices/")
+        fresh = creates_invoice and status in (201, 202) and received.header("idempotent-replayed") is None
         if fresh and grew != 1:
             found.append(("stored_for_refused", f"{status} but the invoices table grew by {grew}, not 1"))
         elif not fresh and not (stored and grew in (0, 1)) and grew:

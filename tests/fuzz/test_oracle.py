@@ -62,6 +62,7 @@ def post(*headers: tuple[str, str], body: bytes = b"{}") -> Sent:
 
 
 AUTH = (("x-api-key", KEY), ("x-connection-token", TOKEN))
+CREATED = ("Location", "/accounting/invoices/1")  # how a created invoice is told from a contact
 
 
 class Table:
@@ -84,7 +85,7 @@ def judge(sent: Sent, received: Received, *, grows: int = 0, **kwargs: Any) -> s
 def test_a_documented_refusal_breaks_nothing() -> None:
     refusal = {"statusCode": 422, "error": "validation_error", "message": "Invalid.", "details": []}
     assert judge(post(*AUTH), answer(422, refusal)) == set()
-    assert judge(post(*AUTH), answer(201, {"id": "1", "total_amount": 1.5}), grows=1) == set()
+    assert judge(post(*AUTH), answer(201, {"id": "1", "total_amount": 1.5}, CREATED), grows=1) == set()
 
 
 def test_any_5xx_is_a_violation() -> None:
@@ -146,7 +147,7 @@ def test_a_refusal_that_stored_something_is_a_violation() -> None:
     assert "stored_for_refused" in judge(post(*AUTH), answer(422, refusal), grows=1)
     rejected = {**refusal, "error": "provider_rejected", "invoice_id": "1"}
     assert judge(post(*AUTH), answer(422, rejected), grows=1) == set()  # stored, and says so
-    assert "stored_for_refused" in judge(post(*AUTH), answer(201, {"id": "1"}), grows=0)
+    assert "stored_for_refused" in judge(post(*AUTH), answer(201, {"id": "1"}, CREATED), grows=0)
 
 
 def test_a_traceback_or_a_secret_in_a_body_is_a_leak() -> None:

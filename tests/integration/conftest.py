@@ -76,8 +76,9 @@ class Api:
         auth: bool = True,
     ) -> Answer:
         resource, params = path, None
-        if path.startswith("/accounting/invoices/"):
-            resource, params = "/accounting/invoices/{id}", {"id": path.rsplit("/", 1)[1]}
+        parts = path.split("/")
+        if len(parts) == 4 and parts[1] == "accounting":  # /accounting/<kind>/<id>
+            resource, params = f"/accounting/{parts[2]}/{{id}}", {"id": parts[3]}
         sent = {**(self.credentials if auth else {}), **(headers or {})}
         text = raw if raw is not None else (jsonutil.dumps(body) if body is not None else None)
         event = rest_event(

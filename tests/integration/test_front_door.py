@@ -86,7 +86,7 @@ def _error_body(result: dict[str, Any]) -> dict[str, Any]:
     """The documented error shape, checked whole."""
     assert result["multiValueHeaders"]["Content-Type"] == ["application/json"]
     body = json.loads(result["body"])
-    assert set(body) <= {"statusCode", "error", "message", "details", "invoice_id"}, body
+    assert set(body) <= {"statusCode", "error", "message", "details", "invoice_id", "contact_id"}, body
     assert body["statusCode"] == result["statusCode"]
     assert isinstance(body["error"], str) and isinstance(body["message"], str)
     assert all(set(detail) == {"field", "reason"} for detail in body["details"])

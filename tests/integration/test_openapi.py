@@ -25,6 +25,10 @@ def test_openapi_document_describes_the_invoice_routes(api: Api) -> None:
     parameters = {p["name"] for p in document["paths"]["/accounting/invoices"]["get"]["parameters"]}
     assert parameters == {"limit", "cursor", "remote_data"}
     assert create["requestBody"]["required"] is True
+    headers = {p["name"] for p in create["parameters"] if p["in"] == "header"}
+    assert {"idempotency-key", "prefer"} <= headers  # header names are case-insensitive
+    envelope = document["components"]["schemas"]["InvoicePage"]["properties"]
+    assert {"data", "next_cursor", "prev_cursor", "previous_cursor"} <= set(envelope)
 
 
 def test_the_document_says_what_an_exchange_rate_means_and_that_money_is_a_number(api: Api) -> None:

@@ -18,6 +18,7 @@ from tests.integration.conftest import Api
         ("/accounting/contacts", "contact", {"C-1001", "C-1002", "V-2001"}),
         ("/accounting/items", "item", {"I-1", "I-2"}),
         ("/accounting/trackingcategories", "tracking_category", {"T-1", "T-2"}),
+        ("/accounting/accounts", "account", {"A-4000", "A-5000"}),
     ],
 )
 def test_synced_references_are_listed_with_their_stable_ids(
@@ -30,7 +31,33 @@ def test_synced_references_are_listed_with_their_stable_ids(
     for record in page["data"]:
         assert record["id"] == reference_id(demo["connection_id"], kind, record["remote_id"])
         assert record["remote_data"] is None
-    assert (page["next_cursor"], page["previous_cursor"]) == (None, None)
+    assert (page["next_cursor"], page["prev_cursor"], page["previous_cursor"]) == (None, None, None)
+
+
+REFERENCE_PATHS = ["/accounting/contacts", "/accounting/items", "/accounting/trackingcategories",
+                   "/accounting/accounts"]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", REFERENCE_PATHS)
+def test_each_reference_is_retrieved_by_id_with_remote_data_on_request(api: Api, path: str) -> None:
+    listed = api.call("GET", path).json["data"]
+    assert listed
+    for record in listed:
+        one = api.call("GET", f"{path}/{record['id']}")
+        assert (one.status, one.json) == (200, record)
+        with_data = api.call("GET", f"{path}/{record['id']}", query={"remote_data": "true"}).json
+        assert with_data["remote_data"]["id"] == record["remote_id"]
+
+
+@pytest.mark.parametrize("path", ["/accounting/contacts", "/accounting/accounts"])
+def test_a_reference_of_another_kind_or_connection_or_garbage_is_404(
+    api: Api, demo: dict[str, Any], path: str
+) -> None:
+    item = api.call("GET", "/accounting/items").json["data"][0]["id"]
+    for wrong in (item, "not-a-uuid", reference_id("another-connection", "contact", "C-1001")):
+        answer = api.call("GET", f"{path}/{wrong}")
+        assert (answer.status, answer.json["error"]) == (404, "not_found")
+    assert api.call("GET", f"{path}/{item}", auth=False).status == 401
 
 
 def test_contacts_carry_panoras_fields(api: Api) -> None:

@@ -1,4 +1,4 @@
-"""Durable retries: 202 and a queue message when the provider is down; the retry and sweeper functions."""
+"""Durable retries: 201 pending and a queued message when the provider is down; retry and sweeper."""
 
 from __future__ import annotations
 
@@ -52,12 +52,12 @@ def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
     return local_sqs_event(messages, arn, "us-east-1")
 
 
-def test_provider_down_answers_202_with_location_and_queues_the_invoice(
+def test_provider_down_answers_201_pending_with_location_and_queues_the_invoice(
     api: Api, demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     provider_down(monkeypatch)
     answer = api.create({"total_amount": Decimal("12.50")})
-    assert answer.status == 202
+    assert answer.status == 201
     invoice = answer.json
     assert invoice["sync_status"] == "pending"
     assert answer.headers["Location"] == f"/accounting/invoices/{invoice['id']}"
@@ -110,7 +110,7 @@ def test_the_last_attempt_marks_the_invoice_failed_with_the_last_error(
     assert "gave up after 8 attempts" in invoice["sync_error"] and "503" in invoice["sync_error"]
 
 
-def test_a_settle_failure_after_the_provider_accepted_is_202_and_recovered_without_a_duplicate(
+def test_a_settle_failure_after_the_provider_accepted_is_201_pending_and_recovered_without_a_duplicate(
     api: Api, demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch, lambda_context: Any
 ) -> None:
     from ledgerbridge.store.dynamo import storage_unavailable
@@ -118,7 +118,7 @@ def test_a_settle_failure_after_the_provider_accepted_is_202_and_recovered_witho
     with monkeypatch.context() as broken:
         broken.setattr(invoices, "settle", lambda *a, **k: (_ for _ in ()).throw(storage_unavailable()))
         answer = api.create({"total_amount": Decimal("7")})
-    assert answer.status == 202
+    assert (answer.status, answer.json["sync_status"]) == (201, "pending")
     load("retry").handler(sqs_event(receive()), lambda_context)
     invoice = api.call("GET", f"/accounting/invoices/{answer.json['id']}", query={"remote_data": "1"}).json
     assert invoice["sync_status"] == "synced"
@@ -133,7 +133,7 @@ def test_the_sweeper_requeues_pending_invoices_with_no_retry_in_flight(
     with monkeypatch.context() as queue_down:  # as if the Lambda died before queueing the retry
         queue_down.setattr(retries, "client", lambda service: (_ for _ in ()).throw(RuntimeError("SQS down")))
         stranded = api.create({"total_amount": Decimal("3")})
-    assert stranded.status == 202
+    assert (stranded.status, stranded.json["sync_status"]) == (201, "pending")
     queued = api.create({"total_amount": Decimal("4")}).json["id"]
     monkeypatch.setenv("LEDGERBRIDGE_SWEEP_AFTER_SECONDS", "0")
     assert load("sweeper").handler({}, lambda_context) == {"requeued": 1}
@@ -160,3 +160,36 @@ def test_messages_skipped_behind_a_failed_one_are_released_not_held_for_minutes(
     )  # fmt: skip
     visible = [json.loads(m["Body"])["invoice_id"] for m in receive()]
     assert visible == ids  # then all three, in order: the skipped ones were not held for minutes
+
+
+@pytest.mark.parametrize(
+    "prefer", ["respond-async", "wait=10, Respond-Async", "handling=lenient;x, respond-async;a=b"]
+)
+def test_prefer_respond_async_stores_queues_and_answers_202_without_calling_the_ledger(
+    api: Api, monkeypatch: pytest.MonkeyPatch, lambda_context: Any, prefer: str
+) -> None:
+    sandbox = connections.provider_for("sandbox")
+    calls: list[Any] = []
+    with monkeypatch.context() as watched:
+        watched.setattr(sandbox, "send_invoice", lambda *args: calls.append(args))
+        answer = api.create({"total_amount": Decimal("9.99")}, headers={"Prefer": prefer})
+    assert (answer.status, answer.json["sync_status"], calls) == (202, "pending", [])
+    assert answer.headers["Preference-Applied"] == "respond-async"
+    assert answer.headers["Location"] == f"/accounting/invoices/{answer.json['id']}"
+    load("retry").handler(sqs_event(receive()), lambda_context)
+    invoice = api.call("GET", answer.headers["Location"]).json
+    assert (invoice["sync_status"], invoice["total_amount"]) == ("synced", Decimal("9.99"))
+
+
+def test_without_respond_async_the_ledger_is_called_in_the_request(api: Api) -> None:
+    answer = api.create({"total_amount": Decimal("1")}, headers={"Prefer": "return=minimal"})
+    assert (answer.status, answer.json["sync_status"]) == (201, "synced")
+    assert "Preference-Applied" not in answer.headers
+    assert receive() == []
+
+
+def test_a_refused_invoice_is_refused_before_anything_is_queued_even_async(api: Api) -> None:
+    answer = api.create({"currency": "usd", "due_date": "2026-01-01", "issue_date": "2026-02-01"},
+                        headers={"Prefer": "respond-async"})  # fmt: skip
+    assert answer.status == 422
+    assert receive() == []

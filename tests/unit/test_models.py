@@ -87,6 +87,12 @@ def test_rfc3339_keeps_its_offset_and_truncates_beyond_microseconds() -> None:
     assert invoice.model_dump()["due_date"] == "2026-03-01T10:00:00.123456+02:00"
 
 
+def test_a_date_time_without_an_offset_is_utc_as_panora_reads_it() -> None:
+    invoice = parse('{"issue_date": "2026-11-24T12:00:00", "due_date": "2026-12-24T12:00:00.5"}')
+    assert invoice.issue_date == datetime(2026, 11, 24, 12, tzinfo=UTC)
+    assert invoice.model_dump()["due_date"] == "2026-12-24T12:00:00.500000Z"
+
+
 def test_lower_case_z_and_t_are_rfc3339_too() -> None:
     assert parse('{"paid_on_date": "2026-01-31t23:59:59z"}').paid_on_date == datetime(
         2026, 1, 31, 23, 59, 59, tzinfo=UTC
@@ -99,7 +105,6 @@ def test_lower_case_z_and_t_are_rfc3339_too() -> None:
         '"2026-02-29"',  # not a leap year
         '"2026-13-01"',
         '"2026-04-31"',
-        '"2026-01-01T10:00:00"',  # no offset: ambiguous
         '"01/02/2026"',
         '"2026-01-01T25:00:00Z"',
         "1767225600",  # epoch seconds are not a date here

@@ -109,12 +109,18 @@ def connection_context(principal: Principal, deadline: float | None = None) -> C
 
 
 def sync_references(principal: Principal) -> dict[str, int]:
-    """Store every record the provider lists under its stable Ledgerbridge id; counts by kind."""
+    """Store every record the provider lists under its stable Ledgerbridge id; counts by kind.
+
+    A record created through Ledgerbridge keeps the id it was created with (store/references.py).
+    """
     connection = connection_context(principal)
     counts: dict[str, int] = {}
     synced_at = now_text()
+    known = references.known_ids(principal.connection_id)
     for ref in provider_for(principal.provider).list_references(connection):
-        ref_id = reference_id(principal.connection_id, ref.kind, ref.remote_id)
+        ref_id = known.get((ref.kind, ref.remote_id)) or reference_id(
+            principal.connection_id, ref.kind, ref.remote_id
+        )
         references.put(principal.connection_id, ref_id, ref, synced_at)
         counts[ref.kind] = counts.get(ref.kind, 0) + 1
     return counts
@@ -148,9 +154,22 @@ def resolve_references(connection_id: str, invoice: InvoiceInput) -> dict[str, R
         for path, kind, ref in fields
         if (kind, str(ref)) not in found
     ]
+    unknown += [
+        FieldError(path, _not_in_ledger(kind, found[(kind, str(ref))]))
+        for path, kind, ref in fields
+        if (kind, str(ref)) in found and not found[(kind, str(ref))].get("remote_id")
+    ]
     if unknown:
         raise errors.validation_error(unknown)
     return {path: _remote_reference(found[(kind, str(ref))]) for path, kind, ref in fields}
+
+
+def _not_in_ledger(kind: str, record: dict[str, Any]) -> str:
+    """Why a record created through Ledgerbridge cannot be pointed at yet (no remote id)."""
+    what = kind.replace("_", " ")
+    if record.get("sync_status") == "failed":
+        return f"this {what} was refused by the ledger and does not exist there"
+    return f"this {what} is not yet created in the ledger (sync_status pending); try again later"
 
 
 def _remote_reference(record: dict[str, Any]) -> RemoteReference:
@@ -175,13 +194,31 @@ def list_references(
                 "Reference lists page forward only.", [FieldError("cursor", "forward only")]
             )
     records, has_more = references.page(principal.connection_id, kind, limit, after)
-    flat = [
-        {
-            **(record.get("fields") or {}),
-            **{key: record[key] for key in ("id", "name", "remote_id", "created_at", "modified_at")},
-            "remote_data": record["remote_data"] if include_remote_data else None,
-        }
-        for record in records
-    ]
+    flat = [_flat_reference(record, include_remote_data) for record in records]
     next_cursor = encode_cursor("after", records[-1]["id"]) if has_more and records else None
     return flat, next_cursor
+
+
+def get_reference(
+    principal: Principal, kind: str, reference_id: str, include_remote_data: bool
+) -> dict[str, Any]:
+    """One of the connection's references as a flat record; 404 when it is not this connection's."""
+    try:
+        key = (kind, str(UUID(reference_id)))
+    except ValueError:
+        raise errors.not_found(kind.replace("_", " ").capitalize()) from None
+    record = references.get_many(principal.connection_id, [key]).get(key)
+    if record is None:
+        raise errors.not_found(kind.replace("_", " ").capitalize())
+    return _flat_reference(record, include_remote_data)
+
+
+def _flat_reference(record: dict[str, Any], include_remote_data: bool) -> dict[str, Any]:
+    """Panora's flat shape: the provider's mapped fields beside the common ones."""
+    return {
+        **(record.get("fields") or {}),
+        **{key: record[key] for key in ("id", "created_at", "modified_at")},
+        **{key: record.get(key) for key in ("name", "remote_id")},
+        **{key: record[key] for key in ("sync_status", "sync_error") if key in record},
+        "remote_data": record["remote_data"] if include_remote_data else None,
+    }

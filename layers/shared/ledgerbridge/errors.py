@@ -24,6 +24,7 @@ class ApiError(Exception):
     details: list[FieldError] = field(default_factory=list)
     invoice_id: str | None = None  # set when the invoice was stored, so the caller can GET it
     headers: dict[str, str] = field(default_factory=dict)  # e.g. Retry-After
+    contact_id: str | None = None  # set when a created contact was stored, so the caller can find it
 
     def body(self) -> dict:
         body = {
@@ -34,6 +35,8 @@ class ApiError(Exception):
         }
         if self.invoice_id:
             body["invoice_id"] = self.invoice_id
+        if self.contact_id:
+            body["contact_id"] = self.contact_id
         return body
 
 

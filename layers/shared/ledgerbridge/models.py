@@ -36,6 +36,7 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from ledgerbridge import errors, jsonutil
@@ -47,17 +48,17 @@ MAX_LINE_ITEMS = 1000
 # --- scalar types -------------------------------------------------------------------------
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$")
 
 
 def _parse_date_time(value: Any) -> datetime:
-    """``YYYY-MM-DD`` (midnight UTC) or an RFC 3339 date-time with an offset.
+    """``YYYY-MM-DD`` (midnight UTC) or an RFC 3339 date-time, its offset optional.
 
-    Offset-less date-times are refused: a due date that silently shifts by a time zone is
-    a wrong due date.
+    A date-time without an offset is read as UTC, as Panora reads it: Panora's SDKs send a
+    naive ``datetime`` that way (``2026-11-24T12:00:00``), and refusing it would break them.
     """
     if isinstance(value, datetime):
-        return value
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not isinstance(value, str):
         raise ValueError("must be a string: YYYY-MM-DD or an RFC 3339 date-time")
     text = value.strip()
@@ -67,10 +68,11 @@ def _parse_date_time(value: Any) -> datetime:
         if _RFC3339.match(text):
             # fromisoformat takes at most 6 fractional digits; RFC 3339 allows more.
             text = re.sub(r"(\.\d{6})\d+", r"\1", text.replace("z", "Z").replace("t", "T"))
-            return datetime.fromisoformat(text)
+            parsed = datetime.fromisoformat(text)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except ValueError as exc:
         raise ValueError(f"is not a real date: {exc}") from None
-    raise ValueError("must be YYYY-MM-DD or an RFC 3339 date-time with a time zone offset")
+    raise ValueError("must be YYYY-MM-DD or an RFC 3339 date-time")
 
 
 def format_date_time(value: datetime) -> str:
@@ -441,10 +443,22 @@ class Invoice(BaseModel):
     sync_error: str | None = Field(default=None, description="why the provider refused it, when failed")
 
 
+# Panora's list envelope names the backward cursor ``prev_cursor``; ``previous_cursor``, the
+# name this API first used, stays as an alias with the same value.
+PrevCursor = Annotated[str | None, Field(description="the previous page's cursor; null on the first page")]
+PreviousCursor = Annotated[str | None, Field(description="alias of prev_cursor, kept for older clients")]
+
+
 class InvoicePage(BaseModel):
     data: list[Invoice]
     next_cursor: str | None
-    previous_cursor: str | None
+    prev_cursor: PrevCursor = None
+    previous_cursor: PreviousCursor = None
+
+    @model_validator(mode="after")
+    def _alias(self) -> InvoicePage:
+        self.previous_cursor = self.prev_cursor = self.prev_cursor or self.previous_cursor
+        return self
 
 
 class FieldErrorBody(BaseModel):
@@ -458,6 +472,7 @@ class ErrorBody(BaseModel):
     message: str
     details: list[FieldErrorBody] = Field(default_factory=list)
     invoice_id: str | None = Field(default=None, description="set when the invoice was stored: GET it")
+    contact_id: str | None = Field(default=None, description="set when the contact was stored: GET it")
 
 
 # --- synced references (Panora's contact, item and tracking category shapes) ----------------
@@ -478,13 +493,40 @@ class _Reference(BaseModel):
     modified_at: DateTime
 
 
+class Address(BaseModel):
+    street_1: str | None = None
+    street_2: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    address_type: str | None = None
+
+
+class PhoneNumber(BaseModel):
+    phone_number: str | None = None
+    phone_type: str | None = None
+
+
 class Contact(_Reference):
+    """A customer or supplier: synced from the ledger, or created here (then with its state)."""
+
+    remote_id: str | None = None  # type: ignore[assignment]  # null until the ledger has a created one
     is_customer: bool | None = None
     is_supplier: bool | None = None
     email_address: str | None = None
     tax_number: str | None = None
     status: str | None = None
     currency: str | None = None
+    addresses: list[Address] | None = None
+    phone_numbers: list[PhoneNumber] | None = None
+    sync_status: SyncStatus = Field(
+        default=SyncStatus.SYNCED, description="pending: stored, not yet confirmed by the ledger"
+    )
+    sync_error: str | None = Field(default=None, description="why the ledger refused it, when failed")
+
+
+ContactResponse = Contact  # what POST /accounting/contacts answers: the same shape as GET
 
 
 class Item(_Reference):
@@ -501,19 +543,101 @@ class TrackingCategory(_Reference):
     parent_category: str | None = None
 
 
-class ContactPage(BaseModel):
+class Account(_Reference):
+    """Panora's account: a ledger's chart-of-accounts entry (what each ledger syncs as ``account``)."""
+
+    description: str | None = None
+    classification: str | None = None
+    type: str | None = None
+    status: str | None = None
+    current_balance: Money | None = None
+    currency: str | None = None
+    account_number: str | None = None
+    parent_account: str | None = None
+    company_info_id: str | None = None
+
+
+class AccountPage(BaseModel):  # forward paging only: no prev_cursor yet
+    data: list[Account]
+    next_cursor: str | None
+    prev_cursor: PrevCursor = None
+    previous_cursor: PreviousCursor = None
+
+
+class ContactPage(BaseModel):  # forward paging only: no prev_cursor yet
     data: list[Contact]
     next_cursor: str | None
-    previous_cursor: str | None = None
+    prev_cursor: PrevCursor = None
+    previous_cursor: PreviousCursor = None
 
 
-class ItemPage(BaseModel):
+class ItemPage(BaseModel):  # forward paging only: no prev_cursor yet
     data: list[Item]
     next_cursor: str | None
-    previous_cursor: str | None = None
+    prev_cursor: PrevCursor = None
+    previous_cursor: PreviousCursor = None
 
 
-class TrackingCategoryPage(BaseModel):
+class TrackingCategoryPage(BaseModel):  # forward paging only: no prev_cursor yet
     data: list[TrackingCategory]
     next_cursor: str | None
-    previous_cursor: str | None = None
+    prev_cursor: PrevCursor = None
+    previous_cursor: PreviousCursor = None
+
+
+# --- contacts: POST /accounting/contacts (Panora's contact input) ----------------------------
+# Kept at the end of the file on purpose (another change edits the page models above). The
+# output adds what a created contact has and a synced one does not (sync_status, sync_error,
+# addresses, phone numbers, a remote_id that is null until the ledger answers); folding these
+# fields into ``Contact`` itself is additive and left to whoever owns the page models.
+
+MAX_CONTACT_ADDRESSES = 10
+MAX_CONTACT_PHONE_NUMBERS = 10
+
+
+class ContactStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    ARCHIVED = "ARCHIVED"
+
+
+class AddressInput(_Input):
+    """Panora's address. ``address_type`` is free text as in Panora (BILLING, SHIPPING, ...)."""
+
+    street_1: ShortText | None = None
+    street_2: ShortText | None = None
+    city: ShortText | None = None
+    state: ShortText | None = None
+    postal_code: ShortText | None = None
+    country: ShortText | None = None
+    address_type: ShortText | None = None
+
+
+class PhoneNumberInput(_Input):
+    """Panora's phone number. ``phone_type`` is free text as in Panora (WORK, MOBILE, FAX, ...)."""
+
+    phone_number: ShortText | None = None
+    phone_type: ShortText | None = None
+
+
+PhoneNumbersInput = Annotated[list[PhoneNumberInput], Field(max_length=MAX_CONTACT_PHONE_NUMBERS)]
+
+
+class ContactInput(_Input):
+    """Body of ``POST /accounting/contacts``: every field optional and nullable, as in Panora.
+
+    Booleans are strict (``"yes"`` is no answer to is_supplier). ``remote_updated_at`` is
+    accepted because Panora's SDK sends its input shape whole; the ledger decides it.
+    """
+
+    name: ShortText | None = None
+    is_supplier: Annotated[bool, Field(strict=True)] | None = None
+    is_customer: Annotated[bool, Field(strict=True)] | None = None
+    email_address: ShortText | None = None
+    tax_number: ShortText | None = None
+    status: Annotated[ContactStatus, BeforeValidator(_normalise_word)] | None = None
+    currency: Currency | None = None
+    remote_updated_at: DateTime | None = None
+    company_info_id: Uuid | None = None
+    addresses: Annotated[list[AddressInput], Field(max_length=MAX_CONTACT_ADDRESSES)] | None = None
+    phone_numbers: PhoneNumbersInput | None = None
+    field_mappings: FieldMappings | None = None

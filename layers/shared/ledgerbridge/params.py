@@ -25,6 +25,18 @@ def parse_flag(value: str | None, name: str) -> bool:
     )
 
 
+def prefers_async(prefer: str | None) -> bool:
+    """Whether a ``Prefer`` header (RFC 7240) asks for ``respond-async``.
+
+    Preferences are comma-separated, case-insensitive tokens with optional values and
+    parameters; unknown ones are ignored, as the RFC requires, so nothing here is an error.
+    """
+    if not prefer:
+        return False
+    tokens = (part.split(";", 1)[0].split("=", 1)[0].strip().lower() for part in prefer.split(","))
+    return "respond-async" in tokens
+
+
 def encode_cursor(direction: str, record_id: str) -> str:
     """An opaque cursor: page ``after`` or ``before`` the record with this id."""
     return base64.urlsafe_b64encode(f"{direction}:{record_id}".encode()).decode().rstrip("=")

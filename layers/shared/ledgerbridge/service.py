@@ -89,20 +89,31 @@ def _count(provider: str, outcome: str) -> None:
 
 @dataclass(frozen=True)
 class Created:
-    """201: synced at the provider. 202: stored and queued; the retry function delivers it."""
+    """201: stored, and synced at the provider or (``sync_status: pending``) queued because it
+    could not be reached in time. 202: stored and queued at the caller's request
+    (``respond_async``), the ledger not called. Either way the invoice exists in Ledgerbridge,
+    with an id and a Location: a client must not send it again."""
 
     invoice: Invoice
     status: int
 
 
 def create_invoice(
-    principal: Principal, invoice: InvoiceInput, include_remote_data: bool, deadline: float | None = None
+    principal: Principal,
+    invoice: InvoiceInput,
+    include_remote_data: bool,
+    deadline: float | None = None,
+    respond_async: bool = False,
 ) -> Created:
     """Resolve and map (nothing stored yet), store, forward, settle.
 
     ``deadline`` (``time.monotonic()``) bounds the provider call, retries included; past it,
-    the invoice is queued for the retry function and the caller gets 202. Every other
-    outcome but success is an ApiError (with ``invoice_id`` once the invoice is stored).
+    the invoice is queued for the retry function and the caller gets 201 with
+    ``sync_status: pending`` (a 202 broke Panora's SDK and clients generated from its spec,
+    which know only 201, and invited blind resends). ``respond_async`` (``Prefer:
+    respond-async``) stores, queues and answers 202 without calling the ledger: everything
+    that can be refused is still refused first. Every other outcome but success is an
+    ApiError (with ``invoice_id`` once the invoice is stored).
     """
     references = resolve_references(principal.connection_id, invoice)
     record = _new_record(principal, invoice)
@@ -115,6 +126,8 @@ def create_invoice(
         raise errors.validation_error([FieldError(path, reason) for path, reason in exc.details]) from None
     invoices.create_pending(record)
     logger.append_keys(invoice_id=record["id"], provider=principal.provider)
+    if respond_async:
+        return Created(_queue(principal, record, include_remote_data), 202)
     try:
         settled = settle_delivered(principal, record, provider.send_invoice(connection, outbound, request))
     except ProviderRejected as exc:
@@ -137,7 +150,7 @@ def create_invoice(
             invoice_id=fail(principal, record["id"], reason, "reauthorization_required"),
         ) from None
     except (ProviderUnavailable, SettleFailed) as exc:
-        return Created(_accept(principal, record, failure_text(principal, exc), include_remote_data), 202)
+        return Created(_accept(principal, record, failure_text(principal, exc), include_remote_data), 201)
     _count(principal.provider, "created")
     return Created(to_invoice(settled, include_remote_data), 201)
 
@@ -193,6 +206,16 @@ def _accept(principal: Principal, record: dict[str, Any], reason: str, include_r
     return to_invoice(record, include_remote_data)
 
 
+def _queue(principal: Principal, record: dict[str, Any], include_remote_data: bool) -> Invoice:
+    """Queue a stored invoice for the retry function without trying the ledger first."""
+    _count(principal.provider, "queued_async")
+    try:
+        retries.enqueue(principal.project_id, principal.connection_id, record["id"], now_text())
+    except Exception:  # the invoice is stored pending: the sweeper queues it
+        logger.exception("could not queue the invoice; the sweeper will")
+    return to_invoice(record, include_remote_data)
+
+
 def fail(principal: Principal, invoice_id: str, reason: str, outcome: str) -> str:
     """Mark a pending invoice failed for good, with the reason the caller will read.
 
@@ -244,5 +267,5 @@ def list_invoices(
     return InvoicePage(
         data=[to_invoice(record, include_remote_data) for record in records],
         next_cursor=encode_cursor("after", last) if more_after and last else None,
-        previous_cursor=encode_cursor("before", first) if more_before and first else None,
+        prev_cursor=encode_cursor("before", first) if more_before and first else None,
     )

@@ -3,7 +3,12 @@
 A provider does three things: turn a unified invoice into its own request (``map_invoice``,
 pure, no I/O: mapping errors are caught before anything is stored or sent), send that
 request and map the answer back (``send_invoice``), and list the records invoices point at
-(``list_references``). It knows nothing of DynamoDB or API Gateway: references arrive
+(``list_references``). A provider that can create contacts also has ``map_contact`` and
+``send_contact`` (same contract: map refuses with InvalidInvoice before anything is stored,
+send uses the contact id as the idempotency key). They are optional members, not part of
+the Protocol, so callers go through the module functions ``map_contact``/``send_contact``
+here, whose default refuses with ContactsNotSupported: a ledger without contact creation is
+answered 422 before anything is stored. It knows nothing of DynamoDB or API Gateway: references arrive
 already resolved, and what it needs from outside (the sandbox's books, OAuth tokens, HTTP)
 comes through ``ConnectionContext`` behind small protocols.
 """
@@ -14,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ledgerbridge.models import InvoiceInput
+from ledgerbridge.models import ContactInput, InvoiceInput
 from ledgerbridge.provider_types import ProviderUnavailable as ProviderUnavailable
 from ledgerbridge.provider_types import ReauthorizationRequired as ReauthorizationRequired
 from ledgerbridge.provider_types import RemoteReference as RemoteReference
@@ -84,6 +89,43 @@ class InvalidInvoice(Exception):
     def __init__(self, details: list[tuple[str, str]]):
         super().__init__("; ".join(f"{path}: {reason}" for path, reason in details))
         self.details = details
+
+
+@dataclass(frozen=True)
+class OutboundContact:
+    """A contact a provider is asked to create; ``contact_id`` is its idempotency key."""
+
+    contact_id: str
+    contact: ContactInput
+
+
+class ContactsNotSupported(Exception):
+    """This provider cannot create contacts (yet): refused before anything is stored."""
+
+
+def supports_contacts(provider: object) -> bool:
+    return all(callable(getattr(provider, name, None)) for name in ("map_contact", "send_contact"))
+
+
+def map_contact(provider: object, connection: ConnectionContext, outbound: OutboundContact) -> Any:
+    """The provider's request for ``outbound``; raises InvalidInvoice or ContactsNotSupported. No I/O."""
+    if not supports_contacts(provider):
+        raise ContactsNotSupported(getattr(provider, "name", "this ledger"))
+    return provider.map_contact(connection, outbound)  # type: ignore[attr-defined]
+
+
+def send_contact(
+    provider: object, connection: ConnectionContext, outbound: OutboundContact, request: Any
+) -> RemoteReference:
+    """Create the contact; the answer is a ``contact`` reference with the ledger's id and fields.
+
+    ``fields`` carries unified contact fields (is_customer, is_supplier, email_address,
+    tax_number, status, currency, addresses, phone_numbers, remote_updated_at) as the ledger
+    recorded them.
+    """
+    if not supports_contacts(provider):
+        raise ContactsNotSupported(getattr(provider, "name", "this ledger"))
+    return provider.send_contact(connection, outbound, request)  # type: ignore[attr-defined]
 
 
 class ProviderRejected(Exception):

@@ -39,6 +39,23 @@ Why it looks the way it does:
   a vendor: the other kind is refused by name rather than sent as a dangling reference.
 - Everything QuickBooks cannot express is collected and raised as one InvalidInvoice, so the
   caller sees every field at once.
+- Contacts (``map_contact``/``send_contact``): a supplier (``is_supplier`` true and
+  ``is_customer`` not) is a Vendor (``POST …/vendor``), anything else a Customer (``POST
+  …/customer``), with ``requestid=<contact id>`` as for invoices. QuickBooks keeps customers
+  and vendors in separate lists, so a contact that is both is refused on ``is_supplier``.
+  ``name`` is the ``DisplayName`` (required here: QuickBooks would otherwise build one from
+  name parts we do not have; at most 500 characters and unique across customers, vendors
+  and employees, per Intuit's API reference: a duplicate is QuickBooks' 6240 refusal).
+  ``email_address`` → ``PrimaryEmailAddr.Address``; ``tax_number`` → ``PrimaryTaxIdentifier``
+  on a Customer ("primary Tax ID", Finance.xsd) and ``TaxIdentifier`` on a Vendor
+  (``ResaleNum`` is a resale number, not a tax id); ``currency`` → ``CurrencyRef``.
+  Addresses: one ``BillAddr`` and one ``ShipAddr`` (``address_type`` SHIPPING/DELIVERY →
+  ShipAddr, anything else BillAddr), street_1/2 → Line1/Line2, state →
+  ``CountrySubDivisionCode``; a second address of the same slot is refused by its path.
+  Phones: MOBILE → ``Mobile``, FAX → ``Fax``, anything else fills ``PrimaryPhone`` then
+  ``AlternatePhone`` (``FreeFormNumber``); one more than the slots hold is refused.
+  ``status`` ARCHIVED is refused (create it, then make it inactive in QuickBooks);
+  ``field_mappings`` is refused (customer custom fields are not in the v3 API).
 - Every body the tests build or send is validated against Intuit's own XSDs (Finance.xsd and
   the files it includes, under tests/fixtures/specs/quickbooks): element names, how often each
   may occur, leaf types, enumerations and the lengths Intuit documents there.
@@ -52,10 +69,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ledgerbridge.models import InvoiceStatus, InvoiceType, LineItemInput
+from ledgerbridge.models import ContactInput, ContactStatus, InvoiceStatus, InvoiceType, LineItemInput
 from ledgerbridge.providers.base import (
     ConnectionContext,
     InvalidInvoice,
+    OutboundContact,
     OutboundInvoice,
     ProviderRejected,
     ProviderUnavailable,
@@ -78,6 +96,10 @@ MAX_DOC_NUMBER = 21
 MAX_PRIVATE_NOTE = 4000
 MAX_LINE_DESCRIPTION = 4000
 MAX_CUSTOM_FIELD_VALUE = 31
+MAX_DISPLAY_NAME = 500
+SHIPPING_TYPES = {"SHIPPING", "SHIP", "DELIVERY"}
+PHONE_SLOTS = {"MOBILE": ("Mobile",), "FAX": ("Fax",)}
+DEFAULT_PHONE_SLOTS = ("PrimaryPhone", "AlternatePhone")
 
 ZERO = Decimal(0)
 UNSUPPORTED_STATUSES = {
@@ -413,6 +435,134 @@ class _Mapper(RefusingMapper):
         return text
 
 
+# --- mapping: unified contact -> QuickBooks Customer / Vendor -------------------------------
+
+
+def _word(value: str | None) -> str:
+    return (value or "").strip().upper().replace(" ", "_").replace("-", "_")
+
+
+def _address(address: Any) -> dict[str, Any]:
+    values = {
+        "Line1": address.street_1,
+        "Line2": address.street_2,
+        "City": address.city,
+        "CountrySubDivisionCode": address.state,
+        "PostalCode": address.postal_code,
+        "Country": address.country,
+    }
+    return {key: value for key, value in values.items() if value is not None}
+
+
+@dataclass
+class _ContactMapper:
+    """Builds one Customer or Vendor body, collecting every field QuickBooks cannot take."""
+
+    contact: ContactInput
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def vendor(self) -> bool:
+        return bool(self.contact.is_supplier) and not self.contact.is_customer
+
+    def body(self) -> dict[str, Any]:
+        contact = self.contact
+        self._refusals()
+        body: dict[str, Any] = {"DisplayName": contact.name}
+        if contact.email_address:
+            body["PrimaryEmailAddr"] = {"Address": contact.email_address}
+        if contact.tax_number:
+            body["TaxIdentifier" if self.vendor else "PrimaryTaxIdentifier"] = contact.tax_number
+        if contact.currency:
+            body["CurrencyRef"] = _ref(contact.currency)
+        return {**body, **self._addresses(), **self._phones()}
+
+    def _refusals(self) -> None:
+        contact = self.contact
+        if contact.is_supplier and contact.is_customer:
+            self.problems.append(
+                ("is_supplier", "QuickBooks keeps customers and vendors apart: create one of each")
+            )
+        if not contact.name:
+            self.problems.append(("name", "QuickBooks needs a display name for a customer or vendor"))
+        elif len(contact.name) > MAX_DISPLAY_NAME:
+            self.problems.append(
+                ("name", f"QuickBooks display names hold at most {MAX_DISPLAY_NAME} characters")
+            )
+        if contact.status == ContactStatus.ARCHIVED:
+            self.problems.append(("status", "QuickBooks cannot create an inactive contact: create it ACTIVE"))
+        if contact.field_mappings:
+            self.problems.append(("field_mappings", "QuickBooks customers and vendors have no custom fields"))
+
+    def _addresses(self) -> dict[str, Any]:
+        slots: dict[str, Any] = {}
+        for index, address in enumerate(self.contact.addresses or []):
+            slot = "ShipAddr" if _word(address.address_type) in SHIPPING_TYPES else "BillAddr"
+            if slot in slots:
+                self.problems.append(
+                    (f"addresses.{index}", f"QuickBooks holds one {slot}: this is a second one")
+                )
+                continue
+            slots[slot] = _address(address)
+        return slots
+
+    def _phones(self) -> dict[str, Any]:
+        slots: dict[str, Any] = {}
+        for index, phone in enumerate(self.contact.phone_numbers or []):
+            wanted = PHONE_SLOTS.get(_word(phone.phone_type), DEFAULT_PHONE_SLOTS)
+            free = next((slot for slot in wanted if slot not in slots), None)
+            if free is None:
+                self.problems.append(
+                    (
+                        f"phone_numbers.{index}",
+                        f"QuickBooks has no room left for it ({', '.join(wanted)} taken)",
+                    )
+                )
+                continue
+            slots[free] = {"FreeFormNumber": phone.phone_number}
+        return slots
+
+
+def _address_out(record: dict[str, Any] | None, kind: str) -> dict[str, Any]:
+    record = record or {}
+    return {
+        "street_1": record.get("Line1"),
+        "street_2": record.get("Line2"),
+        "city": record.get("City"),
+        "state": record.get("CountrySubDivisionCode"),
+        "postal_code": record.get("PostalCode"),
+        "country": record.get("Country"),
+        "address_type": kind,
+    }
+
+
+def contact_reference(record: dict[str, Any], is_customer: bool) -> RemoteReference:
+    """A created Customer or Vendor: the synced shape plus the fields a create sets."""
+    reference = _contact(record, is_customer)
+    address_slots = (("BillAddr", "BILLING"), ("ShipAddr", "SHIPPING"))
+    addresses = [_address_out(record[key], kind) for key, kind in address_slots if record.get(key)]
+    phone_slots = (
+        ("PrimaryPhone", "PRIMARY"),
+        ("AlternatePhone", "ALTERNATE"),
+        ("Mobile", "MOBILE"),
+        ("Fax", "FAX"),
+    )
+    phones = [
+        {"phone_number": record[key].get("FreeFormNumber"), "phone_type": kind}
+        for key, kind in phone_slots
+        if isinstance(record.get(key), dict)
+    ]
+    updated = _updated_at(record)
+    fields = {
+        **reference.fields,
+        "tax_number": record.get("PrimaryTaxIdentifier") or record.get("TaxIdentifier"),
+        "addresses": addresses or None,
+        "phone_numbers": phones or None,
+        "remote_updated_at": updated.isoformat() if updated else None,
+    }
+    return RemoteReference("contact", reference.remote_id, reference.name, fields, record)
+
+
 # --- mapping: QuickBooks -> unified --------------------------------------------------------
 
 
@@ -619,8 +769,33 @@ class QuickBooksProvider:
     def send_invoice(
         self, connection: ConnectionContext, outbound: OutboundInvoice, request: QuickBooksRequest
     ) -> RemoteInvoice:
+        return remote_invoice(self._create(connection, request, outbound.invoice_id))
+
+    def find_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice | None:
+        """QuickBooks honours the invoice id as ``requestid``: a resend replays, never duplicates."""
+        return None
+
+    def map_contact(self, connection: ConnectionContext, outbound: OutboundContact) -> QuickBooksRequest:
+        realm = _realm_id(connection.settings)
+        api_base_url(connection.settings)
+        mapper = _ContactMapper(outbound.contact)
+        body = mapper.body()
+        if mapper.problems:
+            raise InvalidInvoice(mapper.problems)
+        if mapper.vendor:
+            return QuickBooksRequest("Vendor", "vendor", realm, body)
+        return QuickBooksRequest("Customer", "customer", realm, body)
+
+    def send_contact(
+        self, connection: ConnectionContext, outbound: OutboundContact, request: QuickBooksRequest
+    ) -> RemoteReference:
+        record = self._create(connection, request, outbound.contact_id)
+        return contact_reference(record, is_customer=request.entity == "Customer")
+
+    def _create(self, connection: ConnectionContext, request: QuickBooksRequest, request_id: str) -> dict:
+        """POST one entity with ``requestid``; the created record, or the refusal/unavailability."""
         url = f"{api_base_url(connection.settings)}/v3/company/{request.realm_id}/{request.resource}"
-        params = {"minorversion": MINOR_VERSION, "requestid": outbound.invoice_id}
+        params = {"minorversion": MINOR_VERSION, "requestid": request_id}
         response = _http(connection).request("POST", url, params=params, body=request.body)
         body = json_body(response)
         messages = fault_messages(body)
@@ -631,11 +806,7 @@ class QuickBooksProvider:
             raise ProviderUnavailable(
                 f"QuickBooks answered HTTP {response.status_code} without the {request.entity}"
             )
-        return remote_invoice(record)
-
-    def find_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice | None:
-        """QuickBooks honours the invoice id as ``requestid``: a resend replays, never duplicates."""
-        return None
+        return record
 
     def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
         references: list[RemoteReference] = []

@@ -4,6 +4,13 @@ It numbers invoices, computes line amounts and totals, refuses what a real ledge
 (nothing to bill, a line with no price, totals that do not add up, a reused invoice
 number), honours an idempotency key, and keeps its books through a ``SandboxLedger`` so
 this module stays free of storage details. The local stack connects to it by default.
+
+Contacts: it creates customers and suppliers as a ledger does, once per idempotency key
+(the Ledgerbridge contact id). A contact needs a name, unique among the company's contacts
+(case-insensitive, as QuickBooks and Xero insist); a refusal is the ledger's (422
+``provider_rejected``). It keeps every Panora contact field but custom fields
+(``field_mappings`` is refused before anything is stored). Neither flag given makes a
+customer. Created contacts are listed by the reference sync next to the fixed directory.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from typing import Any, Protocol
 from ledgerbridge.models import InvoiceInput, InvoiceStatus, InvoiceType, LineItemInput, format_date_time
 from ledgerbridge.providers.base import (
     ConnectionContext,
+    InvalidInvoice,
+    OutboundContact,
     OutboundInvoice,
     ProviderRejected,
     RemoteInvoice,
@@ -38,6 +47,16 @@ class SandboxLedger(Protocol):
 
     def record(self, connection_id: str, request_key: str, record: dict[str, Any]) -> dict[str, Any]:
         """Store a new invoice once per request key; raise NumberTaken for a reused number."""
+        ...
+
+    def find_contact(self, connection_id: str, request_key: str) -> dict[str, Any] | None: ...
+
+    def record_contact(self, connection_id: str, request_key: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Store a new contact once per request key; a resend gets the first one back."""
+        ...
+
+    def contacts(self, connection_id: str) -> list[dict[str, Any]]:
+        """Every contact created in this connection's sandbox."""
         ...
 
 
@@ -113,6 +132,18 @@ DIRECTORY = (
         "tracking_category", "T-2", "Engineering", {"status": "ACTIVE", "category_type": "DEPARTMENT"}
     ),
     RemoteReference("accounting_period", "P-2026", "Fiscal year 2026", {"status": "ACTIVE"}),
+    RemoteReference(
+        "account",
+        "A-4000",
+        "Sales revenue",
+        {"classification": "REVENUE", "type": "INCOME", "status": "ACTIVE", "account_number": "4000"},
+    ),
+    RemoteReference(
+        "account",
+        "A-5000",
+        "Cost of sales",
+        {"classification": "EXPENSE", "type": "COST_OF_SALES", "status": "ACTIVE", "account_number": "5000"},
+    ),
 )
 
 
@@ -133,11 +164,36 @@ class SandboxProvider:
         return _remote(existing) if existing is not None else None
 
     def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
-        """A fresh sandbox company's directory, with itself as the provider's record."""
-        return [
+        """A fresh sandbox company's directory, with itself as the provider's record, and its new contacts."""
+        directory = [
             replace(ref, remote_data={"id": ref.remote_id, "name": ref.name, **ref.fields})
             for ref in DIRECTORY
         ]
+        return directory + [
+            contact_reference(record) for record in self._ledger.contacts(connection.connection_id)
+        ]
+
+    def map_contact(self, connection: ConnectionContext, outbound: OutboundContact) -> None:
+        """The sandbox keeps every contact field but custom ones."""
+        if outbound.contact.field_mappings:
+            raise InvalidInvoice([("field_mappings", "the sandbox ledger has no custom contact fields")])
+
+    def send_contact(
+        self, connection: ConnectionContext, outbound: OutboundContact, request: None
+    ) -> RemoteReference:
+        ledger, connection_id = self._ledger, connection.connection_id
+        existing = ledger.find_contact(connection_id, outbound.contact_id)
+        if existing is not None:
+            return contact_reference(existing)
+        name = outbound.contact.name
+        if not name:
+            raise ProviderRejected(["A contact needs a name."])
+        taken = [ref.name for ref in DIRECTORY if ref.kind == "contact"]
+        taken += [record["name"] for record in ledger.contacts(connection_id)]
+        if name.casefold() in {other.casefold() for other in taken}:
+            raise ProviderRejected([f"A contact named '{name}' already exists."])
+        record = _contact_record(ledger.next_sequence(connection_id), outbound)
+        return contact_reference(ledger.record_contact(connection_id, outbound.contact_id, record))
 
     def __init__(self, ledger: SandboxLedger):
         self._ledger = ledger
@@ -200,6 +256,38 @@ def _record(sequence: int, outbound: OutboundInvoice, lines: list[_Line], totals
         "created_at": now,
         "updated_at": now,
     }
+
+
+def _contact_record(sequence: int, outbound: OutboundContact) -> dict[str, Any]:
+    contact = outbound.contact
+    now = format_date_time(datetime.now(UTC))
+    is_supplier = bool(contact.is_supplier)
+    fields = contact.model_dump(
+        mode="json",
+        exclude_none=True,
+        include={"email_address", "tax_number", "currency", "addresses", "phone_numbers"},
+    )
+    return {
+        "id": f"CT-{sequence:05d}",
+        "name": contact.name,
+        "is_customer": contact.is_customer if contact.is_customer is not None else not is_supplier,
+        "is_supplier": is_supplier,
+        "status": (contact.status.value if contact.status else "ACTIVE"),
+        **fields,
+        "external_id": outbound.contact_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+_NOT_FIELDS = {"id", "name", "external_id", "created_at", "updated_at"}
+
+
+def contact_reference(record: dict[str, Any]) -> RemoteReference:
+    """A sandbox contact as a ``contact`` reference, its unified fields as the ledger keeps them."""
+    fields = {key: value for key, value in record.items() if key not in _NOT_FIELDS}
+    fields["remote_updated_at"] = record["updated_at"]
+    return RemoteReference("contact", record["id"], record["name"], fields, remote_data=record)
 
 
 def _remote(record: dict[str, Any]) -> RemoteInvoice:

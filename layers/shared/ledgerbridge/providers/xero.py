@@ -7,6 +7,20 @@ invoice Xero already made instead of a second one. The key travels only as an HT
 is written nowhere on the invoice, so the customer never sees it (and Xero cannot be searched
 by it, which is why ``find_invoice`` relies on the key alone).
 
+Contacts (``map_contact``/``send_contact``): ``PUT {api}/api.xro/2.0/Contacts`` with
+``{"Contacts": [...]}`` and the Ledgerbridge contact id as ``Idempotency-Key``. ``name`` →
+``Name`` (required, at most 255 characters, unique among active contacts: a duplicate is
+Xero's refusal), ``email_address`` → ``EmailAddress`` (255), ``tax_number`` → ``TaxNumber``
+(50), ``currency`` → ``DefaultCurrency``, ``status`` → ``ContactStatus`` (ACTIVE only: a new
+archived contact is refused). Xero's OpenAPI says ``IsCustomer``/``IsSupplier`` "cannot be
+set via PUT or POST" (Xero sets them once the contact has an AR or AP invoice), so they are
+not sent: the caller's values are kept in Ledgerbridge's record until the next sync
+reports Xero's. Addresses: one ``POBOX`` (postal, the default: BILLING, POSTAL or none) and
+one ``STREET`` (STREET, SHIPPING, DELIVERY, PHYSICAL), street_1/2 → AddressLine1/2, state →
+``Region``. Phones: ``PhoneType`` MOBILE, FAX, DDI or DEFAULT (anything else), one per type.
+A second address or phone of a type Xero holds once, a value longer than the OpenAPI
+allows, and ``field_mappings`` (Xero contacts have no custom fields) are refused by path.
+
 Decisions where the unified invoice and Xero do not line up (each refusal is an InvalidInvoice
 naming the field, raised before anything is stored or sent, because Xero would either reject
 the invoice or silently record something other than what was asked):
@@ -91,11 +105,19 @@ from typing import Any
 
 import httpx
 
-from ledgerbridge.models import InvoiceInput, InvoiceStatus, InvoiceType, LineItemInput
+from ledgerbridge.models import (
+    ContactInput,
+    ContactStatus,
+    InvoiceInput,
+    InvoiceStatus,
+    InvoiceType,
+    LineItemInput,
+)
 from ledgerbridge.observability import logger
 from ledgerbridge.providers.base import (
     ConnectionContext,
     InvalidInvoice,
+    OutboundContact,
     OutboundInvoice,
     ProviderRejected,
     ProviderUnavailable,
@@ -465,6 +487,125 @@ def map_invoice(connection: ConnectionContext, outbound: OutboundInvoice) -> dic
     return {"Invoices": [body]}
 
 
+# --- mapping: unified contact -> Xero --------------------------------------------------------
+
+# (unified field, Xero field, the OpenAPI's maxLength)
+_CONTACT_TEXT = (
+    ("name", "Name", 255),
+    ("email_address", "EmailAddress", 255),
+    ("tax_number", "TaxNumber", 50),
+)
+_STREET_TYPES = {"STREET", "SHIPPING", "DELIVERY", "PHYSICAL"}
+_PHONE_TYPES = {"MOBILE": "MOBILE", "FAX": "FAX", "DDI": "DDI"}
+_ADDRESS_FIELDS = (
+    ("street_1", "AddressLine1", 500),
+    ("street_2", "AddressLine2", 500),
+    ("city", "City", 255),
+    ("state", "Region", 255),
+    ("postal_code", "PostalCode", 50),
+    ("country", "Country", 50),
+)
+
+
+def _word(value: str | None) -> str:
+    return (value or "").strip().upper().replace(" ", "_").replace("-", "_")
+
+
+def _too_long(value: str | None, limit: int, path: str, errors: list[tuple[str, str]]) -> None:
+    if value is not None and len(value) > limit:
+        errors.append((path, f"Xero holds at most {limit} characters here"))
+
+
+def _contact_addresses(contact: ContactInput, errors: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    addresses: dict[str, dict[str, Any]] = {}
+    for index, address in enumerate(contact.addresses or []):
+        kind = "STREET" if _word(address.address_type) in _STREET_TYPES else "POBOX"
+        if kind in addresses:
+            errors.append((f"addresses.{index}", f"Xero holds one {kind} address: this is a second one"))
+            continue
+        body: dict[str, Any] = {"AddressType": kind}
+        for unified, xero, limit in _ADDRESS_FIELDS:
+            value = getattr(address, unified)
+            _too_long(value, limit, f"addresses.{index}.{unified}", errors)
+            if value is not None:
+                body[xero] = value
+        addresses[kind] = body
+    return list(addresses.values())
+
+
+def _contact_phones(contact: ContactInput, errors: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    phones: dict[str, dict[str, Any]] = {}
+    for index, phone in enumerate(contact.phone_numbers or []):
+        kind = _PHONE_TYPES.get(_word(phone.phone_type), "DEFAULT")
+        if kind in phones:
+            errors.append((f"phone_numbers.{index}", f"Xero holds one {kind} phone: this is a second one"))
+            continue
+        _too_long(phone.phone_number, 50, f"phone_numbers.{index}.phone_number", errors)
+        phones[kind] = {
+            "PhoneType": kind,
+            **({"PhoneNumber": phone.phone_number} if phone.phone_number else {}),
+        }
+    return list(phones.values())
+
+
+def map_contact(connection: ConnectionContext, outbound: OutboundContact) -> dict[str, Any]:
+    """The ``{"Contacts": [...]}`` body; raises InvalidInvoice listing every problem."""
+    _tenant_id(connection)
+    contact = outbound.contact
+    errors: list[tuple[str, str]] = []
+    if not contact.name:
+        errors.append(("name", "Xero needs a contact name"))
+    if contact.status == ContactStatus.ARCHIVED:
+        errors.append(("status", "Xero cannot create an archived contact: create it ACTIVE"))
+    if contact.field_mappings:
+        errors.append(("field_mappings", "Xero contacts have no custom fields"))
+    body: dict[str, Any] = {}
+    for unified, xero, limit in _CONTACT_TEXT:
+        value = getattr(contact, unified)
+        _too_long(value, limit, unified, errors)
+        if value:
+            body[xero] = value
+    if contact.currency:
+        body["DefaultCurrency"] = contact.currency
+    if contact.status:
+        body["ContactStatus"] = contact.status.value
+    addresses, phones = _contact_addresses(contact, errors), _contact_phones(contact, errors)
+    if addresses:
+        body["Addresses"] = addresses
+    if phones:
+        body["Phones"] = phones
+    if errors:
+        raise InvalidInvoice(errors)
+    return {"Contacts": [body]}
+
+
+def created_contact_reference(record: dict[str, Any]) -> RemoteReference:
+    """A contact Xero just made: the synced shape plus the fields a create sets."""
+    reference = contact_reference(record)
+    addresses = [
+        {
+            **{unified: _text(address.get(xero)) for unified, xero, _ in _ADDRESS_FIELDS},
+            "address_type": address.get("AddressType"),
+        }
+        for address in record.get("Addresses") or []
+        if isinstance(address, dict) and any(address.get(xero) for _, xero, _ in _ADDRESS_FIELDS)
+    ]
+    phones = [
+        {"phone_number": _text(phone.get("PhoneNumber")), "phone_type": phone.get("PhoneType")}
+        for phone in record.get("Phones") or []
+        if isinstance(phone, dict) and phone.get("PhoneNumber")
+    ]
+    updated = parse_xero_date(record.get("UpdatedDateUTC"))
+    fields = {
+        **reference.fields,
+        "tax_number": _text(record.get("TaxNumber")),
+        "addresses": addresses or None,
+        "phone_numbers": phones or None,
+        "remote_updated_at": updated.isoformat() if updated else None,
+    }
+    return RemoteReference("contact", reference.remote_id, reference.name, fields, record)
+
+
 # --- mapping: Xero -> unified ---------------------------------------------------------------
 
 
@@ -517,7 +658,7 @@ def _validation_messages(elements: list[Any]) -> list[str]:
 
 
 def _failure(response: httpx.Response) -> Exception:
-    """The exception for a non-200 answer to the create request."""
+    """The exception for a non-200 answer to a create request."""
     body = json_body(response)
     detail = body if isinstance(body, dict) else {}
     if response.status_code in (401, 403):
@@ -585,6 +726,29 @@ class XeroProvider:
     def find_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice | None:
         """Xero honours the invoice id as ``Idempotency-Key``: a resend replays, never duplicates."""
         return None
+
+    def map_contact(self, connection: ConnectionContext, outbound: OutboundContact) -> dict[str, Any]:
+        return map_contact(connection, outbound)
+
+    def send_contact(
+        self, connection: ConnectionContext, outbound: OutboundContact, request: dict[str, Any]
+    ) -> RemoteReference:
+        response = _http(connection).request(
+            "PUT",
+            f"{_api()}/Contacts",
+            headers={"xero-tenant-id": _tenant_id(connection), "Idempotency-Key": outbound.contact_id},
+            body=request,
+        )
+        if response.status_code != 200:
+            raise _failure(response)
+        body = json_body(response)
+        records = body.get("Contacts") if isinstance(body, dict) else None
+        if not records or not isinstance(records[0], dict) or "ContactID" not in records[0]:
+            raise ProviderUnavailable("Xero answered 200 without a contact")  # the key makes a resend safe
+        record = records[0]
+        if record.get("HasValidationErrors") or record.get("ValidationErrors"):
+            raise ProviderRejected(_validation_messages([record]) or ["Xero reported errors on the contact"])
+        return created_contact_reference(record)
 
     def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
         lister = _Lister(_http(connection), _tenant_id(connection))

@@ -3,6 +3,7 @@
     SANDBOX#<conn_id>   SEQUENCE           n (atomic counter: remote ids and numbers)
     SANDBOX#<conn_id>   REQUEST#<key>      record_z (the invoice, compressed JSON, keyed by idempotency key)
     SANDBOX#<conn_id>   NUMBER#<number>    remote_id (keeps invoice numbers unique)
+    SANDBOX#<conn_id>   CONTACT#<key>      record_z (a created contact, keyed by idempotency key)
 
 The request item and the number claim are written in one transaction, so a resend with
 the same key finds the first invoice and a reused number is refused, never half-written.
@@ -21,11 +22,16 @@ from ledgerbridge.store.dynamo import (
     STORAGE_ERRORS,
     dynamodb,
     from_item,
+    is_condition_failure,
     pack_json,
     put_new_items,
+    query_page,
+    to_item,
     to_values,
     unpack_json,
 )
+
+MAX_CONTACTS_LISTED = 1000  # a sandbox company, not a real one
 
 
 class DynamoSandboxLedger:
@@ -73,3 +79,46 @@ class DynamoSandboxLedger:
         except STORAGE_ERRORS as exc:
             raise ProviderUnavailable("sandbox ledger unavailable") from exc
         return record
+
+    def find_contact(self, connection_id: str, request_key: str) -> dict[str, Any] | None:
+        key = to_values({"pk": f"SANDBOX#{connection_id}", "sk": f"CONTACT#{request_key}"})
+        try:
+            item = dynamodb().get_item(TableName=settings().accounts_table, Key=key, ConsistentRead=True)
+        except STORAGE_ERRORS as exc:
+            raise ProviderUnavailable("sandbox ledger unavailable") from exc
+        return unpack_json(from_item(item["Item"])["record_z"]) if "Item" in item else None
+
+    def record_contact(self, connection_id: str, request_key: str, record: dict[str, Any]) -> dict[str, Any]:
+        item = {
+            "pk": f"SANDBOX#{connection_id}",
+            "sk": f"CONTACT#{request_key}",
+            "record_z": pack_json(record),
+        }
+        try:
+            dynamodb().put_item(
+                TableName=settings().accounts_table,
+                Item=to_item(item),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            existing = self.find_contact(connection_id, request_key) if is_condition_failure(exc) else None
+            if existing is None:
+                raise ProviderUnavailable("sandbox ledger unavailable") from exc
+            return existing  # same request key: a resend
+        except STORAGE_ERRORS as exc:
+            raise ProviderUnavailable("sandbox ledger unavailable") from exc
+        return record
+
+    def contacts(self, connection_id: str) -> list[dict[str, Any]]:
+        request = {
+            "TableName": settings().accounts_table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": to_values(
+                {":pk": f"SANDBOX#{connection_id}", ":prefix": "CONTACT#"}
+            ),
+        }
+        try:
+            items, _ = query_page(request, MAX_CONTACTS_LISTED)
+        except STORAGE_ERRORS as exc:
+            raise ProviderUnavailable("sandbox ledger unavailable") from exc
+        return [unpack_json(item["record_z"]) for item in items]

@@ -172,8 +172,11 @@ def test_prefer_respond_async_stores_queues_and_answers_202_without_calling_the_
     calls: list[Any] = []
     with monkeypatch.context() as watched:
         watched.setattr(sandbox, "send_invoice", lambda *args: calls.append(args))
-        answer = api.create({"total_amount": Decimal("9.99")}, headers={"Prefer": prefer})
+        answer = api.create(
+            {"total_amount": Decimal("9.99")}, headers={"Prefer": prefer}, query={"remote_data": "1"}
+        )
     assert (answer.status, answer.json["sync_status"], calls) == (202, "pending", [])
+    assert answer.json["remote_data"] is None  # asked for, but the ledger has not seen it yet
     assert answer.headers["Preference-Applied"] == "respond-async"
     assert answer.headers["Location"] == f"/accounting/invoices/{answer.json['id']}"
     load("retry").handler(sqs_event(receive()), lambda_context)

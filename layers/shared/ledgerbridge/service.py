@@ -233,7 +233,7 @@ def fail(principal: Principal, invoice_id: str, reason: str, outcome: str) -> st
 def to_invoice(record: dict[str, Any], include_remote_data: bool) -> Invoice:
     stamps = {"created_at": record["created_at"], "modified_at": record["modified_at"]}
     lines = [{**stamps, **line} for line in record.get("line_items", [])]
-    remote_data = record["remote_data"] if include_remote_data else None
+    remote_data = record.get("remote_data") if include_remote_data else None  # none before the ledger answers
     return Invoice.model_validate({**record, "line_items": lines, "remote_data": remote_data})
 
 

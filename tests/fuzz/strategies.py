@@ -368,14 +368,19 @@ def some_invoices(ctx: Context) -> st.SearchStrategy[bytes]:
 def valid(ctx: Context) -> st.SearchStrategy[Probe]:
     queries = st.sampled_from(["", "", "", "?remote_data=true", "?remote_data=0", "?remote_data=false"])
     content_types = st.sampled_from([JSON, JSON, (("Content-Type", "application/json; charset=utf-8"),), ()])
+    # RFC 7240 preferences: respond-async answers 202 without the ledger; others are ignored.
+    prefers = st.sampled_from([(), (), (("Prefer", "respond-async"),), (("Prefer", "return=minimal"),)])
 
-    def probe(invoice: dict[str, Any], query: str, content_type: tuple[Header, ...], keyed: bool) -> Probe:
-        headers = ctx.harness.demo.headers() + content_type
+    def probe(
+        invoice: dict[str, Any], query: str, content_type: tuple[Header, ...], prefer: tuple[Header, ...],
+        keyed: bool,
+    ) -> Probe:  # fmt: skip
+        headers = ctx.harness.demo.headers() + content_type + prefer
         return Probe(
             "valid", "POST", INVOICES + query, headers, encode(invoice), expect_created=True, unique_key=keyed
         )
 
-    return st.builds(probe, valid_invoice(ctx.harness.refs), queries, content_types, st.booleans())
+    return st.builds(probe, valid_invoice(ctx.harness.refs), queries, content_types, prefers, st.booleans())
 
 
 INVALID_UTF8 = (

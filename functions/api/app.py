@@ -65,7 +65,7 @@ _ERRORS = {
         400: "Malformed request (body not a JSON object, bad query parameter)",
         401: "Missing or invalid x-api-key / x-connection-token",
         404: "No such invoice for this connection",
-        409: "Idempotency-Key in flight (Retry-After), or the connection needs authorising",
+        409: "Idempotency-Key in flight (retry after Retry-After), or the connection needs authorising",
         413: "Body over 1 MB",
         415: "Body sent as something other than JSON",
         422: "Invalid field, unknown reference, or refused by the provider",
@@ -91,6 +91,19 @@ PreferHeader = Annotated[
         " for the ledger",
     ),
 ]
+# Response headers a client acts on, documented where they are sent.
+_STRING = {"type": "string"}
+_LOCATION = {"description": "where to GET the created record", "schema": _STRING}
+_REPLAYED = {"description": "true: the stored answer to an earlier request with this Idempotency-Key",
+             "schema": {"type": "string", "enum": ["true"]}}  # fmt: skip
+_CREATED_HEADERS = {"Location": _LOCATION, "Idempotent-Replayed": _REPLAYED}
+_ASYNC_HEADERS = {
+    **_CREATED_HEADERS,
+    "Preference-Applied": {
+        "description": "respond-async",
+        "schema": {"type": "string", "enum": ["respond-async"]},
+    },
+}
 RemoteDataFlag = Annotated[
     str | None,
     Query(description="true/1: include the provider's own record in remote_data; false/0 or absent: null"),
@@ -136,11 +149,13 @@ def _query(name: str) -> str | None:
             "description": "Stored and created in the ledger (sync_status synced), or stored and queued"
             " because the ledger could not be reached in time (sync_status pending: the retry function"
             " delivers it; poll Location, do not send it again)",
+            "headers": _CREATED_HEADERS,
             "content": {"application/json": {"model": Invoice}},
         },
         202: {
             "description": "Prefer: respond-async was sent: stored and queued without calling the ledger"
             " (sync_status pending; poll Location)",
+            "headers": _ASYNC_HEADERS,
             "content": {"application/json": {"model": Invoice}},
         },
     },
@@ -185,6 +200,7 @@ def _once(scope: str, include_remote_data: bool, run: Callable[[], idempotency.A
             "description": "Stored and created in the ledger (sync_status synced), or stored while the"
             " ledger did not answer (sync_status pending). Usable at once as an invoice's contact_id"
             " once synced",
+            "headers": _CREATED_HEADERS,
             "content": {"application/json": {"model": Contact}},
         },
     },

@@ -25,6 +25,9 @@ def test_openapi_document_describes_the_invoice_routes(api: Api) -> None:
     parameters = {p["name"] for p in document["paths"]["/accounting/invoices"]["get"]["parameters"]}
     assert parameters == {"limit", "cursor", "remote_data"}
     assert create["requestBody"]["required"] is True
+    assert {"Location", "Idempotent-Replayed"} <= set(create["responses"]["201"]["headers"])
+    assert "Preference-Applied" in create["responses"]["202"]["headers"]
+    assert "502" not in create["responses"]  # only what the handler really answers
     headers = {p["name"] for p in create["parameters"] if p["in"] == "header"}
     assert {"idempotency-key", "prefer"} <= headers  # header names are case-insensitive
     envelope = document["components"]["schemas"]["InvoicePage"]["properties"]

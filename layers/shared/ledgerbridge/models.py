@@ -518,6 +518,7 @@ class Contact(_Reference):
     tax_number: str | None = None
     status: str | None = None
     currency: str | None = None
+    company_info_id: str | None = None  # Panora's; company infos are not synced yet: always null
     addresses: list[Address] | None = None
     phone_numbers: list[PhoneNumber] | None = None
     sync_status: SyncStatus = Field(
@@ -535,6 +536,7 @@ class Item(_Reference):
     purchase_price: Money | None = None
     sales_account: str | None = None
     purchase_account: str | None = None
+    company_info_id: str | None = None  # Panora's; company infos are not synced yet: always null
 
 
 class TrackingCategory(_Reference):

@@ -278,3 +278,14 @@ def test_post_contacts_refuses_like_invoices(api: Api) -> None:
     assert bad.status == 422
     assert {d["field"] for d in bad.json["details"]} == {"is_customer", "nick"}
     assert api.call("POST", "/accounting/contacts", raw="[]").status == 400
+
+
+def test_a_refused_contact_keeps_its_idempotency_key_answer(api: Api) -> None:
+    """Stored and refused: a retry with the key gets the same 422 and stores nothing new."""
+    body, key = {"name": "Acme Corporation", "is_customer": True}, {"Idempotency-Key": "dup-name"}
+    first = api.call("POST", "/accounting/contacts", body=body, headers=key)
+    assert (first.status, first.json["error"]) == (422, "provider_rejected"), first.text
+    again = api.call("POST", "/accounting/contacts", body=body, headers=key)
+    assert (again.status, again.json, again.headers.get("Idempotent-Replayed")) == (422, first.json, "true")
+    named = [c for c in api.call("GET", "/accounting/contacts").json["data"] if c["name"] == body["name"]]
+    assert sorted(c["sync_status"] for c in named) == ["failed", "synced"]  # the directory's, and ours

@@ -240,8 +240,22 @@ def _all_invoices(connection_id: str) -> dict[str, dict[str, Any]]:
         cursor = page.records[-1]["id"]
 
 
-def test_concurrent_requests_with_one_idempotency_key_make_one_provider_call(world: dict) -> None:
+def test_concurrent_requests_with_one_idempotency_key_make_one_provider_call(
+    world: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     api, fake = world["api"], world["fake"]
+    # DynamoDB applies each conditional write atomically. Moto, called from 8 threads of one
+    # process, checks the condition and writes in separate steps, so on a loaded machine two
+    # conditional puts of the same key could both pass (seen once in CI-like load). One call at a
+    # time gives moto DynamoDB's atomicity; the requests themselves still run concurrently.
+    dynamodb, atomic = client("dynamodb"), threading.Lock()
+    one_call = dynamodb._make_api_call
+
+    def atomically(*args: Any, **kwargs: Any) -> Any:
+        with atomic:
+            return one_call(*args, **kwargs)
+
+    monkeypatch.setattr(dynamodb, "_make_api_call", atomically)
     contact = next(r for r in api.call("GET", "/accounting/contacts").json["data"] if r["is_customer"])["id"]
     body = invoice_body(world, 1, contact)
     statuses: list[int] = []

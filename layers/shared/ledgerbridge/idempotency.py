@@ -4,7 +4,7 @@ Built on Powertools Idempotency with a DynamoDB table (``<stack>-idempotency``, 
 Keys are scoped per connection; the request's fingerprint (a hash of the body and of the
 query that shapes the answer) is the payload Powertools validates, so the same key with a
 different body is refused rather than silently replayed. A key whose first request is
-still running answers 409 with Retry-After. Only answers about a stored invoice are kept
+still running answers 409 with Retry-After. Only answers about a stored invoice or contact are kept
 (201, 202, and the 409/422 that leave it failed): an answer given before anything was
 stored (bad input, 503) lets the caller retry the same key with the mistake fixed.
 """
@@ -86,7 +86,7 @@ def once(
         try:
             answer = run()
         except ApiError as exc:
-            if exc.invoice_id is None:
+            if exc.invoice_id is None and exc.contact_id is None:
                 raise  # nothing stored: forget the key, the caller may fix and retry
             answer = Answer(exc.status, _error_text(exc))
         return {"status": answer.status, "body": answer.body, "location": answer.location}

@@ -21,35 +21,15 @@ from ledgerbridge.providers.freshbooks import FreshBooksProvider
 from ledgerbridge.providers.http import ProviderHttp
 from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens, TokenSource
 from tests.fakes import exact_online, freshbooks
+from tests.unit.test_oauth import MemoryStore
 
 NOW = 1_800_000_000.0
-
-
-class Store:
-    """CredentialStore with versioned, conditional saves; remembers a reauthorization mark."""
-
-    def __init__(self, tokens: OAuthTokens):
-        self.tokens, self.marked = tokens, None
-
-    def load(self) -> OAuthTokens:
-        if self.marked:
-            raise ReauthorizationRequired(self.marked)
-        return self.tokens
-
-    def save(self, tokens: OAuthTokens, replaces: OAuthTokens) -> bool:
-        if self.tokens.version != replaces.version:
-            return False
-        self.tokens = tokens
-        return True
-
-    def mark_needs_reauthorization(self, reason: str) -> None:
-        self.marked = reason
 
 
 def token_source(
     provider: FreshBooksProvider | ExactOnlineProvider,
     fake_handle: Callable[[httpx.Request], httpx.Response],
-    store: Store,
+    store: MemoryStore,
     clock: Callable[[], float],
     client_id: str,
     client_secret: str,
@@ -66,7 +46,7 @@ def token_source(
 # --- FreshBooks: the registered redirect_uri on every refresh -----------------------------------
 
 
-def freshbooks_source(fake: freshbooks.FakeFreshBooks, store: Store) -> TokenSource:
+def freshbooks_source(fake: freshbooks.FakeFreshBooks, store: MemoryStore) -> TokenSource:
     source, _ = token_source(
         FreshBooksProvider(), fake.handle, store, lambda: NOW,
         freshbooks.CLIENT_ID, freshbooks.CLIENT_SECRET, freshbooks.REDIRECT_URI,
@@ -76,7 +56,7 @@ def freshbooks_source(fake: freshbooks.FakeFreshBooks, store: Store) -> TokenSou
 
 def test_freshbooks_refreshes_carry_the_apps_redirect_uri() -> None:
     fake = freshbooks.FakeFreshBooks()
-    store = Store(OAuthTokens("fb-access-0", "fb-refresh-0", expires_at=NOW - 1))
+    store = MemoryStore(OAuthTokens("fb-access-0", "fb-refresh-0", expires_at=NOW - 1))
     assert freshbooks_source(fake, store).access_token() == "fb-access-1"
     [refresh] = [r for r in fake.requests if r.url.path == freshbooks.TOKEN_PATH]
     assert fake.body_of(refresh) == {
@@ -118,13 +98,16 @@ def test_the_freshbooks_fake_refuses_a_refresh_without_the_registered_redirect_u
 
 def test_a_refresh_without_redirect_uri_is_a_configuration_problem_not_a_lost_connection() -> None:
     """What Ledgerbridge sent before FreshBooks declared its rule: refused, yet the connection stays."""
-    fake, store = freshbooks.FakeFreshBooks(), Store(OAuthTokens("fb-access-0", "fb-refresh-0", NOW - 1))
+    fake, store = (
+        freshbooks.FakeFreshBooks(),
+        MemoryStore(OAuthTokens("fb-access-0", "fb-refresh-0", NOW - 1)),
+    )
     provider = FreshBooksProvider()
     app = OAuthApp(provider.oauth_token_url() or "", freshbooks.CLIENT_ID, freshbooks.CLIENT_SECRET, "json")
     client = httpx.Client(transport=httpx.MockTransport(fake.handle))
     with pytest.raises(ProviderUnavailable, match="invalid_request"):
         TokenSource(store, app, client, clock=lambda: NOW).access_token()
-    assert store.marked is None
+    assert store.reauthorization is None
     assert store.tokens.refresh_token == "fb-refresh-0"
 
 
@@ -133,10 +116,10 @@ def test_a_refresh_without_redirect_uri_is_a_configuration_problem_not_a_lost_co
 
 def exact(
     now: list[float], expires_at: float
-) -> tuple[exact_online.FakeExactOnline, Store, TokenSource, str]:
+) -> tuple[exact_online.FakeExactOnline, MemoryStore, TokenSource, str]:
     """The fake (its first token issued at NOW), a store whose token expires at ``expires_at``."""
     fake = exact_online.FakeExactOnline(clock=lambda: now[0])
-    store = Store(OAuthTokens("exact-access-0", "exact-refresh-0", expires_at=expires_at))
+    store = MemoryStore(OAuthTokens("exact-access-0", "exact-refresh-0", expires_at=expires_at))
     source, _ = token_source(
         ExactOnlineProvider(), fake.handle, store, lambda: now[0],
         exact_online.CLIENT_ID, exact_online.CLIENT_SECRET,
@@ -169,7 +152,7 @@ def test_exacts_too_early_answer_keeps_the_current_token_and_the_connection() ->
     assert answer.status_code == 200
     assert answer.request.headers["authorization"] == "Bearer exact-access-0"
     assert len(fake.token_requests()) == 1
-    assert fake.refresh_token == "exact-refresh-0" and store.marked is None
+    assert fake.refresh_token == "exact-refresh-0" and store.reauthorization is None
 
     now[0] = NOW + 14  # not asked again before the token expires by our clock
     assert http.request("GET", me).status_code == 200
@@ -177,7 +160,7 @@ def test_exacts_too_early_answer_keeps_the_current_token_and_the_connection() ->
 
     now[0] = NOW + 575  # Exact's window: the refresh goes through
     assert source.access_token() == "exact-access-1"
-    assert store.marked is None
+    assert store.reauthorization is None
 
 
 def test_the_exact_fake_answers_too_early_as_exact_does() -> None:
@@ -203,4 +186,4 @@ def test_a_dead_exact_refresh_token_marks_the_connection_for_reauthorization() -
     fake.refresh_token = "exact-refresh-rotated-elsewhere"
     with pytest.raises(ReauthorizationRequired, match="invalid_grant"):
         source.access_token()
-    assert store.marked == "refresh token invalid_grant"
+    assert store.reauthorization == "refresh token invalid_grant"

@@ -38,7 +38,11 @@ class DynamoSandboxLedger:
     """``SandboxLedger`` on DynamoDB. Storage trouble is the sandbox being unavailable."""
 
     def find(self, connection_id: str, request_key: str) -> dict[str, Any] | None:
-        key = to_values({"pk": f"SANDBOX#{connection_id}", "sk": f"REQUEST#{request_key}"})
+        return self._record(connection_id, f"REQUEST#{request_key}")
+
+    def _record(self, connection_id: str, sort_key: str) -> dict[str, Any] | None:
+        """A stored invoice or contact record by its sort key, read consistently (resends read it)."""
+        key = to_values({"pk": f"SANDBOX#{connection_id}", "sk": sort_key})
         try:
             item = dynamodb().get_item(TableName=settings().accounts_table, Key=key, ConsistentRead=True)
         except STORAGE_ERRORS as exc:
@@ -81,12 +85,7 @@ class DynamoSandboxLedger:
         return record
 
     def find_contact(self, connection_id: str, request_key: str) -> dict[str, Any] | None:
-        key = to_values({"pk": f"SANDBOX#{connection_id}", "sk": f"CONTACT#{request_key}"})
-        try:
-            item = dynamodb().get_item(TableName=settings().accounts_table, Key=key, ConsistentRead=True)
-        except STORAGE_ERRORS as exc:
-            raise ProviderUnavailable("sandbox ledger unavailable") from exc
-        return unpack_json(from_item(item["Item"])["record_z"]) if "Item" in item else None
+        return self._record(connection_id, f"CONTACT#{request_key}")
 
     def record_contact(self, connection_id: str, request_key: str, record: dict[str, Any]) -> dict[str, Any]:
         item = {

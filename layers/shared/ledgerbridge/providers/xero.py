@@ -686,6 +686,35 @@ def _api() -> str:
     return endpoint("XERO", "API", API_URL) + API_PATH
 
 
+def _put_one(
+    connection: ConnectionContext,
+    collection: str,
+    id_field: str,
+    key: str,
+    request: dict[str, Any],
+    noun: str,
+) -> dict[str, Any]:
+    """PUT one record with ``key`` as Xero's Idempotency-Key; the record Xero answers with.
+
+    An answer without the record is ProviderUnavailable: safe to resend, since the key makes
+    Xero answer with what it made instead of making it twice.
+    """
+    response = _http(connection).request(
+        "PUT",
+        f"{_api()}/{collection}",
+        params={"unitdp": str(UNIT_PLACES)} if collection == "Invoices" else None,
+        headers={"xero-tenant-id": _tenant_id(connection), "Idempotency-Key": key},
+        body=request,
+    )
+    if response.status_code != 200:
+        raise _failure(response)
+    body = json_body(response)
+    records = body.get(collection) if isinstance(body, dict) else None
+    if not records or not isinstance(records[0], dict) or id_field not in records[0]:
+        raise ProviderUnavailable(f"Xero answered 200 without {noun}")
+    return records[0]
+
+
 class XeroProvider:
     """Creates invoices and bills in one Xero organisation; see the module docstring."""
 
@@ -701,21 +730,7 @@ class XeroProvider:
     def send_invoice(
         self, connection: ConnectionContext, outbound: OutboundInvoice, request: dict[str, Any]
     ) -> RemoteInvoice:
-        response = _http(connection).request(
-            "PUT",
-            f"{_api()}/Invoices",
-            params={"unitdp": str(UNIT_PLACES)},
-            headers={"xero-tenant-id": _tenant_id(connection), "Idempotency-Key": outbound.invoice_id},
-            body=request,
-        )
-        if response.status_code != 200:
-            raise _failure(response)
-        body = json_body(response)
-        records = body.get("Invoices") if isinstance(body, dict) else None
-        if not records or not isinstance(records[0], dict) or "InvoiceID" not in records[0]:
-            # Safe to resend: the Idempotency-Key makes Xero answer with the invoice it made.
-            raise ProviderUnavailable("Xero answered 200 without an invoice")
-        record = records[0]
+        record = _put_one(connection, "Invoices", "InvoiceID", outbound.invoice_id, request, "an invoice")
         if record.get("HasErrors") or record.get("ValidationErrors"):
             raise ProviderRejected(_validation_messages([record]) or ["Xero reported errors on the invoice"])
         memo = _memo(outbound.invoice)
@@ -733,19 +748,7 @@ class XeroProvider:
     def send_contact(
         self, connection: ConnectionContext, outbound: OutboundContact, request: dict[str, Any]
     ) -> RemoteReference:
-        response = _http(connection).request(
-            "PUT",
-            f"{_api()}/Contacts",
-            headers={"xero-tenant-id": _tenant_id(connection), "Idempotency-Key": outbound.contact_id},
-            body=request,
-        )
-        if response.status_code != 200:
-            raise _failure(response)
-        body = json_body(response)
-        records = body.get("Contacts") if isinstance(body, dict) else None
-        if not records or not isinstance(records[0], dict) or "ContactID" not in records[0]:
-            raise ProviderUnavailable("Xero answered 200 without a contact")  # the key makes a resend safe
-        record = records[0]
+        record = _put_one(connection, "Contacts", "ContactID", outbound.contact_id, request, "a contact")
         if record.get("HasValidationErrors") or record.get("ValidationErrors"):
             raise ProviderRejected(_validation_messages([record]) or ["Xero reported errors on the contact"])
         return created_contact_reference(record)

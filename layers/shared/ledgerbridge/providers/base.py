@@ -5,7 +5,8 @@ pure, no I/O: mapping errors are caught before anything is stored or sent), send
 request and map the answer back (``send_invoice``), and list the records invoices point at
 (``list_references``). A provider that can create contacts also has ``map_contact`` and
 ``send_contact`` (same contract: map refuses with InvalidInvoice before anything is stored,
-send uses the contact id as the idempotency key). They are optional members, not part of
+send uses the contact id as the idempotency key, and a ledger without idempotency keys adds
+``find_contact``, the lookup a resend makes first). They are optional members, not part of
 the Protocol, so callers go through the module functions ``map_contact``/``send_contact``
 here, whose default refuses with ContactsNotSupported: a ledger without contact creation is
 answered 422 before anything is stored. It knows nothing of DynamoDB or API Gateway: references arrive
@@ -126,6 +127,19 @@ def send_contact(
     if not supports_contacts(provider):
         raise ContactsNotSupported(getattr(provider, "name", "this ledger"))
     return provider.send_contact(connection, outbound, request)  # type: ignore[attr-defined]
+
+
+def find_contact(
+    provider: object, connection: ConnectionContext, outbound: OutboundContact
+) -> RemoteReference | None:
+    """Before a resend: the contact an earlier attempt already created, if any.
+
+    Like ``find_invoice``: a ledger without idempotency keys declares ``find_contact`` and looks
+    the contact up by a unique reference it wrote from ``outbound.contact_id``; one that honours
+    the id as an idempotency key declares none, and None here means "resend with the key".
+    """
+    finder = getattr(provider, "find_contact", None)
+    return finder(connection, outbound) if callable(finder) else None
 
 
 class ProviderRejected(Exception):

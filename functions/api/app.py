@@ -15,10 +15,11 @@ signature only so the OpenAPI document describes them.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -59,19 +60,37 @@ app = APIGatewayRestResolver(
     json_body_deserializer=jsonutil.loads,
 )
 _SECURITY = [{"apiKey": [], "connectionToken": []}]
-_ERRORS = {
-    code: {"description": text, "content": {"application/json": {"model": ErrorBody}}}
-    for code, text in {
-        400: "Malformed request (body not a JSON object, bad query parameter)",
-        401: "Missing or invalid x-api-key / x-connection-token",
-        404: "No such invoice for this connection",
-        409: "Idempotency-Key in flight (retry after Retry-After), or the connection needs authorising",
-        413: "Body over 1 MB",
-        415: "Body sent as something other than JSON",
-        422: "Invalid field, unknown reference, or refused by the provider",
-        503: "Storage unavailable; nothing was stored or sent",
-    }.items()
+_ERROR_MEANINGS = {
+    400: "Malformed request: body not a JSON object, or a bad query parameter (named in details)",
+    401: "Missing or invalid x-api-key / x-connection-token (one answer for every credential failure)",
+    404: "No such record for this connection",
+    409: "The Idempotency-Key is still in flight (retry after Retry-After), or the connection needs"
+    " authorising again",
+    413: "Body over 1 MB",
+    415: "Body sent as something other than JSON",
+    422: "Invalid field, unknown reference, or refused by the ledger (each field named in details)",
+    503: "Storage unavailable; nothing was stored or sent: safe to retry",
 }
+_RETRY_AFTER = {"description": "seconds to wait before retrying the same Idempotency-Key",
+                "schema": {"type": "integer"}}  # fmt: skip
+# The status codes each kind of route really answers (the fuzz suite holds the handler to them).
+_READ_ONE, _READ_PAGE, _CREATE = (400, 401, 404, 503), (400, 401, 503), (400, 401, 409, 413, 415, 422, 503)
+
+
+def _errors(*codes: int) -> dict[int, dict[str, Any]]:
+    """OpenAPI error responses for ``codes``, all in the ErrorBody shape."""
+    responses: dict[int, dict[str, Any]] = {}
+    for code in codes:
+        response = {
+            "description": _ERROR_MEANINGS[code],
+            "content": {"application/json": {"model": ErrorBody}},
+        }
+        if code == 409:
+            response["headers"] = {"Retry-After": _RETRY_AFTER}
+        responses[code] = response
+    return responses
+
+
 SETTLE_MARGIN_SECONDS = 3.0
 IdempotencyKeyHeader = Annotated[
     str | None,
@@ -81,6 +100,15 @@ IdempotencyKeyHeader = Annotated[
         max_length=255,
         description="1-255 printable characters: a retry with the same key returns the first answer"
         " and creates nothing new (kept 24 h, per connection)",
+    ),
+]
+ConnectionTokenHeader = Annotated[
+    str,
+    Header(
+        alias="x-connection-token",
+        description="identifies one connection (one end customer's ledger) of the project; the"
+        " connectionToken security scheme, repeated as a parameter for clients generated from Panora's"
+        " spec, which pass it on every call",
     ),
 ]
 PreferHeader = Annotated[
@@ -143,8 +171,9 @@ def _query(name: str) -> str | None:
 @app.post(
     "/accounting/invoices",
     summary="Create an invoice in the connection's accounting software",
+    operation_id="createInvoice",
     responses={
-        **_ERRORS,
+        **_errors(*_CREATE),
         201: {
             "description": "Stored and created in the ledger (sync_status synced), or stored and queued"
             " because the ledger could not be reached in time (sync_status pending: the retry function"
@@ -166,6 +195,7 @@ def _query(name: str) -> str | None:
 def create_invoice(
     invoice: Annotated[InvoiceInput, Body()] = None,  # type: ignore[assignment]  # documents only
     remote_data: RemoteDataFlag = None,  # documents only: read below, after authentication
+    x_connection_token: ConnectionTokenHeader = "",  # documents only: _principal() reads it
     idempotency_key: IdempotencyKeyHeader = None,  # documents only
     prefer: PreferHeader = None,  # documents only
 ):
@@ -194,8 +224,9 @@ def _once(scope: str, include_remote_data: bool, run: Callable[[], idempotency.A
 @app.post(
     "/accounting/contacts",
     summary="Create a customer or supplier in the connection's accounting software",
+    operation_id="createContact",
     responses={
-        **_ERRORS,
+        **_errors(*_CREATE),
         201: {
             "description": "Stored and created in the ledger (sync_status synced), or stored while the"
             " ledger did not answer (sync_status pending). Usable at once as an invoice's contact_id"
@@ -205,12 +236,13 @@ def _once(scope: str, include_remote_data: bool, run: Callable[[], idempotency.A
         },
     },
     security=_SECURITY,
-    tags=["References"],
+    tags=["Contacts"],
     enable_validation=False,  # the body is read after authentication: see the module docstring
 )
 def create_contact(
     contact: Annotated[ContactInput, Body()] = None,  # type: ignore[assignment]  # documents only
     remote_data: RemoteDataFlag = None,  # documents only: read below, after authentication
+    x_connection_token: ConnectionTokenHeader = "",  # documents only: _principal() reads it
     idempotency_key: IdempotencyKeyHeader = None,  # documents only
 ):
     principal = _principal()
@@ -237,9 +269,10 @@ def _answer(answer: idempotency.Answer) -> Response:
 @app.get(
     "/accounting/invoices",
     summary="List the connection's invoices in creation order",
+    operation_id="listInvoices",
     responses={
         200: {"description": "A page", "content": {"application/json": {"model": InvoicePage}}},
-        **_ERRORS,
+        **_errors(*_READ_PAGE),
     },
     security=_SECURITY,
     tags=["Invoices"],
@@ -248,6 +281,7 @@ def list_invoices(
     limit: Annotated[int, Query(ge=1, le=100, description="page size, 1-100")] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor or previous_cursor of a page")] = None,
     remote_data: RemoteDataFlag = None,
+    x_connection_token: ConnectionTokenHeader = "",  # documents only: _principal() reads it
 ):
     principal = _principal()
     include_remote_data = parse_flag(remote_data, "remote_data")
@@ -257,14 +291,19 @@ def list_invoices(
 @app.get(
     "/accounting/invoices/<id>",
     summary="Retrieve one invoice",
+    operation_id="retrieveInvoice",
     responses={
         200: {"description": "The invoice", "content": {"application/json": {"model": Invoice}}},
-        **_ERRORS,
+        **_errors(*_READ_ONE),
     },
     security=_SECURITY,
     tags=["Invoices"],
 )
-def get_invoice(id: Annotated[str, Path(description="invoice id")], remote_data: RemoteDataFlag = None):
+def get_invoice(
+    id: Annotated[str, Path(description="the invoice's Ledgerbridge id (a UUID)")],
+    remote_data: RemoteDataFlag = None,
+    x_connection_token: ConnectionTokenHeader = "",  # documents only: _principal() reads it
+):
     principal = _principal()
     include_remote_data = parse_flag(remote_data, "remote_data")
     return _json(200, service.get_invoice(principal, id, include_remote_data))
@@ -273,62 +312,89 @@ def get_invoice(id: Annotated[str, Path(description="invoice id")], remote_data:
 ListLimit = Annotated[int, Query(ge=1, le=100, description="page size, 1-100")]
 ListCursor = Annotated[str | None, Query(description="next_cursor of a page")]
 ReferenceId = Annotated[str, Path(description="the record's Ledgerbridge id (a UUID)")]
-_REFERENCE_LISTS = {
-    "/accounting/contacts": ("contact", ContactPage, Contact, "Customers and suppliers in the ledger"),
-    "/accounting/items": ("item", ItemPage, Item, "Products and services synced from the ledger"),
-    "/accounting/trackingcategories": (
-        "tracking_category",
-        TrackingCategoryPage,
-        TrackingCategory,
-        "Classes, departments, tracking",
+
+
+class _ReferenceKind(NamedTuple):
+    """One kind of synced reference and how its two GET routes are documented."""
+
+    path: str
+    kind: str  # as stored (connections.list_references)
+    page: type[BaseModel]
+    model: type[BaseModel]
+    summary: str
+    tag: str  # groups the operations (a module per tag in a generated client)
+    plural: str  # operationIds: list{plural} and retrieve{singular}
+    singular: str
+
+
+_REFERENCE_KINDS = (
+    _ReferenceKind(
+        "/accounting/contacts", "contact", ContactPage, Contact,
+        "Customers and suppliers in the ledger", "Contacts", "Contacts", "Contact",
     ),
-    "/accounting/accounts": ("account", AccountPage, Account, "The ledger's chart of accounts"),
-}
+    _ReferenceKind(
+        "/accounting/items", "item", ItemPage, Item,
+        "Products and services synced from the ledger", "Items", "Items", "Item",
+    ),
+    _ReferenceKind(
+        "/accounting/trackingcategories", "tracking_category", TrackingCategoryPage, TrackingCategory,
+        "Classes, departments, tracking", "Tracking categories", "TrackingCategories", "TrackingCategory",
+    ),
+    _ReferenceKind(
+        "/accounting/accounts", "account", AccountPage, Account,
+        "The ledger's chart of accounts", "Accounts", "Accounts", "Account",
+    ),
+)  # fmt: skip
 
 
-def _reference_routes(
-    path: str, kind: str, page_model: type[BaseModel], model: type[BaseModel], summary: str
-) -> None:
+def _reference_routes(kind: _ReferenceKind) -> None:
     """GET routes for synced references (the ids to put in an invoice): a list and one by id."""
-    _reference_list_route(path, kind, page_model, summary)
 
-    def get_reference(id: ReferenceId, remote_data: RemoteDataFlag = None):
-        principal = _principal()
-        include_remote_data = parse_flag(remote_data, "remote_data")
-        record = connections.get_reference(principal, kind, id, include_remote_data)
-        return _json(200, model.model_validate(record))
-
-    get_reference.__name__ = f"get_{kind}"
-    responses = {
-        200: {"description": f"One {kind}", "content": {"application/json": {"model": model}}},
-        **_ERRORS,
-    }
-    app.get(f"{path}/<id>", summary=f"Retrieve one {kind.replace('_', ' ')}", responses=responses,
-            security=_SECURITY, tags=["References"])(get_reference)  # fmt: skip
-
-
-def _reference_list_route(path: str, kind: str, page_model: type[BaseModel], summary: str) -> None:
-
-    def list_references(limit: ListLimit = 50, cursor: ListCursor = None, remote_data: RemoteDataFlag = None):
+    def list_references(
+        limit: ListLimit = 50,
+        cursor: ListCursor = None,
+        remote_data: RemoteDataFlag = None,
+        x_connection_token: ConnectionTokenHeader = "",  # documents only: _principal() reads it
+    ):
         principal = _principal()
         include_remote_data = parse_flag(remote_data, "remote_data")
         records, next_cursor = connections.list_references(
-            principal, kind, limit, cursor, include_remote_data
+            principal, kind.kind, limit, cursor, include_remote_data
         )
-        return _json(200, page_model.model_validate({"data": records, "next_cursor": next_cursor}))
+        return _json(200, kind.page.model_validate({"data": records, "next_cursor": next_cursor}))
 
-    list_references.__name__ = f"list_{kind}s"
-    responses = {
-        200: {"description": "A page", "content": {"application/json": {"model": page_model}}},
-        **_ERRORS,
-    }
-    app.get(path, summary=summary, responses=responses, security=_SECURITY, tags=["References"])(
-        list_references
-    )
+    def get_reference(
+        id: ReferenceId,
+        remote_data: RemoteDataFlag = None,
+        x_connection_token: ConnectionTokenHeader = "",  # documents only: _principal() reads it
+    ):
+        principal = _principal()
+        include_remote_data = parse_flag(remote_data, "remote_data")
+        record = connections.get_reference(principal, kind.kind, id, include_remote_data)
+        return _json(200, kind.model.model_validate(record))
+
+    noun = kind.kind.replace("_", " ")
+    page = {"description": "A page", "content": {"application/json": {"model": kind.page}}}
+    one = {"description": f"One {noun}", "content": {"application/json": {"model": kind.model}}}
+    common = {"security": _SECURITY, "tags": [kind.tag]}
+    app.get(
+        kind.path,
+        summary=kind.summary,
+        operation_id=f"list{kind.plural}",
+        responses={200: page, **_errors(*_READ_PAGE)},
+        **common,
+    )(list_references)
+    app.get(
+        f"{kind.path}/<id>",
+        summary=f"Retrieve one {noun}",
+        operation_id=f"retrieve{kind.singular}",
+        responses={200: one, **_errors(*_READ_ONE)},
+        **common,
+    )(get_reference)
 
 
-for _path, (_kind, _page, _model, _summary) in _REFERENCE_LISTS.items():
-    _reference_routes(_path, _kind, _page, _model, _summary)
+for _reference_kind in _REFERENCE_KINDS:
+    _reference_routes(_reference_kind)
 
 
 @app.get("/openapi.json", include_in_schema=False)
@@ -338,15 +404,58 @@ def openapi_document():
 
 @cache  # the routes are fixed at import: build it once per container (~60 ms of CPU)
 def _openapi_json() -> str:
-    """The generated document; bodies of routes that read their own are required, as they are."""
+    """The generated document, corrected where Powertools cannot know how the routes behave."""
     from aws_lambda_powertools.event_handler.openapi.compat import model_json
 
-    document = app.get_openapi_schema(**_OPENAPI)
-    for path_item in (document.paths or {}).values():
-        for operation in (path_item.post, path_item.put, path_item.patch):
-            if operation is not None and operation.requestBody is not None:
-                operation.requestBody.required = True
-    return model_json(document, by_alias=True, exclude_none=True, indent=2)
+    document = json.loads(model_json(app.get_openapi_schema(**_OPENAPI), by_alias=True, exclude_none=True))
+    for operation in (op for path_item in document["paths"].values() for op in path_item.values()):
+        _correct_operation(operation)
+    _drop_unreferenced_schemas(document)
+    return json.dumps(document, indent=2)
+
+
+_PARAMETER_VALIDATION_ERROR = "#/components/schemas/HTTPValidationError"
+
+
+def _correct_operation(operation: dict[str, Any]) -> None:
+    """Bodies of routes that read their own are required, and so is ``x-connection-token``
+    (its default only lets body routes be called without it: a missing one is the 401). The
+    422 Powertools adds for parameter errors goes: on_validation_error answers those 400."""
+    if "requestBody" in operation:
+        operation["requestBody"]["required"] = True
+    for parameter in operation.get("parameters", []):
+        if parameter["name"] == "x-connection-token":
+            parameter["required"] = True
+            parameter["schema"].pop("default", None)
+    refused = operation["responses"].get("422", {})
+    if refused.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref") == (
+        _PARAMETER_VALIDATION_ERROR
+    ):
+        del operation["responses"]["422"]
+
+
+def _drop_unreferenced_schemas(document: dict[str, Any]) -> None:
+    """Keep the component schemas the operations reach; drop the rest (Powertools' own models)."""
+    schemas = document["components"]["schemas"]
+    reachable: set[str] = set()
+    pending = _schema_refs(document["paths"])
+    while pending:
+        name = pending.pop()
+        if name not in reachable:
+            reachable.add(name)
+            pending |= _schema_refs(schemas.get(name, {}))
+    for name in set(schemas) - reachable:
+        del schemas[name]
+
+
+def _schema_refs(value: Any) -> set[str]:
+    """Names of the component schemas ``value`` points at, however deep."""
+    if isinstance(value, dict):
+        found = {value["$ref"].rsplit("/", 1)[-1]} if isinstance(value.get("$ref"), str) else set()
+        return found.union(*(_schema_refs(item) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_schema_refs(item) for item in value))
+    return set()
 
 
 _OPENAPI: dict[str, Any] = {

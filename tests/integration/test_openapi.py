@@ -23,7 +23,7 @@ def test_openapi_document_describes_the_invoice_routes(api: Api) -> None:
                                  "description": "identifies the project"}  # fmt: skip
     assert "line_items" in document["components"]["schemas"]["InvoiceInput"]["properties"]
     parameters = {p["name"] for p in document["paths"]["/accounting/invoices"]["get"]["parameters"]}
-    assert parameters == {"limit", "cursor", "remote_data"}
+    assert parameters == {"limit", "cursor", "remote_data", "x-connection-token"}
     assert create["requestBody"]["required"] is True
     assert {"Location", "Idempotent-Replayed"} <= set(create["responses"]["201"]["headers"])
     assert "Preference-Applied" in create["responses"]["202"]["headers"]
@@ -41,6 +41,53 @@ def test_the_document_says_what_an_exchange_rate_means_and_that_money_is_a_numbe
         assert "home currency per one unit of the invoice's currency" in rate, model
     for field in ("total_amount", "sub_total", "balance"):
         assert {"type": "number"} in schemas["Invoice"]["properties"][field]["anyOf"]
+
+
+def operations(document: dict) -> dict[str, dict]:
+    return {op["operationId"]: op for item in document["paths"].values() for op in item.values()}
+
+
+def test_every_accounting_operation_names_itself_and_takes_the_connection_token(api: Api) -> None:
+    document = api.call("GET", "/openapi.json", auth=False).json
+    by_id = operations(document)
+    assert set(by_id) == {
+        "createInvoice", "listInvoices", "retrieveInvoice", "createContact", "listContacts",
+        "retrieveContact", "listItems", "retrieveItem", "listTrackingCategories",
+        "retrieveTrackingCategory", "listAccounts", "retrieveAccount",
+    }  # fmt: skip
+    for name, operation in by_id.items():
+        [token] = [p for p in operation["parameters"] if p["name"] == "x-connection-token"]
+        assert (token["in"], token["required"], token["schema"]["type"]) == ("header", True, "string"), name
+        assert "default" not in token["schema"], name
+        assert len(operation["tags"]) == 1 and operation["summary"], name
+
+
+def test_each_operation_documents_only_the_status_codes_it_answers(api: Api) -> None:
+    by_id = operations(api.call("GET", "/openapi.json", auth=False).json)
+    create = {"400", "401", "409", "413", "415", "422", "503"}
+    expected = {"createInvoice": create | {"201", "202"}, "createContact": create | {"201"}}
+    for name, operation in by_id.items():
+        if name.startswith("list"):
+            assert set(operation["responses"]) == {"200", "400", "401", "503"}, name
+        elif name.startswith("retrieve"):
+            assert set(operation["responses"]) == {"200", "400", "401", "404", "503"}, name
+        else:
+            assert set(operation["responses"]) == expected[name], name
+            assert "Retry-After" in operation["responses"]["409"]["headers"], name
+
+
+def test_every_field_of_every_schema_is_described(api: Api) -> None:
+    schemas = api.call("GET", "/openapi.json", auth=False).json["components"]["schemas"]
+    undescribed = [
+        f"{model}.{field}"
+        for model, schema in schemas.items()
+        for field, definition in (schema.get("properties") or {}).items()
+        if not definition.get("description")
+    ]
+    assert undescribed == []
+    assert "HTTPValidationError" not in schemas  # Powertools' own, answered by nothing here
+    money = schemas["LineItemInput"]["properties"]["unit_price"]["description"]
+    assert "major units" in money and "not cents" in money
 
 
 def test_swagger_ui_is_served(api: Api) -> None:

@@ -322,10 +322,115 @@ FieldMappings = Annotated[
     AfterValidator(_field_mappings_size),
 ]
 
+# --- field descriptions ---------------------------------------------------------------------
+# One glossary for the OpenAPI document: a field means the same in the input and the output
+# model, so it is described once. Keys are a field name, or "<Model>.<field>" where the same
+# name means something else on another model (an input model is named by its output model:
+# InvoiceInput reads Invoice's). A Field(description=...) of its own wins. Applied only when
+# the JSON schema is generated (building /openapi.json), never when validating.
+
+_MAJOR_UNITS = "in major units of the currency (150.25 is 150 units and 25 hundredths, not cents)"
+_FIELD_DESCRIPTIONS = {
+    "id": "Ledgerbridge's id for the record (a UUID); what other records and routes refer to",
+    "name": "the name the ledger shows",
+    "remote_id": "the ledger's own id for the record; null until the ledger has it",
+    "remote_data": "the ledger's own record as it answered, when remote_data=true was asked; else null",
+    "remote_updated_at": "when the ledger last changed the record (RFC 3339)",
+    "field_mappings": "custom fields by name: text, exact numbers, true/false or null",
+    "created_at": "when Ledgerbridge stored the record (RFC 3339, UTC)",
+    "modified_at": "when Ledgerbridge last changed the record (RFC 3339, UTC)",
+    "currency": "ISO 4217 code",
+    "company_info_id": "Panora's company info id; company infos are not synced, so always null",
+    "status": "the ledger's status for the record",
+    "Invoice.type": "ACCOUNTS_RECEIVABLE (a sales invoice, the default) or ACCOUNTS_PAYABLE (a bill);"
+    " synonyms such as ACCREC or Bill are accepted on input",
+    "number": "the invoice number; the ledger assigns one when absent",
+    "issue_date": "the invoice date: YYYY-MM-DD or RFC 3339; a date-time without an offset is UTC",
+    "due_date": "when payment is due: YYYY-MM-DD or RFC 3339; not before issue_date",
+    "paid_on_date": "when it was paid in full, if it was",
+    "memo": "a note for the customer, where the ledger has one (see the provider matrix)",
+    "Invoice.currency": "ISO 4217 code of every amount on the invoice (case-insensitive in, upper-case out)",
+    "exchange_rate": EXCHANGE_RATE_MEANING,
+    "total_discount": f"discount on the whole invoice, {_MAJOR_UNITS}",
+    "sub_total": f"total before tax, {_MAJOR_UNITS}",
+    "Invoice.status": "DRAFT, SUBMITTED, OPEN, PAID, PARTIALLY_PAID or VOID (any case on input)",
+    "total_tax_amount": f"tax on the whole invoice, {_MAJOR_UNITS}",
+    "Invoice.total_amount": f"total including tax, {_MAJOR_UNITS}",
+    "balance": f"amount still owed, {_MAJOR_UNITS}",
+    "contact_id": "id of the customer (receivable) or supplier (payable), from GET /accounting/contacts",
+    "accounting_period_id": "id of the connection's accounting period, where its ledger has them"
+    " (the provider matrix says which; others refuse it)",
+    "Invoice.tracking_categories": "ids of tracking categories for the whole invoice, from"
+    " GET /accounting/trackingcategories",
+    "line_items": "the invoice's lines, in order",
+    "LineItem.description": "what the line is for",
+    "LineItem.unit_price": f"price of one unit, {_MAJOR_UNITS}",
+    "quantity": "how many units (a decimal number)",
+    "LineItem.total_amount": f"the line's amount, {_MAJOR_UNITS}",
+    "LineItem.currency": "ISO 4217 code; ledgers that hold one currency per invoice refuse another",
+    "item_id": "id of a product or service, from GET /accounting/items",
+    "LineItem.tracking_categories": "ids of tracking categories for this line, from"
+    " GET /accounting/trackingcategories",
+    "data": "the records of this page",
+    "next_cursor": "pass as cursor to get the next page; null on the last page",
+    "statusCode": "the HTTP status code, repeated",
+    "error": "a stable machine-readable code (validation_error, unauthorized, provider_rejected, ...)",
+    "message": "what went wrong, for a person",
+    "details": "one entry per field at fault",
+    "field": "the field's path in the request, dot-separated (line_items.0.unit_price)",
+    "reason": "why the field was refused",
+    "is_customer": "true: the contact can be invoiced (ACCOUNTS_RECEIVABLE)",
+    "is_supplier": "true: the contact can send bills (ACCOUNTS_PAYABLE)",
+    "email_address": "the contact's email address",
+    "tax_number": "the contact's tax (VAT, GST, EIN) number",
+    "Contact.status": "ACTIVE or ARCHIVED",
+    "Contact.currency": "ISO 4217 code of the contact's default currency",
+    "addresses": "postal addresses",
+    "phone_numbers": "phone numbers",
+    "street_1": "first address line",
+    "street_2": "second address line",
+    "city": "city or town",
+    "state": "state, region or province",
+    "postal_code": "postal or ZIP code",
+    "country": "country, as the ledger holds it (a name or an ISO 3166 code)",
+    "address_type": "free text as in Panora: BILLING, SHIPPING, ...",
+    "phone_number": "the number, as written",
+    "phone_type": "free text as in Panora: WORK, MOBILE, FAX, ...",
+    "Item.unit_price": f"the item's sales price, {_MAJOR_UNITS}",
+    "purchase_price": f"the item's purchase price, {_MAJOR_UNITS}",
+    "sales_account": "the ledger's id of the income account sales of the item go to",
+    "purchase_account": "the ledger's id of the expense account purchases of the item go to",
+    "category_type": "the ledger's kind of category (class, department, tracking option, ...)",
+    "parent_category": "the ledger's id of the parent category, if any",
+    "Account.description": "the account's description in the ledger",
+    "classification": "ASSET, LIABILITY, EQUITY, REVENUE or EXPENSE, as the ledger classes it",
+    "Account.type": "the ledger's own account type",
+    "current_balance": f"the account's balance as the ledger last reported it, {_MAJOR_UNITS}",
+    "Account.currency": "ISO 4217 code of the account",
+    "account_number": "the account's code or number in the chart of accounts",
+    "parent_account": "the ledger's id of the parent account, if any",
+}
+
+
+def _describe_fields(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """json_schema_extra: give every property its glossary description (see above)."""
+    family = model.__name__.removesuffix("Input")
+    for name, prop in (schema.get("properties") or {}).items():
+        text = _FIELD_DESCRIPTIONS.get(f"{family}.{name}") or _FIELD_DESCRIPTIONS.get(name)
+        if text and "description" not in prop:
+            prop["description"] = text
+
+
+class _Documented(BaseModel):
+    """Base of every request and response model: its fields are described in /openapi.json."""
+
+    model_config = ConfigDict(json_schema_extra=_describe_fields)
+
+
 # --- input --------------------------------------------------------------------------------
 
 
-class _Input(BaseModel):
+class _Input(_Documented):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -396,7 +501,7 @@ def validate_input(model: type[_Input], data: dict[str, Any]) -> Any:
 # --- output -------------------------------------------------------------------------------
 
 
-class LineItem(BaseModel):
+class LineItem(_Documented):
     id: Uuid
     remote_id: str | None = None
     description: str | None = None
@@ -411,7 +516,7 @@ class LineItem(BaseModel):
     modified_at: DateTime
 
 
-class Invoice(BaseModel):
+class Invoice(_Documented):
     """An invoice as Ledgerbridge answers it (201 body, GET body)."""
 
     id: Uuid
@@ -449,7 +554,7 @@ PrevCursor = Annotated[str | None, Field(description="the previous page's cursor
 PreviousCursor = Annotated[str | None, Field(description="alias of prev_cursor, kept for older clients")]
 
 
-class InvoicePage(BaseModel):
+class InvoicePage(_Documented):
     data: list[Invoice]
     next_cursor: str | None
     prev_cursor: PrevCursor = None
@@ -461,12 +566,12 @@ class InvoicePage(BaseModel):
         return self
 
 
-class FieldErrorBody(BaseModel):
+class FieldErrorBody(_Documented):
     field: str
     reason: str
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(_Documented):
     statusCode: int
     error: str
     message: str
@@ -478,7 +583,7 @@ class ErrorBody(BaseModel):
 # --- synced references (Panora's contact, item and tracking category shapes) ----------------
 
 
-class _Reference(BaseModel):
+class _Reference(_Documented):
     """Fields every synced record shares; provider-specific extras are dropped."""
 
     model_config = ConfigDict(extra="ignore")
@@ -493,7 +598,7 @@ class _Reference(BaseModel):
     modified_at: DateTime
 
 
-class Address(BaseModel):
+class Address(_Documented):
     street_1: str | None = None
     street_2: str | None = None
     city: str | None = None
@@ -503,7 +608,7 @@ class Address(BaseModel):
     address_type: str | None = None
 
 
-class PhoneNumber(BaseModel):
+class PhoneNumber(_Documented):
     phone_number: str | None = None
     phone_type: str | None = None
 
@@ -559,28 +664,28 @@ class Account(_Reference):
     company_info_id: str | None = None
 
 
-class AccountPage(BaseModel):  # forward paging only: no prev_cursor yet
+class AccountPage(_Documented):  # forward paging only: no prev_cursor yet
     data: list[Account]
     next_cursor: str | None
     prev_cursor: PrevCursor = None
     previous_cursor: PreviousCursor = None
 
 
-class ContactPage(BaseModel):  # forward paging only: no prev_cursor yet
+class ContactPage(_Documented):  # forward paging only: no prev_cursor yet
     data: list[Contact]
     next_cursor: str | None
     prev_cursor: PrevCursor = None
     previous_cursor: PreviousCursor = None
 
 
-class ItemPage(BaseModel):  # forward paging only: no prev_cursor yet
+class ItemPage(_Documented):  # forward paging only: no prev_cursor yet
     data: list[Item]
     next_cursor: str | None
     prev_cursor: PrevCursor = None
     previous_cursor: PreviousCursor = None
 
 
-class TrackingCategoryPage(BaseModel):  # forward paging only: no prev_cursor yet
+class TrackingCategoryPage(_Documented):  # forward paging only: no prev_cursor yet
     data: list[TrackingCategory]
     next_cursor: str | None
     prev_cursor: PrevCursor = None

@@ -16,7 +16,7 @@ import math
 import os
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -129,15 +129,30 @@ def logs_per_request() -> Iterator[None]:
             handler.setStream(stream)  # type: ignore[attr-defined]
 
 
-def invoice_counter(stack: Stack):
-    """How many items the invoices table holds: moto's own count (DescribeTable's ItemCount)
-    read in-process, O(partitions), so it can be taken after every request."""
+def record_counters(stack: Stack, connection_ids: tuple[str, ...]) -> dict[str, Callable[[], int]]:
+    """How many invoices and created contacts are stored, read in-process from moto so that it
+    can be taken after every request: the invoices table's own count (DescribeTable's ItemCount),
+    and the ``REF#contact#`` items in the fuzzed connections' partitions of the accounts table
+    (a partition, not the table: the sandbox's books live there too)."""
     from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.models.dynamo_type import DynamoType
 
-    table = dynamodb_backends[stack.account_id][stack.region].get_table(
-        os.environ["LEDGERBRIDGE_INVOICES_TABLE"]
-    )
-    return lambda: len(table)
+    from ledgerbridge.config import settings
+
+    backend = dynamodb_backends[stack.account_id][stack.region]
+    invoices = backend.get_table(settings().invoices_table)
+    accounts = backend.get_table(settings().accounts_table)
+    partitions = [DynamoType({"S": f"CONNECTION#{connection_id}"}) for connection_id in connection_ids]
+
+    def contacts() -> int:
+        return sum(
+            1
+            for partition in partitions
+            for sort_key in accounts.items.get(partition, {})
+            if str(sort_key.value).startswith("REF#contact#")
+        )
+
+    return {"invoice": lambda: len(invoices), "contact": contacts}
 
 
 def _json(received: Received, what: str) -> Any:
@@ -152,9 +167,9 @@ def build_harness(stack: Stack, demo: dict[str, Any]) -> Harness:
     api = LocalApi(stack)
     demo_credentials = Credentials(demo["api_key"], demo["connection_token"])
     other_project = create_project("Fuzz: another project")
+    other_connection = create_connection(other_project["project_id"], "sandbox")
     other = Credentials(
-        create_api_key(other_project["project_id"])["api_key"],
-        create_connection(other_project["project_id"], "sandbox")["connection_token"],
+        create_api_key(other_project["project_id"])["api_key"], other_connection["connection_token"]
     )
     revoked = create_api_key(demo["project_id"])
     revoke_api_key(revoked["key_id"])
@@ -195,9 +210,8 @@ def build_harness(stack: Stack, demo: dict[str, Any]) -> Harness:
         other.connection_token,
         revoked["api_key"],
     )
-    oracle = Oracle(
-        Contract(document), (demo_credentials, other), unauthorized, invoice_counter(stack), secrets
-    )
+    counters = record_counters(stack, (connection, other_connection["connection_id"]))
+    oracle = Oracle(Contract(document), (demo_credentials, other), unauthorized, counters, secrets)
     return Harness(
         api=api,
         oracle=oracle,

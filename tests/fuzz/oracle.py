@@ -15,8 +15,9 @@ invoices the table holds now) and names every rule it breaks:
   own refusals, such as a body over its 10 MB, are not the document's) a status its OpenAPI
   document does not list, or a body the document's schema for that status refuses (the
   served ``/openapi.json``, validated with openapi-schema-validator);
-- ``stored_for_refused``: the invoices table grew although the answer says nothing was
-  stored (any error without ``invoice_id``, any GET), or a fresh 201/202 did not store one;
+- ``stored_for_refused``: an invoice or a contact was stored although the answer says nothing
+  was (any error without ``invoice_id``/``contact_id``, any GET), or a fresh 201/202 did not
+  store exactly one;
 - ``leaks``: a traceback or a credential in the body;
 - ``wrong_answer``: a valid invoice with valid credentials not answered 201/202, or a seeded
   invoice shown (2xx) to another project's credentials (see ``Harness.exchange``);
@@ -283,6 +284,20 @@ def log_problem(log: str, limit: int = 1500) -> str:
     return log.strip()[-300:]
 
 
+def _stored_problems(kind: str, grew: int, received: Received, body: Any) -> list[str]:
+    """A fresh create of ``kind`` (its Location says so) stores exactly one; an error stores one at
+    most, and only when it names the stored record (``invoice_id``/``contact_id``); nothing else
+    stores any."""
+    status = received.status
+    creates = (received.header("location") or "").startswith(f"/accounting/{kind}s/")
+    if creates and status in (201, 202) and received.header("idempotent-replayed") is None:
+        return [] if grew == 1 else [f"{status} but {grew} {kind}s were stored, not 1"]
+    names_stored = isinstance(body, dict) and isinstance(body.get(f"{kind}_id"), str)
+    if grew and not (names_stored and grew == 1):
+        return [f"{status} but {grew} {kind}s were stored"]
+    return []
+
+
 class Oracle:
     """The rules for one test's stack: its document, its credentials, its invoices table."""
 
@@ -291,16 +306,16 @@ class Oracle:
         contract: Contract,
         valid: Iterable[Credentials],
         unauthorized: Received,
-        count_invoices: Callable[[], int],
+        counters: dict[str, Callable[[], int]],
         secrets: Iterable[str],
     ) -> None:
         self.contract = contract
         self.valid = {(c.api_key, c.connection_token) for c in valid}
         self.unauthorized = unauthorized
-        self.count_invoices = count_invoices
+        self.counters = counters  # kind of record ("invoice", "contact") -> how many are stored
         self.secrets = tuple(secrets)
         self._secret_bytes = tuple(s.encode() for s in self.secrets)
-        self.invoices = count_invoices()
+        self.stored = {kind: count() for kind, count in counters.items()}
 
     def authenticated(self, sent: Sent) -> bool:
         """Whether the request carries one connection's key and token. A repeated header counts by
@@ -309,10 +324,9 @@ class Oracle:
         return bool(keys and tokens) and (keys[-1], tokens[-1]) in self.valid
 
     def judge(self, sent: Sent, received: Received, *, expect_created: bool = False) -> list[tuple[str, str]]:
-        """Every (kind, reason) this exchange breaks; also moves the invoice count forward."""
+        """Every (kind, reason) this exchange breaks; also moves the record counts forward."""
         found: list[tuple[str, str]] = []
-        before, self.invoices = self.invoices, self.count_invoices()
-        grew = self.invoices - before
+        before, self.stored = self.stored, {kind: count() for kind, count in self.counters.items()}
         status = received.status
         head = sent.method == "HEAD"
         body: Any = _NO_BODY
@@ -351,14 +365,11 @@ class Oracle:
             found += [
                 ("schema_violations", problem) for problem in self.contract.problems(op, received, body)
             ]
-        stored = isinstance(body, dict) and isinstance(body.get("invoice_id"), str)
-        # An invoice create says so in its Location; a contact create stores no invoice.
-        creates_invoice = (received.header("location") or "").startswith("/accounting/invoices/")
-        fresh = creates_invoice and status in (201, 202) and received.header("idempotent-replayed") is None
-        if fresh and grew != 1:
-            found.append(("stored_for_refused", f"{status} but the invoices table grew by {grew}, not 1"))
-        elif not fresh and not (stored and grew in (0, 1)) and grew:
-            found.append(("stored_for_refused", f"{status} but the invoices table grew by {grew}"))
+        for kind in self.counters:
+            grew = self.stored[kind] - before[kind]
+            found += [
+                ("stored_for_refused", problem) for problem in _stored_problems(kind, grew, received, body)
+            ]
         if _TRACEBACK.search(received.body) or any(s in received.body for s in self._secret_bytes):
             found.append(("leaks", "a traceback or a credential in the body"))
         if expect_created and status not in (201, 202):

@@ -73,12 +73,16 @@ class Table:
         return self.items
 
 
-def judge(sent: Sent, received: Received, *, grows: int = 0, **kwargs: Any) -> set[str]:
-    table = Table()
+def judge(
+    sent: Sent, received: Received, *, grows: int = 0, contacts_grow: int = 0, **kwargs: Any
+) -> set[str]:
+    invoices, contacts = Table(), Table()
+    counters = {"invoice": invoices, "contact": contacts}
     oracle = Oracle(
-        Contract(DOCUMENT), [Credentials(KEY, TOKEN)], answer(401, UNAUTHORIZED), table, (KEY, TOKEN)
+        Contract(DOCUMENT), [Credentials(KEY, TOKEN)], answer(401, UNAUTHORIZED), counters, (KEY, TOKEN)
     )
-    table.items += grows
+    invoices.items += grows
+    contacts.items += contacts_grow
     return {kind for kind, _ in oracle.judge(sent, received, **kwargs)}
 
 
@@ -150,6 +154,17 @@ def test_a_refusal_that_stored_something_is_a_violation() -> None:
     assert "stored_for_refused" in judge(post(*AUTH), answer(201, {"id": "1"}, CREATED), grows=0)
 
 
+def test_contacts_are_held_to_the_same_rule() -> None:
+    refusal = {"statusCode": 422, "error": "validation_error", "message": "Invalid.", "details": []}
+    assert "stored_for_refused" in judge(post(*AUTH), answer(422, refusal), contacts_grow=1)
+    rejected = {**refusal, "error": "provider_rejected", "contact_id": "1"}
+    assert judge(post(*AUTH), answer(422, rejected), contacts_grow=1) == set()
+    assert "stored_for_refused" in judge(post(*AUTH), answer(422, rejected), grows=1)  # not an invoice
+    assert "stored_for_refused" in judge(
+        post(*AUTH), answer(201, {"id": "1"}, CREATED), grows=1, contacts_grow=1
+    )
+
+
 def test_a_traceback_or_a_secret_in_a_body_is_a_leak() -> None:
     trace = {
         "statusCode": 400,
@@ -168,8 +183,9 @@ def test_a_valid_invoice_must_be_created() -> None:
 
 
 def test_the_report_shows_the_offender_with_its_secrets_masked() -> None:
+    counters = {"invoice": Table(), "contact": Table()}
     oracle = Oracle(
-        Contract(DOCUMENT), [Credentials(KEY, TOKEN)], answer(401, UNAUTHORIZED), Table(), (KEY, TOKEN)
+        Contract(DOCUMENT), [Credentials(KEY, TOKEN)], answer(401, UNAUTHORIZED), counters, (KEY, TOKEN)
     )
     recorder = Recorder(oracle, Tally())
     body = {"statusCode": 500, "error": "internal_error", "message": "Oops.", "details": []}

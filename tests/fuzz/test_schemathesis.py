@@ -4,7 +4,8 @@ The schema is loaded from the local stack's front door as a WSGI application
 (``schemathesis.openapi.from_wsgi``), so each case travels as HTTP through the same gateway,
 proxy event and handler as ``make run``. Five cases in six carry the demo credentials, the
 others none (Schemathesis generates no security headers here: the credentials are the
-test's to give or withhold). Every response, including those Schemathesis's checks send on
+test's to give or withhold; see ``_authenticate`` for the connection token, which is also a
+documented header parameter). Every response, including those Schemathesis's checks send on
 their own, is judged by the fuzz oracle; on top of that every Schemathesis check enabled by
 default must pass (``not_a_server_error``, ``status_code_conformance``,
 ``content_type_conformance``, ``response_headers_conformance``,
@@ -52,6 +53,7 @@ def run_cases(
     """``examples`` cases of one operation in one generation mode, called and checked."""
     category = f"schemathesis {mode.value}"
     credentials = dict(harness.demo.headers())
+    api_key = {"x-api-key": credentials["x-api-key"]}
 
     @seed(seed_value)
     @settings(
@@ -64,7 +66,7 @@ def run_cases(
     @given(case=operation.as_strategy(generation_mode=mode), anonymous=one_in(6))
     def run(case: schemathesis.Case, anonymous: bool) -> None:
         state["category"] = category
-        headers = None if anonymous else credentials
+        headers = None if anonymous else _authenticate(case, credentials, api_key)
         response = case.call(headers=headers)
         sent, received = last["exchange"]  # the case's own (checks may send more)
         try:
@@ -81,6 +83,18 @@ def run_cases(
                 harness.recorder.add("schemathesis_checks", category, f"{title}: {message}", sent, received)
 
     run()
+
+
+def _authenticate(case: schemathesis.Case, credentials: dict[str, str], api_key: dict[str, str]) -> dict:
+    """The project's key, sent with the call and with every request the checks make.
+
+    ``x-connection-token`` is also a documented (required) header parameter, so Schemathesis
+    generates it: a generated value is replaced by the connection's token, and a case that
+    leaves it out (negative data, ``missing_required_header``) keeps it out, to be the 401.
+    """
+    if case.headers and "x-connection-token" in case.headers:
+        case.headers["x-connection-token"] = credentials["x-connection-token"]
+    return api_key
 
 
 @pytest.mark.parametrize("round_number", ROUNDS)

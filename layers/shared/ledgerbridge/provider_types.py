@@ -1,7 +1,8 @@
 """Value types that both ``providers/`` and ``store/`` need, kept below both.
 
 The credential store saves and loads OAuth tokens and raises the two provider failures; the
-providers' HTTP and OAuth code raise them too. Defined here, neither package imports the
+providers' HTTP and OAuth code raise them too. The sandbox ledger's books (a store) raise
+NumberTaken, which the sandbox provider answers. Defined here, neither package imports the
 other, and ``providers/base.py`` and ``providers/http.py`` no longer import each other:
 ``base`` and ``oauth`` re-export these names, so provider modules keep importing them there.
 """
@@ -18,6 +19,11 @@ class ProviderUnavailable(Exception):
 
 class ReauthorizationRequired(Exception):
     """The provider refused the connection's refresh token: a person must connect it again."""
+
+
+class NumberTaken(Exception):
+    """Another invoice of this connection already carries the number (the sandbox ledger's books
+    raise it from store/sandbox_ledger.py; providers/sandbox.py answers it as a refusal)."""
 
 
 @dataclass(frozen=True)

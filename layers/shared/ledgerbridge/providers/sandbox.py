@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from ledgerbridge.models import InvoiceInput, InvoiceStatus, InvoiceType, LineItemInput, format_date_time
+from ledgerbridge.provider_types import NumberTaken as NumberTaken
 from ledgerbridge.providers.base import (
     ConnectionContext,
     InvalidInvoice,
@@ -32,10 +33,6 @@ from ledgerbridge.providers.base import (
 )
 
 ZERO = Decimal(0)
-
-
-class NumberTaken(Exception):
-    """Another invoice of this connection already carries the number."""
 
 
 class SandboxLedger(Protocol):

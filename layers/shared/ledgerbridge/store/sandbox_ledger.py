@@ -16,8 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ledgerbridge.config import settings
-from ledgerbridge.provider_types import ProviderUnavailable
-from ledgerbridge.providers.sandbox import NumberTaken
+from ledgerbridge.provider_types import NumberTaken, ProviderUnavailable
 from ledgerbridge.store.dynamo import (
     STORAGE_ERRORS,
     dynamodb,

@@ -1,7 +1,7 @@
 """Exact Online through the local stack: the fake Exact on localhost, connected with the admin CLI.
 
 The stack runs as `make run` does, with LEDGERBRIDGE_EXACT_ONLINE_API_URL / _TOKEN_URL pointing
-at the fake built from Exact's recorded exchanges; invoices go in over HTTP.
+at the fake built from Exact's recorded exchanges; invoices and contacts go in over HTTP.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
 from ledgerbridge import jsonutil
@@ -201,3 +202,90 @@ def test_exact_records_a_payables_rate_as_sent_and_it_reads_back_the_same(exact:
     assert invoice["remote_data"]["Rate"] == Decimal("0.92")  # what Exact recorded, as the API answers it
     assert invoice["exchange_rate"] == "0.92"
     assert fetch(exact.stack, connected, invoice["id"])["exchange_rate"] == "0.92"
+
+
+# --- contacts ---------------------------------------------------------------------------------
+
+
+def create_contact(
+    stack: LocalStack, connected: Connected, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> httpx.Response:
+    return httpx.post(
+        f"{stack.api_url}/accounting/contacts",
+        content=jsonutil.dumps(body),
+        headers={**connected.auth, **(headers or {})},
+        params={"remote_data": "true"},
+        timeout=60,
+    )
+
+
+def accounts_named(fake: exact_online.FakeExactOnline, name: str) -> list[dict[str, Any]]:
+    return [account for account in fake.accounts if account["Name"] == name]
+
+
+def test_exact_creates_a_customer_the_next_invoice_can_name(exact: ExactStack) -> None:
+    connected, fake = exact.exact, exact.exact.fake
+    body = {
+        "name": "Bakkerij De Korenschoof",
+        "is_customer": True,
+        "email_address": "administratie@korenschoof.example",
+        "tax_number": "NL009876543B01",
+        "currency": "EUR",
+        "addresses": [
+            {"street_1": "Dorpsstraat 12", "city": "Zwolle", "postal_code": "8011 AB", "country": "NL"}
+        ],
+        "phone_numbers": [{"phone_number": "+31 38 765 4321", "phone_type": "WORK"}],
+    }
+    before = len(fake.account_requests())
+    response = create_contact(exact.stack, connected, body)
+    assert response.status_code == 201, response.text
+    contact = response.json()
+
+    [account] = accounts_named(fake, "Bakkerij De Korenschoof")
+    assert len(fake.account_requests()) == before + 1
+    assert (contact["sync_status"], contact["remote_id"]) == ("synced", account["ID"])
+    assert account["Remarks"] == exact_reference(contact["id"])  # what find_contact looks it up by
+    assert (account["Status"], account["IsSupplier"], account["VATNumber"]) == ("C", False, "NL009876543B01")
+    assert (account["AddressLine1"], account["Country"], account["Phone"]) == (
+        "Dorpsstraat 12",
+        "NL",
+        "+31 38 765 4321",
+    )
+    assert contact["is_customer"] is True and contact["remote_data"]["ID"] == account["ID"]
+
+    invoice_request = {**invoice_body(connected, payable=False), "contact_id": contact["id"]}
+    invoice = create(exact.stack, connected, invoice_request)
+    assert invoice.status_code == 201, invoice.text
+    assert fake.sales_invoices[invoice.json()["remote_id"]]["OrderedBy"] == account["ID"]
+
+
+def test_exact_a_contact_resent_with_its_idempotency_key_creates_nothing_new(exact: ExactStack) -> None:
+    connected, fake = exact.exact, exact.exact.fake
+    key = {"Idempotency-Key": "exact-contact-once-1"}
+    body = {"name": "Installatiebedrijf Eenmaal", "is_supplier": True}
+    before = len(fake.account_requests())
+    first = create_contact(exact.stack, connected, body, key)
+    again = create_contact(exact.stack, connected, body, key)
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert len(fake.account_requests()) == before + 1
+    [account] = accounts_named(fake, "Installatiebedrijf Eenmaal")
+    assert (account["IsSupplier"], account["Status"]) == (True, "A")  # a supplier, not a customer
+
+
+def test_exact_a_contact_field_exact_cannot_hold_is_422_naming_it_with_nothing_sent(
+    exact: ExactStack,
+) -> None:
+    connected, fake = exact.exact, exact.exact.fake
+    before = len(fake.requests)
+    body = {
+        "name": "Twee Adressen B.V.",
+        "addresses": [{"city": "Utrecht"}, {"city": "Delft"}],
+        "phone_numbers": [{"phone_number": "06 1234 5678", "phone_type": "MOBILE"}],
+    }
+    response = create_contact(exact.stack, connected, body)
+    assert response.status_code == 422, response.text
+    fields = [detail["field"] for detail in response.json()["details"]]
+    assert fields == ["addresses.1", "phone_numbers.0.phone_type"]
+    assert len(fake.requests) == before and accounts_named(fake, "Twee Adressen B.V.") == []

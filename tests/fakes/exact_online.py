@@ -30,6 +30,15 @@ real HTTP server end to end. It serves:
   ``AmountDC = AmountFC x Rate`` (to the cent) in the division's currency (``division_currency``,
   EUR as recorded). The answer is the entity with its lines only linked (``__deferred``), as
   recorded; ``GET Entity(guid'...')?$expand=Lines`` reads it back with them.
+- ``POST crm/Accounts``: the body checked against Exact's Account model as documents are, then
+  Exact's rules: ``Name`` is mandatory (the one mandatory property on Exact's Accounts reference
+  page); ``Code`` is the account's unique key (18 characters, the number right-aligned): one
+  already taken is refused, none given gets the next number; ``Status`` is one of A, S, P, C (A
+  when absent, as the recorded supplier shows); ``Country`` is a two-letter code; a sales or
+  purchase currency must be one the division accepts. Names may repeat (Exact allows two
+  accounts of one name). The account joins the accounts list, so invoices and entries can
+  name it and the list serves it; the answer is 201 with the whole account, as Exact answers
+  a POST.
 - Lists (``crm/Accounts``, ``logistics/Items``, ``financial/GLAccounts``, ``hrm/Costcenters``,
   ``hrm/Costunits``, and the three document lists): ``$select`` (unknown properties are an
   error), ``$filter`` (``Prop eq 'text'|number|true|false`` joined by ``and``/``or``), 60
@@ -89,6 +98,8 @@ REVENUE_ACCOUNT = {
 }
 COSTS_ACCOUNT = "f1edc15b-3506-4db1-9f32-00e6ff1910d6"  # the recorded purchase line's GLAccount (622000)
 CENT = Decimal("0.01")
+ACCOUNT_STATUSES = frozenset({"A", "S", "P", "C"})  # none, suspect, prospect, customer
+ACCOUNT_CODE_WIDTH = 18
 NEXT_SAFE = "$',"  # Exact's __next links keep these unescaped
 _EPOCH = datetime(1970, 1, 1)
 
@@ -181,7 +192,7 @@ class FakeExactOnline:
         self.refresh_token = refresh_token
         self.retired_refresh_tokens: list[str] = []
         self.requests: list[httpx.Request] = []
-        self.accounts = _plain(recorded_records("list-accounts"))
+        self.accounts = [_account_shape(account) for account in _plain(recorded_records("list-accounts"))]
         self.items = [
             {**item, "GLRevenue": REVENUE_ACCOUNT["ID"], "GLCosts": COSTS_ACCOUNT, "SalesVatCode": None,
              "StandardSalesPrice": Decimal(0)}
@@ -227,6 +238,10 @@ class FakeExactOnline:
             if r.method == "POST"
             and r.url.path.endswith(("/SalesInvoices", "/SalesEntries", "/PurchaseEntries"))
         ]
+
+    def account_requests(self) -> list[httpx.Request]:
+        """The POSTs that create accounts (contacts), in order."""
+        return [r for r in self.requests if r.method == "POST" and r.url.path.endswith("/crm/Accounts")]
 
     def token_requests(self) -> list[httpx.Request]:
         return [r for r in self.requests if r.url.path == TOKEN_PATH]
@@ -295,6 +310,9 @@ class FakeExactOnline:
                 return _json(200, {"d": self._document(request, name, model, record, lines, expand=False)})
             rows = [{**r, lines: {"__deferred": {}}} for r in store.values()]
             return self._list(request, name, _Collection(rows, model, key_name))
+        if name == "crm/Accounts" and request.method == "POST" and not key:
+            account = self._create_account(self._checked(_body(request), "Account"))
+            return _json(201, {"d": self._entity(request, name, "Account", account)})
         collections = {
             "crm/Accounts": _Collection(self.accounts, "Account"),
             "logistics/Items": _Collection(self.items, "Item"),
@@ -427,6 +445,42 @@ class FakeExactOnline:
                 raise ExactError(f"Body breaks Exact's {model} model: " + "; ".join(problems))
             return body
         return _known_properties(body, model)
+
+    def _create_account(self, body: dict[str, Any]) -> dict[str, Any]:
+        if not body.get("Name"):
+            raise ExactError("Mandatory: Name")
+        code = _account_code(body.get("Code") or str(self._next_account_number()))
+        if any(account["Code"] == code for account in self.accounts):
+            raise ExactError(f"Code: an account with code {code.strip()} already exists")
+        status = body.get("Status") or "A"
+        if status not in ACCOUNT_STATUSES:
+            raise ExactError(f"Status: invalid value '{status}'")
+        country = body.get("Country")
+        if country is not None and not (len(country) == 2 and country.isalpha() and country.isupper()):
+            raise ExactError(f"Country: Not found ({country})")
+        for label in ("SalesCurrency", "PurchaseCurrency"):
+            if body.get(label) is not None:
+                self._currency(body[label])
+        now = self._now()
+        account = _account_shape({
+            **body, "ID": str(uuid.uuid4()), "Code": code, "Status": status,
+            "IsSupplier": bool(body.get("IsSupplier")), "Blocked": bool(body.get("Blocked")),
+            "Created": now, "Modified": now, "Division": self.division, "Type": "A",
+            "Creator": "cc20a11b-c137-48cc-8e55-09d4adbd4ac9", "CreatorFullName": "Samuel Bodin",
+        })  # fmt: skip
+        self.accounts.append(account)
+        return account
+
+    def _next_account_number(self) -> int:
+        numbers = [int(a["Code"]) for a in self.accounts if str(a.get("Code") or "").strip().isdigit()]
+        return max(numbers, default=0) + 1
+
+    def _entity(
+        self, request: httpx.Request, name: str, model: str, record: dict[str, Any]
+    ) -> dict[str, Any]:
+        """One entity as Exact answers it, with its ``__metadata``."""
+        uri = f"{self._base(request)}/{name}(guid'{record['ID']}')"
+        return {"__metadata": {"uri": uri, "type": f"Exact.Web.Api.Models.{model}"}, **copy.deepcopy(record)}
 
     def _create_sales_invoice(self, body: dict[str, Any]) -> dict[str, Any]:
         journal = body.get("Journal")
@@ -637,6 +691,17 @@ class FakeExactOnline:
 def _plain(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records without their ``__metadata`` (the fake writes its own, for its own host)."""
     return [{k: v for k, v in record.items() if k != "__metadata"} for record in records]
+
+
+def _account_shape(record: dict[str, Any]) -> dict[str, Any]:
+    """An account with every property of Exact's Account model (unset ones null), as Exact answers it."""
+    properties = sorted(writable("Account") | read_only("Account"))
+    return {**dict.fromkeys(properties), **record}
+
+
+def _account_code(code: str) -> str:
+    """Exact's account code: 18 characters, the number right-aligned with leading spaces."""
+    return code.strip().rjust(ACCOUNT_CODE_WIDTH)
 
 
 def _body(request: httpx.Request) -> dict[str, Any]:

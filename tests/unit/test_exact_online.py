@@ -12,18 +12,22 @@ import httpx
 import pytest
 
 from ledgerbridge import jsonutil
-from ledgerbridge.models import InvoiceInput
+from ledgerbridge.models import ContactInput, InvoiceInput
+from ledgerbridge.providers import base
 from ledgerbridge.providers.base import (
     ConnectionContext,
     InvalidInvoice,
+    OutboundContact,
     OutboundInvoice,
     ProviderRejected,
     ProviderUnavailable,
+    ReauthorizationRequired,
     RemoteReference,
 )
 from ledgerbridge.providers.exact_online import (
     PURCHASE_ENTRY,
     SALES_INVOICE,
+    AccountRequest,
     ExactOnlineProvider,
     ExactRequest,
     central_european,
@@ -1094,8 +1098,12 @@ def test_references_list_every_page_of_accounts_items_gl_accounts_and_cost_analy
         "is_customer": True,
         "is_supplier": False,
         "email_address": "person1@example.com",
+        "tax_number": None,
         "currency": "EUR",
         "status": "ACTIVE",
+        "addresses": None,
+        "phone_numbers": None,
+        "remote_updated_at": "2024-08-12T14:28:20+02:00",  # Modified, on Exact's CEST clock
     }
     both = contacts["6c0b2a8e-91a4-4c8b-b1a2-3f0e5d7c9b41"].fields
     assert (both["is_customer"], both["is_supplier"], both["status"]) == (True, True, "ARCHIVED")
@@ -1227,3 +1235,348 @@ def test_api_and_token_urls_follow_the_environment(
     provider.list_references(connect(paged_proxy))
     assert all(str(url).startswith("http://127.0.0.1:8765/exact/api/v1/") for url in seen)
     assert sum("skiptoken" in str(url) for url in seen) == 1
+
+
+# --- contacts (crm/Accounts) --------------------------------------------------------------
+
+CONTACT_ID = "0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1c00"
+FULL_CONTACT = {
+    "name": "Van Dijk Installaties B.V.",
+    "is_customer": True,
+    "is_supplier": False,
+    "email_address": "boekhouding@vandijk.example",
+    "tax_number": "NL001234567B01",
+    "status": "active",
+    "currency": "usd",
+    "remote_updated_at": "2026-01-01T00:00:00Z",  # Panora's SDK sends it; Exact decides it
+    "addresses": [
+        {
+            "street_1": "Keizersgracht 1",
+            "street_2": "3e verdieping",
+            "city": "Amsterdam",
+            "state": "NH",
+            "postal_code": "1015 CJ",
+            "country": "nl",
+            "address_type": "visit",
+        }
+    ],
+    "phone_numbers": [
+        {"phone_number": "+31 20 123 4567", "phone_type": "WORK"},
+        {"phone_number": "+31 20 123 4568", "phone_type": "fax"},
+    ],
+}
+
+
+def contact_out(body: dict[str, Any], contact_id: str = CONTACT_ID) -> OutboundContact:
+    return OutboundContact(contact_id, ContactInput.model_validate(body))
+
+
+def mapped_contact(body: dict[str, Any], settings: dict[str, str] | None = None) -> AccountRequest:
+    """The account create, its body held to Exact's own Account model."""
+    connection = ConnectionContext("conn-exact", "exact_online", dict(settings or SETTINGS))
+    request = base.map_contact(provider, connection, contact_out(body))
+    assert_valid(request.body, "exact-online/models", "Account")
+    return request
+
+
+def contact_refusal(body: dict[str, Any], settings: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    connection = ConnectionContext("conn-exact", "exact_online", dict(settings or SETTINGS))
+    with pytest.raises(InvalidInvoice) as caught:
+        base.map_contact(provider, connection, contact_out(body))
+    return caught.value.details
+
+
+def create_contact(connection: ConnectionContext, out: OutboundContact) -> RemoteReference:
+    return base.send_contact(provider, connection, out, base.map_contact(provider, connection, out))
+
+
+def test_exact_online_declares_contact_creation() -> None:
+    assert base.supports_contacts(provider)
+
+
+def test_a_full_contact_is_an_exact_account_with_every_field_where_exact_keeps_it() -> None:
+    request = mapped_contact(FULL_CONTACT)
+    assert request.reference == exact_reference(CONTACT_ID)
+    assert request.body == {
+        "Name": "Van Dijk Installaties B.V.",
+        "Email": "boekhouding@vandijk.example",
+        "VATNumber": "NL001234567B01",
+        "Blocked": False,
+        "IsSupplier": False,
+        "Status": "C",  # Exact's customer status
+        "SalesCurrency": "USD",
+        "AddressLine1": "Keizersgracht 1",
+        "AddressLine2": "3e verdieping",
+        "City": "Amsterdam",
+        "State": "NH",
+        "Postcode": "1015 CJ",
+        "Country": "NL",
+        "Phone": "+31 20 123 4567",
+        "Fax": "+31 20 123 4568",
+        "Remarks": exact_reference(CONTACT_ID),  # the lookup key: internal, never printed
+    }
+
+
+@pytest.mark.parametrize(
+    ("roles", "expected"),
+    [
+        ({}, {"IsSupplier": False, "Status": "C", "SalesCurrency": "EUR"}),  # a customer by default
+        ({"is_customer": True}, {"IsSupplier": False, "Status": "C", "SalesCurrency": "EUR"}),
+        ({"is_supplier": True}, {"IsSupplier": True, "PurchaseCurrency": "EUR"}),
+        ({"is_customer": False, "is_supplier": True}, {"IsSupplier": True, "PurchaseCurrency": "EUR"}),
+        (
+            {"is_customer": True, "is_supplier": True},  # one Exact account can be both
+            {"IsSupplier": True, "Status": "C", "SalesCurrency": "EUR", "PurchaseCurrency": "EUR"},
+        ),
+    ],
+)
+def test_customer_and_supplier_are_the_accounts_status_and_supplier_flag(
+    roles: dict[str, bool], expected: dict[str, Any]
+) -> None:
+    body = mapped_contact({"name": "Roles", "currency": "EUR", **roles}).body
+    assert {key: body[key] for key in body if key not in ("Name", "Remarks")} == expected
+
+
+def test_an_archived_contact_is_a_blocked_account_and_nothing_unsaid_is_sent() -> None:
+    assert mapped_contact({"name": "Old", "status": "ARCHIVED"}).body["Blocked"] is True
+    assert mapped_contact({"name": "Bare"}).body == {
+        "Name": "Bare",
+        "IsSupplier": False,
+        "Status": "C",
+        "Remarks": exact_reference(CONTACT_ID),
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "reason"),
+    [
+        ({"name": None}, "name", "Exact needs an account name"),
+        ({"field_mappings": {"kvk": "123"}}, "field_mappings", "Exact accounts take no custom fields"),
+        (
+            {"is_customer": False, "is_supplier": False},
+            "is_customer",
+            "an Exact account created here is a customer, a supplier or both",
+        ),
+        (
+            {"is_customer": False},
+            "is_customer",
+            "an Exact account created here is a customer, a supplier or both",
+        ),
+        (
+            {"addresses": [{"city": "Utrecht"}, {"city": "Delft"}]},
+            "addresses.1",
+            "an Exact account holds one address",
+        ),
+        (
+            {"addresses": [{"city": "Utrecht", "address_type": "BILLING"}]},
+            "addresses.0.address_type",
+            "an Exact account holds its visit address only",
+        ),
+        (
+            {"addresses": [{"city": "Utrecht", "country": "Netherlands"}]},
+            "addresses.0.country",
+            "Exact takes the ISO 3166 two-letter country code",
+        ),
+        (
+            {"phone_numbers": [{"phone_number": "1"}, {"phone_number": "2", "phone_type": "WORK"}]},
+            "phone_numbers.1",
+            "an Exact account holds one phone number",
+        ),
+        (
+            {
+                "phone_numbers": [
+                    {"phone_number": "1", "phone_type": "FAX"},
+                    {"phone_number": "2", "phone_type": "fax"},
+                ]
+            },
+            "phone_numbers.1",
+            "an Exact account holds one fax number",
+        ),
+        (
+            {"phone_numbers": [{"phone_number": "06 1234 5678", "phone_type": "MOBILE"}]},
+            "phone_numbers.0.phone_type",
+            "Exact keeps mobiles on contact persons",
+        ),
+        ({"phone_numbers": [{"phone_type": "WORK"}]}, "phone_numbers.0.phone_number", "no number given"),
+    ],
+)
+def test_what_an_exact_account_cannot_hold_is_refused_naming_the_field(
+    change: dict[str, Any], path: str, reason: str
+) -> None:
+    details = contact_refusal({**FULL_CONTACT, **change})
+    assert [found for found, _ in details] == [path]
+    assert details[0][1].startswith(reason)
+
+
+def test_every_contact_problem_is_reported_at_once() -> None:
+    body = {
+        "is_customer": False,
+        "field_mappings": {"kvk": "123"},
+        "addresses": [{"city": "Utrecht"}, {"city": "Delft"}],
+        "phone_numbers": [{"phone_number": "06", "phone_type": "MOBILE"}],
+    }
+    assert [path for path, _ in contact_refusal(body)] == [
+        "name",
+        "field_mappings",
+        "is_customer",
+        "addresses.1",
+        "phone_numbers.0.phone_type",
+    ]
+
+
+def test_a_contact_on_a_misconfigured_connection_is_refused_on_the_connection() -> None:
+    assert [path for path, _ in contact_refusal({"name": "X"}, {"country": "nl"})] == ["connection"]
+    assert [path for path, _ in contact_refusal({"name": "X"}, {**SETTINGS, "country": "xx"})] == [
+        "connection"
+    ]
+
+
+def test_the_fake_holds_an_account_body_to_exacts_model() -> None:
+    fake = FakeExactOnline()
+    with pytest.raises(ProviderRejected, match="Created"):  # read-only in Exact's model
+        base.send_contact(
+            provider,
+            connect(fake.handle),
+            contact_out({"name": "X"}),
+            AccountRequest({"Name": "X", "Created": "2026-01-01"}, "LB-X"),
+        )
+    assert fake.accounts[-1]["Name"] != "X"
+
+
+def test_a_contact_is_created_once_and_described_as_the_reference_sync_lists_it(
+    fake: FakeExactOnline,
+) -> None:
+    connection = connect(fake.handle)
+    created = create_contact(connection, contact_out(FULL_CONTACT))
+
+    [sent] = fake.account_requests()
+    assert str(sent.url) == f"{API}/crm/Accounts"
+    assert FakeExactOnline.body_of(sent)["Remarks"] == exact_reference(CONTACT_ID)
+    stored = fake.accounts[-1]
+    assert created.remote_id == stored["ID"] and created.name == "Van Dijk Installaties B.V."
+    assert created.fields == {
+        "code": "5",  # the next number after the division's four accounts
+        "is_customer": True,
+        "is_supplier": False,
+        "email_address": "boekhouding@vandijk.example",
+        "tax_number": "NL001234567B01",
+        "currency": "USD",
+        "status": "ACTIVE",
+        "addresses": [
+            {
+                "street_1": "Keizersgracht 1",
+                "street_2": "3e verdieping",
+                "city": "Amsterdam",
+                "state": "NH",
+                "postal_code": "1015 CJ",
+                "country": "NL",
+                "address_type": "VISIT",
+            }
+        ],
+        "phone_numbers": [
+            {"phone_number": "+31 20 123 4567", "phone_type": "PHONE"},
+            {"phone_number": "+31 20 123 4568", "phone_type": "FAX"},
+        ],
+        "remote_updated_at": created.fields["remote_updated_at"],
+    }
+    assert created.fields["remote_updated_at"] is not None
+    listed = {ref.remote_id: ref for ref in provider.list_references(connection) if ref.kind == "contact"}
+    assert listed[created.remote_id].fields == created.fields  # the next sync says the same
+    assert listed[created.remote_id].name == created.name
+
+
+def test_a_created_customer_can_be_invoiced_at_once(fake: FakeExactOnline) -> None:
+    connection = connect(fake.handle)
+    customer = create_contact(connection, contact_out({"name": "Nieuwe Klant", "currency": "EUR"}))
+    remote = create(connection, outbound(BASIC, {"contact_id": customer}))
+    assert fake.sales_invoices[remote.remote_id]["OrderedBy"] == customer.remote_id
+
+
+def test_a_supplier_only_contact_is_an_exact_supplier_that_is_no_customer(fake: FakeExactOnline) -> None:
+    created = create_contact(connect(fake.handle), contact_out({"name": "Leverancier", "is_supplier": True}))
+    assert (created.fields["is_customer"], created.fields["is_supplier"]) == (False, True)
+    assert fake.accounts[-1]["Status"] == "A"
+
+
+def test_an_exact_refusal_of_a_contact_is_provider_rejected_with_its_message(fake: FakeExactOnline) -> None:
+    with pytest.raises(ProviderRejected, match=r"Currency: Not found \(CHF\)"):
+        create_contact(connect(fake.handle), contact_out({"name": "Zwitsers", "currency": "CHF"}))
+    assert len(fake.account_requests()) == 1 and fake.accounts[-1]["Name"] != "Zwitsers"
+
+
+def test_an_account_code_already_taken_is_refused_by_exact(fake: FakeExactOnline) -> None:
+    with pytest.raises(ProviderRejected, match="already exists"):
+        base.send_contact(
+            provider,
+            connect(fake.handle),
+            contact_out({"name": "Dubbel"}),
+            AccountRequest({"Name": "Dubbel", "Code": "1"}, "LB-X"),
+        )
+
+
+class RefusedTokens(StaticTokens):
+    """Exact refuses every token, the refreshed one too."""
+
+    def refresh_after_rejection(self, rejected_access_token: str) -> str:
+        return "exact-access-refreshed-but-refused"
+
+
+def test_a_contact_refused_after_a_refresh_needs_reauthorization(fake: FakeExactOnline) -> None:
+    fake.expire_access_tokens()
+    connection = ConnectionContext(
+        "conn-exact", "exact_online", dict(SETTINGS), fake_http(fake.handle, RefusedTokens())
+    )
+    with pytest.raises(ReauthorizationRequired):
+        create_contact(connection, contact_out({"name": "Geweigerd"}))
+    assert len(fake.account_requests()) == 2  # the create, and once more with the refreshed token
+    assert all(account["Name"] != "Geweigerd" for account in fake.accounts)
+
+
+def test_a_503_answering_the_contact_create_is_looked_up_not_resent(fake: FakeExactOnline) -> None:
+    sleeps: list[float] = []
+    fake.fail_next(503)
+    with pytest.raises(ProviderUnavailable, match="not resent"):
+        create_contact(connect(fake.handle, sleeps=sleeps), contact_out({"name": "Onbereikbaar"}))
+    assert [r.method for r in fake.requests] == ["POST", "GET"] and sleeps == []
+    lookup = fake.requests[1]
+    assert lookup.url.params["$filter"] == "Name eq 'Onbereikbaar'"
+    assert all(account["Name"] != "Onbereikbaar" for account in fake.accounts)
+
+
+def test_a_lost_contact_answer_is_recovered_by_looking_the_account_up(fake: FakeExactOnline) -> None:
+    fake.timeout_next(after_processing=True)  # Exact creates it; the answer is lost
+    created = create_contact(connect(fake.handle), contact_out({"name": "Verloren Antwoord"}))
+    [account] = [a for a in fake.accounts if a["Name"] == "Verloren Antwoord"]
+    assert created.remote_id == account["ID"] and len(fake.account_requests()) == 1
+
+
+def test_find_contact_finds_the_earlier_attempt_by_its_reference_and_nothing_else(
+    fake: FakeExactOnline,
+) -> None:
+    connection = connect(fake.handle)
+    out = contact_out({"name": "O'Brien & Zn."})  # a quote in the name: doubled in the filter
+    assert base.find_contact(provider, connection, out) is None
+    create_contact(connection, contact_out({"name": "O'Brien & Zn."}, contact_id=OTHER_UUID))  # same name
+    assert base.find_contact(provider, connection, out) is None
+    created = create_contact(connection, out)
+    found = base.find_contact(provider, connection, out)
+    assert found is not None and found.remote_id == created.remote_id
+    assert found.fields == created.fields
+    assert fake.requests[-1].url.params["$filter"] == "Name eq 'O''Brien & Zn.'"
+
+
+def test_of_several_accounts_with_one_reference_the_oldest_is_found() -> None:
+    now = [NOW]
+    fake = FakeExactOnline(clock=lambda: now[0])
+    connection = connect(fake.handle)
+    out = contact_out({"name": "Tweemaal"})
+    first = create_contact(connection, out)
+    now[0] += 60
+    create_contact(connection, out)  # a blind resend would do this: the lookup must pick the first
+    found = base.find_contact(provider, connection, out)
+    assert found is not None and found.remote_id == first.remote_id
+
+
+def test_a_contact_without_a_name_was_never_created_so_nothing_is_looked_up(fake: FakeExactOnline) -> None:
+    assert base.find_contact(provider, connect(fake.handle), contact_out({"email_address": "x@y.z"})) is None
+    assert fake.requests == []

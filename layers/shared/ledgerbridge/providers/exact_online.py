@@ -13,6 +13,38 @@ Answers are OData 2 verbose JSON: one entity is ``{"d": {...}}``, a list is ``{"
 errors are ``{"error": {"code", "message": {"lang", "value"}}}``. The division and the country
 host come from the connection settings.
 
+Contacts (``map_contact``/``send_contact``/``find_contact``): ``POST .../crm/Accounts``. Exact
+keeps customers and suppliers as one kind of record, the account, so one endpoint serves both:
+the account is a customer when its ``Status`` is ``C`` and a supplier when ``IsSupplier`` is
+true, and one account can be both (``is_customer`` and ``is_supplier`` both true is allowed).
+With neither flag given it is created a customer (what an API caller creating a contact
+usually means); with only ``is_supplier`` true, a supplier that is no customer; a contact that
+is neither (``is_customer`` false, ``is_supplier`` not true) is refused on ``is_customer``: the
+reference sync lists only customers and suppliers, so it could never be used. ``name`` →
+``Name`` (the one property Exact's Accounts reference page marks mandatory), ``email_address`` →
+``Email``, ``tax_number`` → ``VATNumber``, ``currency`` → ``SalesCurrency`` for a customer and
+``PurchaseCurrency`` for a supplier (both for both; the reference reads them back in that order),
+``status`` → ``Blocked`` (ARCHIVED true, ACTIVE false: the reference sync reads Blocked as
+ARCHIVED). An account holds one address, its visit address (``AddressLine1``/``2``, ``City``,
+``State``, ``Postcode``, ``Country`` as the two-letter code Exact's model names): a second
+address, or one typed as anything but its visit address (BILLING, POSTAL, SHIPPING ... are
+separate crm/Addresses records this API does not create), is refused by path. Phones: a FAX is
+``Fax``, any other number ``Phone``, one of each; MOBILE is refused (Exact keeps mobiles on
+contact persons, not on the account). ``field_mappings`` are refused (no custom fields through
+this API). Exact's .NET models give no lengths, so no length is refused here: Exact's own
+refusal of a value too long arrives as ProviderRejected. Exactly once: Exact has no idempotency
+key and its account ``Code`` (unique) is a number the division's bookkeeper owns and Exact prints
+on documents, so the Ledgerbridge contact id goes (as :func:`exact_reference`, 29 characters) in
+``Remarks``, the account's internal remarks, which are printed on nothing the customer receives.
+``find_contact`` filters accounts by ``Name`` (the mandatory field, always filterable) and picks
+the oldest whose Remarks contain that reference, so the lookup does not rely on Exact filtering
+a free-text column. The trade-off: Remarks is not unique in Exact and a user may edit it; an
+account whose Remarks were cleared (or renamed) before a resend is not found, and the resend
+creates a second account. The create is sent with ``idempotent=False``, and a lost answer is
+looked up at once, as for invoices. The answer (Exact answers a POST with the whole account) is
+described by ``contact_reference``, the same function the reference sync uses, so a sync after
+the create says what the create said.
+
 Why it looks the way it does:
 
 - Idempotency: Exact has no idempotency key. Every document carries a unique reference in
@@ -131,10 +163,20 @@ from typing import Any
 
 import httpx
 
-from ledgerbridge.models import InvoiceInput, InvoiceStatus, InvoiceType, LineItemInput
+from ledgerbridge.models import (
+    AddressInput,
+    ContactInput,
+    ContactStatus,
+    InvoiceInput,
+    InvoiceStatus,
+    InvoiceType,
+    LineItemInput,
+    PhoneNumberInput,
+)
 from ledgerbridge.providers.base import (
     ConnectionContext,
     InvalidInvoice,
+    OutboundContact,
     OutboundInvoice,
     ProviderRejected,
     ProviderUnavailable,
@@ -632,6 +674,136 @@ def map_invoice(connection: ConnectionContext, outbound: OutboundInvoice) -> Exa
     return ExactRequest(mapper.document, division, body, reference)
 
 
+# --- mapping: unified contact -> Exact account -----------------------------------------------
+
+ACCOUNTS = "crm/Accounts"
+CUSTOMER_STATUS = "C"  # Exact's Status: A none, S suspect, P prospect, C customer
+VISIT_ADDRESS_TYPES = frozenset({"VISIT", "STREET", "PHYSICAL", "MAIN"})
+# (unified address field, the account's visit address property)
+ACCOUNT_ADDRESS = (
+    ("street_1", "AddressLine1"),
+    ("street_2", "AddressLine2"),
+    ("city", "City"),
+    ("state", "State"),
+    ("postal_code", "Postcode"),
+    ("country", "Country"),
+)
+ACCOUNT_PHONES = (("Phone", "PHONE"), ("Fax", "FAX"))  # the account's numbers and their unified type
+_COUNTRY_CODE = re.compile(r"^[A-Za-z]{2}$")
+
+
+@dataclass(frozen=True)
+class AccountRequest:
+    """One account create: the body and the reference written in its Remarks."""
+
+    body: dict[str, Any]
+    reference: str
+
+
+def contact_roles(contact: ContactInput) -> tuple[bool, bool]:
+    """(customer, supplier): a customer unless only is_supplier is asked (see the module docstring)."""
+    supplier = contact.is_supplier is True
+    customer = contact.is_customer is True or (contact.is_customer is None and not supplier)
+    return customer, supplier
+
+
+def _word(value: str | None) -> str:
+    return (value or "").strip().upper()
+
+
+def _account_roles(contact: ContactInput, problems: list[tuple[str, str]]) -> dict[str, Any]:
+    customer, supplier = contact_roles(contact)
+    if not (customer or supplier):
+        problems.append(
+            ("is_customer", "an Exact account created here is a customer, a supplier or both: set one true")
+        )
+    body: dict[str, Any] = {"IsSupplier": supplier}
+    if customer:
+        body["Status"] = CUSTOMER_STATUS
+    if contact.currency:
+        body.update({"SalesCurrency": contact.currency} if customer else {})
+        body.update({"PurchaseCurrency": contact.currency} if supplier else {})
+    return body
+
+
+def _account_details(contact: ContactInput, problems: list[tuple[str, str]]) -> dict[str, Any]:
+    if not contact.name:
+        problems.append(("name", "Exact needs an account name"))
+    if contact.field_mappings:
+        problems.append(("field_mappings", "Exact accounts take no custom fields through Ledgerbridge"))
+    values = {
+        "Name": contact.name,
+        "Email": contact.email_address,
+        "VATNumber": contact.tax_number,
+        "Blocked": contact.status == ContactStatus.ARCHIVED if contact.status else None,
+    }
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _account_address(addresses: list[AddressInput], problems: list[tuple[str, str]]) -> dict[str, Any]:
+    """The one address an account holds: its visit address (see the module docstring)."""
+    for index in range(1, len(addresses)):
+        problems.append((f"addresses.{index}", "an Exact account holds one address: this is a second one"))
+    if not addresses:
+        return {}
+    address = addresses[0]
+    if address.address_type and _word(address.address_type) not in VISIT_ADDRESS_TYPES:
+        problems.append(
+            (
+                "addresses.0.address_type",
+                "an Exact account holds its visit address only (VISIT, STREET, PHYSICAL or MAIN); "
+                "postal, invoice and delivery addresses are separate Exact records",
+            )
+        )
+    if address.country and not _COUNTRY_CODE.match(address.country):
+        problems.append(("addresses.0.country", "Exact takes the ISO 3166 two-letter country code (NL, BE)"))
+    values = {exact: getattr(address, unified) for unified, exact in ACCOUNT_ADDRESS}
+    if values["Country"]:
+        values["Country"] = values["Country"].upper()
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _account_phones(phones: list[PhoneNumberInput], problems: list[tuple[str, str]]) -> dict[str, Any]:
+    """Fax to ``Fax``, any other number to ``Phone``; mobiles belong to Exact's contact persons."""
+    body: dict[str, Any] = {}
+    for index, phone in enumerate(phones):
+        path, kind = f"phone_numbers.{index}", _word(phone.phone_type)
+        exact = "Fax" if kind == "FAX" else "Phone"
+        if kind == "MOBILE":
+            problems.append((f"{path}.phone_type", "Exact keeps mobiles on contact persons, not accounts"))
+        elif exact in body:
+            problems.append((path, f"an Exact account holds one {exact.lower()} number: a second one"))
+        elif not phone.phone_number:
+            problems.append((f"{path}.phone_number", "no number given"))
+        else:
+            body[exact] = phone.phone_number
+    return body
+
+
+def map_contact(connection: ConnectionContext, outbound: OutboundContact) -> AccountRequest:
+    """The ``crm/Accounts`` create for ``outbound``; raises InvalidInvoice listing every problem."""
+    _division(connection.settings)
+    _host(connection.settings)
+    contact = outbound.contact
+    problems: list[tuple[str, str]] = []
+    reference = exact_reference(outbound.contact_id)
+    body = {
+        **_account_details(contact, problems),
+        **_account_roles(contact, problems),
+        **_account_address(contact.addresses or [], problems),
+        **_account_phones(contact.phone_numbers or [], problems),
+        "Remarks": reference,
+    }
+    if problems:
+        raise InvalidInvoice(list(dict.fromkeys(problems)))
+    return AccountRequest(body, reference)
+
+
+def odata_text(value: str) -> str:
+    """``value`` as an OData string literal: quoted, its quotes doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 # --- mapping: Exact -> unified --------------------------------------------------------------
 
 
@@ -835,6 +1007,51 @@ class ExactOnlineProvider:
         record = _entity(json_body(response), document.key) if response.status_code == 200 else None
         return remote_invoice(record or known, document, line_count)
 
+    def map_contact(self, connection: ConnectionContext, outbound: OutboundContact) -> AccountRequest:
+        return map_contact(connection, outbound)
+
+    def send_contact(
+        self, connection: ConnectionContext, outbound: OutboundContact, request: AccountRequest
+    ) -> RemoteReference:
+        """Create the account; an answer lost on the way is looked up by its Remarks reference."""
+        exact = _Exact(connection)
+        try:
+            # Not idempotent at Exact: resent only when it certainly never arrived (refused, 429).
+            response = exact.http.request("POST", exact.url(ACCOUNTS), body=request.body, idempotent=False)
+        except ProviderUnavailable:
+            found = self.find_contact(connection, outbound)
+            if found is None:
+                raise
+            return found
+        if response.status_code not in (200, 201):
+            raise _failure(response, "creating the contact")
+        record = _entity(json_body(response), "ID")
+        if record is None:
+            raise ProviderUnavailable("Exact Online answered the create without the account")
+        return contact_reference(record)
+
+    def find_contact(
+        self, connection: ConnectionContext, outbound: OutboundContact
+    ) -> RemoteReference | None:
+        """The account an earlier attempt created: same name, the reference in its Remarks (oldest)."""
+        name = outbound.contact.name
+        if not name:
+            return None  # never created: map_contact refuses a contact without a name
+        exact = _Exact(connection)
+        reference = exact_reference(outbound.contact_id)
+        params = {"$filter": f"Name eq {odata_text(name)}", "$select": f"{ACCOUNT_SELECT},Remarks,Created"}
+        found = [
+            record
+            for page in exact.pages(ACCOUNTS, params, "finding the contact")
+            for record in page
+            if reference in (record.get("Remarks") or "")
+        ]
+        if not found:
+            return None
+        return contact_reference(
+            min(found, key=lambda record: parse_exact_date(record.get("Created")) or datetime.max)
+        )
+
     def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
         exact = _Exact(connection)
         references: list[RemoteReference] = []
@@ -860,21 +1077,43 @@ def _ended(record: dict[str, Any]) -> bool:
 
 
 def contact_reference(record: dict[str, Any]) -> RemoteReference:
-    """A crm/Accounts record: a customer (Status C) and/or a supplier (IsSupplier)."""
+    """A crm/Accounts record: a customer (Status C) and/or a supplier (IsSupplier).
+
+    The same shape whether listed by the reference sync, answered by a create or found again.
+    """
+    modified = parse_exact_date(record.get("Modified"))
     return RemoteReference(
         kind="contact",
         remote_id=str(record["ID"]),
         name=str(record.get("Name") or _text(record.get("Code")) or record["ID"]),
         fields={
             "code": _text(record.get("Code")),
-            "is_customer": record.get("Status") == "C",
+            "is_customer": record.get("Status") == CUSTOMER_STATUS,
             "is_supplier": bool(record.get("IsSupplier")),
             "email_address": _text(record.get("Email")),
+            "tax_number": _text(record.get("VATNumber")),
             "currency": _text(record.get("SalesCurrency")) or _text(record.get("PurchaseCurrency")),
             "status": "ARCHIVED" if record.get("Blocked") else "ACTIVE",
+            "addresses": _visit_address(record),
+            "phone_numbers": _account_numbers(record),
+            "remote_updated_at": central_european(modified).isoformat() if modified else None,
         },
         remote_data=record,
     )
+
+
+def _visit_address(record: dict[str, Any]) -> list[dict[str, Any]] | None:
+    address = {unified: _text(record.get(exact)) for unified, exact in ACCOUNT_ADDRESS}
+    return [{**address, "address_type": "VISIT"}] if any(address.values()) else None
+
+
+def _account_numbers(record: dict[str, Any]) -> list[dict[str, Any]] | None:
+    numbers = [
+        {"phone_number": _text(record.get(exact)), "phone_type": kind}
+        for exact, kind in ACCOUNT_PHONES
+        if _text(record.get(exact))
+    ]
+    return numbers or None
 
 
 def item_reference(record: dict[str, Any]) -> RemoteReference:
@@ -927,6 +1166,13 @@ def tracking_reference(record: dict[str, Any], kind: str) -> RemoteReference:
     )
 
 
+# What a contact reference reads of an account (list, lookup); a lookup adds Remarks and Created.
+ACCOUNT_SELECT = (
+    "ID,Code,Name,Email,Status,IsSupplier,Blocked,SalesCurrency,PurchaseCurrency,VATNumber,"
+    "AddressLine1,AddressLine2,City,State,Postcode,Country,Phone,Fax,Modified"
+)
+
+
 @dataclass(frozen=True)
 class _Source:
     """A list the reference sync reads; optional lists (cost analysis) may be absent from a licence."""
@@ -959,8 +1205,8 @@ class _Source:
 
 REFERENCE_SOURCES = (
     _Source(
-        "crm/Accounts",
-        "ID,Code,Name,Email,Status,IsSupplier,Blocked,SalesCurrency,PurchaseCurrency,Modified",
+        ACCOUNTS,
+        ACCOUNT_SELECT,
         "contact",
         filter="Status eq 'C' or IsSupplier eq true",
     ),

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import httpx
 import pytest
 
 from ledgerbridge import jsonutil
@@ -224,3 +225,84 @@ def test_a_freshbooks_validation_error_is_a_422_with_its_message_and_a_failed_re
     assert (stored["sync_status"], stored["remote_id"]) == ("failed", None)
     assert "Invoice number 0000008 is already in use." in stored["sync_error"]
     assert len(fb.fake.created()) == before
+
+
+# --- contacts -----------------------------------------------------------------------------
+
+
+def create_contact(fb: FreshBooksStack, body: dict[str, Any], key: str) -> httpx.Response:
+    return httpx.post(
+        f"{fb.stack.api_url}/accounting/contacts",
+        content=jsonutil.dumps(body),
+        headers={**fb.connected.auth, "Idempotency-Key": key},
+        params={"remote_data": "true"},
+        timeout=60,
+    )
+
+
+NEW_CUSTOMER = {
+    "name": "Umbrella Corp",
+    "is_customer": True,
+    "email_address": "billing@umbrella.example",
+    "currency": "USD",
+    "addresses": [{"street_1": "1 Main St", "city": "Toronto", "country": "Canada"}],
+    "phone_numbers": [{"phone_number": "+1 416 555 0100", "phone_type": "WORK"}],
+}
+
+
+def test_a_new_customer_is_created_once_and_the_next_invoice_can_name_it(fb: FreshBooksStack) -> None:
+    before = len(fb.fake.created_clients())
+    response = create_contact(fb, NEW_CUSTOMER, "fb-new-customer-1")
+    assert response.status_code == 201, response.text
+    contact = response.json()
+
+    created = fb.fake.created_clients()
+    assert len(created) == before + 1
+    client = created[-1]
+    assert (contact["sync_status"], contact["remote_id"]) == ("synced", str(client["id"]))
+    assert (client["organization"], client["email"], client["p_city"]) == (
+        "Umbrella Corp", "billing@umbrella.example", "Toronto"
+    )  # fmt: skip
+    assert client["note"] == f"Ledgerbridge contact {contact['id']}"  # private: what a resend looks for
+    assert contact["is_customer"] is True and contact["is_supplier"] is False
+    assert contact["addresses"][0]["city"] == "Toronto"
+
+    invoices = len(fb.fake.created())
+    answer = create(fb.stack, fb.connected, unified_invoice(fb.connected, contact_id=contact["id"]))
+    assert answer.status_code == 201, answer.text
+    assert len(fb.fake.created()) == invoices + 1
+    made = fb.fake.created()[-1]
+    assert made["customerid"] == client["id"] and answer.json()["remote_id"] == str(made["id"])
+
+
+def test_a_contact_resent_with_the_same_idempotency_key_creates_nothing_new(fb: FreshBooksStack) -> None:
+    first = create_contact(fb, {**NEW_CUSTOMER, "name": "Initech"}, "fb-new-customer-2")
+    assert first.status_code == 201, first.text
+    posts = len(fb.fake.client_posts())
+
+    again = create_contact(fb, {**NEW_CUSTOMER, "name": "Initech"}, "fb-new-customer-2")
+
+    assert again.status_code == 201, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["remote_id"] == first.json()["remote_id"]
+    assert len(fb.fake.client_posts()) == posts
+    assert [c["organization"] for c in fb.fake.created_clients()].count("Initech") == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"is_supplier": True}, "is_supplier"),
+        ({"field_mappings": {"region": "EMEA"}}, "field_mappings.region"),
+        ({"addresses": [{"city": "Toronto"}, {"city": "Ottawa", "address_type": "BILLING"}]}, "addresses.1"),
+        ({"phone_numbers": [{"phone_type": "MOBILE"}]}, "phone_numbers.0.phone_number"),
+    ],
+)
+def test_a_contact_field_freshbooks_cannot_hold_is_a_422_naming_it_with_nothing_sent(
+    fb: FreshBooksStack, changes: dict[str, Any], field: str
+) -> None:
+    posts = len(fb.fake.client_posts())
+    response = create_contact(fb, {**NEW_CUSTOMER, **changes}, f"fb-refused-{field}")
+    assert response.status_code == 422, response.text
+    assert [detail["field"] for detail in response.json()["details"]] == [field]
+    assert len(fb.fake.client_posts()) == posts

@@ -20,7 +20,18 @@ What it models:
 - ``GET users/clients``, ``items/items``, ``taxes/taxes``, ``invoices/invoices``: ``page`` /
   ``per_page`` (capped at 100; page 0 is page 1), ``{"response": {"result": {<key>: [...],
   "page", "pages", "per_page", "total"}}}``; invoices newest first, deleted ones hidden,
-  ``search[customerid]`` and ``search[invoice_number]`` filters, ``include[]=lines``.
+  ``search[customerid]`` and ``search[invoice_number]`` filters, ``include[]=lines``; clients
+  with the documented ``search[note_like]`` (the note contains it) and ``search[email]``
+  (exact) filters.
+- ``POST users/clients``: the body is first checked against the SDK's Client model
+  (tests/fixtures/specs/freshbooks/clients.json) as invoices are. Then FreshBooks' own rule
+  (its support pages: "either the First & Last Name or Company is required"): no
+  ``organization``, ``fname`` or ``lname`` is a 422 in the invoices' error envelope. Nothing
+  else is unique: the recorded business has two active clients with one email, so a duplicate
+  name or email is accepted, as FreshBooks does. The client is recorded in the recorded
+  clients' shape (``organization`` defaults to the first and last name, ``currency_code`` to
+  the business's; ``signup_date`` in UTC, ``updated`` in US Eastern time) and joins the list
+  the reference sync and the invoice create read.
 - Every invoice body (create and update) is first checked against FreshBooks' official Node SDK
   models (tests/fixtures/specs/freshbooks/invoices.json, via tests/support/specs.py): a field
   the SDK does not send, a wrong type, or a missing ``customerid``/``create_date`` (required in
@@ -74,6 +85,14 @@ EASTERN = ZoneInfo("America/New_York")  # FreshBooks' accounting timestamps
 CENT = Decimal("0.01")
 VALIDATION_STATUS = 422
 SPEC = "freshbooks/invoices"
+CLIENT_SPEC = "freshbooks/clients"
+BASE_CURRENCY = "USD"  # the fake business's own currency: a client created without one gets it
+# What describes one client, as a client created without it has it (FreshBooks' create answer).
+NEW_CLIENT: dict[str, Any] = {
+    **{name: "" for name in ("fname", "lname", "organization", "email", "bus_phone", "mob_phone", "fax")},
+    **{name: None for name in ("note", "home_phone", "vat_name", "vat_number")},
+    **{f"{p}_{f}": "" for p in "ps" for f in ("street", "street2", "city", "province", "code", "country")},
+}
 LISTS = {"users/clients": "clients", "items/items": "items", "taxes/taxes": "taxes"}
 
 
@@ -135,6 +154,7 @@ class FakeFreshBooks:
         self._faults = Faults("FreshBooks")
         self._issued = 0
         self._next_id = max(self.invoices) + 2
+        self.created_client_ids: list[int] = []
         self._lock = threading.RLock()
 
     # --- test controls ----------------------------------------------------------------------
@@ -154,11 +174,11 @@ class FakeFreshBooks:
         with self._lock:
             self.access_tokens.clear()
 
-    def add_client(self, organization: str, currency: str = "USD") -> dict[str, Any]:
+    def add_client(self, organization: str, currency: str = BASE_CURRENCY) -> dict[str, Any]:
         """A new client in the recorded shape (for paging tests)."""
         with self._lock:
             record = copy.deepcopy(self.clients[-1])
-            client_id = max(int(c["id"]) for c in self.clients) + 2
+            client_id = self._next_client_id()
             record.update(
                 {
                     "id": client_id,
@@ -177,8 +197,16 @@ class FakeFreshBooks:
         with self._lock:
             return [copy.deepcopy(self.invoices[i]) for i in self.created_ids]
 
+    def created_clients(self) -> list[dict[str, Any]]:
+        """The clients ``POST users/clients`` created (not the recorded ones), oldest first."""
+        with self._lock:
+            return [copy.deepcopy(c) for c in self.clients if int(c["id"]) in self.created_client_ids]
+
     def invoice_posts(self) -> list[httpx.Request]:
         return [r for r in self.requests if r.method == "POST" and r.url.path.endswith("/invoices/invoices")]
+
+    def client_posts(self) -> list[httpx.Request]:
+        return [r for r in self.requests if r.method == "POST" and r.url.path.endswith("/users/clients")]
 
     @staticmethod
     def body_of(request: httpx.Request) -> Any:
@@ -207,6 +235,11 @@ class FakeFreshBooks:
         if refused:
             return refused
         resource = path[len(API_PREFIX) :].split("/", 1)[1] if "/" in path[len(API_PREFIX) :] else ""
+        if resource == "users/clients":
+            if request.method == "POST":
+                return self._create_client(request)
+            if request.method == "GET":
+                return self._list(request, self._client_list(request), "clients")
         if request.method == "GET" and resource in LISTS:
             return self._list(request, self._records(resource), LISTS[resource])
         if resource == "invoices/invoices":
@@ -284,6 +317,15 @@ class FakeFreshBooks:
 
     def _records(self, resource: str) -> list[dict[str, Any]]:
         return {"users/clients": self.clients, "items/items": self.items, "taxes/taxes": self.taxes}[resource]
+
+    def _client_list(self, request: httpx.Request) -> list[dict[str, Any]]:
+        params = request.url.params
+        records = self.clients
+        if "search[note_like]" in params:
+            records = [c for c in records if params["search[note_like]"] in (c.get("note") or "")]
+        if "search[email]" in params:
+            records = [c for c in records if c.get("email") == params["search[email]"]]
+        return records
 
     def _invoice_list(self, request: httpx.Request) -> list[dict[str, Any]]:
         params = request.url.params
@@ -422,6 +464,52 @@ class FakeFreshBooks:
         )
         return record
 
+    # --- clients ----------------------------------------------------------------------------
+
+    def _create_client(self, request: httpx.Request) -> httpx.Response:
+        body = _body(request)
+        refused = _off_spec(body, "CreateClient", CLIENT_SPEC, "client")
+        if refused:
+            return refused
+        client = body.get("client") if isinstance(body, dict) else None
+        if not isinstance(client, dict):
+            return _errors(VALIDATION_STATUS, [_Invalid(2001, "client", "Invalid client.", None, "client")])
+        if not any((client.get(name) or "").strip() for name in ("organization", "fname", "lname")):
+            missing = _Invalid(
+                2001, "organization", "A client needs a company or a first and last name.", None, "client"
+            )
+            return _errors(VALIDATION_STATUS, [missing])
+        record = self._client_record(client)
+        self.clients.append(record)
+        self.created_client_ids.append(record["id"])
+        return _json(200, {"response": {"result": {"client": copy.deepcopy(record)}}})
+
+    def _client_record(self, client: dict[str, Any]) -> dict[str, Any]:
+        """The client FreshBooks would record: the recorded shape, blank where nothing was sent."""
+        now, client_id = self.clock(), self._next_client_id()
+        record = {**copy.deepcopy(self.clients[0]), **NEW_CLIENT}
+        record.update({key: value for key, value in client.items() if key in record})
+        person = " ".join(part for part in (client.get("fname"), client.get("lname")) if part)
+        record.update(
+            {
+                "id": client_id,
+                "userid": client_id,
+                "accounting_systemid": self.account_id,
+                "organization": client.get("organization") or person,
+                "currency_code": client.get("currency_code") or BASE_CURRENCY,
+                "role": "client",
+                "username": f"client{client_id}",
+                "signup_date": now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                "updated": eastern_text(now),
+                "uuid": str(uuid.uuid4()),
+                "vis_state": client.get("vis_state") or 0,
+            }
+        )
+        return record
+
+    def _next_client_id(self) -> int:
+        return max(int(c["id"]) for c in self.clients) + 2
+
     def _client(self, customer_id: Any) -> dict[str, Any]:
         client = next((c for c in self.clients if str(c["id"]) == str(customer_id)), None)
         if client is None:
@@ -438,12 +526,12 @@ class FakeFreshBooks:
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _off_spec(body: Any, schema: str) -> httpx.Response | None:
+def _off_spec(body: Any, schema: str, spec: str = SPEC, obj: str = "invoice") -> httpx.Response | None:
     """A 400 listing how ``body`` departs from the SDK's model, or None when it fits."""
-    problems = schema_errors(body, SPEC, schema) if body is not None else ["/: no JSON body"]
+    problems = schema_errors(body, spec, schema) if body is not None else ["/: no JSON body"]
     if not problems:
         return None
-    return _errors(400, [_Invalid(2001, "invoice", f"Invalid body: {p}", None) for p in problems])
+    return _errors(400, [_Invalid(2001, obj, f"Invalid body: {p}", None, obj) for p in problems])
 
 
 def _body(request: httpx.Request) -> Any:

@@ -12,10 +12,12 @@ import httpx
 import pytest
 
 from ledgerbridge import jsonutil
-from ledgerbridge.models import InvoiceInput
+from ledgerbridge.models import ContactInput, InvoiceInput
+from ledgerbridge.providers import base
 from ledgerbridge.providers.base import (
     ConnectionContext,
     InvalidInvoice,
+    OutboundContact,
     OutboundInvoice,
     ProviderRejected,
     ProviderUnavailable,
@@ -25,6 +27,7 @@ from ledgerbridge.providers.base import (
 )
 from ledgerbridge.providers.freshbooks import (
     FreshBooksProvider,
+    FreshBooksRequest,
     contact_reference,
     item_reference,
     parse_updated,
@@ -943,6 +946,326 @@ def test_the_token_endpoint_wants_json_and_the_apps_credentials(fake: FakeFreshB
     assert (reused.status_code, reused.json()["error"]) == (400, "invalid_grant")
 
 
+# --- contacts -----------------------------------------------------------------------------
+
+CONTACT_ID = "0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1c50"  # a Ledgerbridge contact id (UUIDv7)
+CLIENT_SPEC = "freshbooks/clients"  # FreshBooks' Node SDK Client model, tests/fixtures/specs/freshbooks
+FULL_CONTACT = {
+    "name": "Umbrella Corp",
+    "is_customer": True,
+    "is_supplier": False,
+    "email_address": "billing@umbrella.example",
+    "tax_number": "GB123456789",
+    "status": "ACTIVE",
+    "currency": "cad",
+    "remote_updated_at": "2026-01-01T00:00:00Z",  # Panora's SDK sends it; the ledger decides it
+    "addresses": [
+        {"street_1": "1 Main St", "street_2": "Suite 4", "city": "Toronto", "state": "ON",
+         "postal_code": "M6P 3T1", "country": "Canada", "address_type": "BILLING"},
+        {"street_1": "9 Dock Rd", "city": "Hamilton", "address_type": "shipping"},
+    ],
+    "phone_numbers": [
+        {"phone_number": "+1 416 555 0100", "phone_type": "WORK"},
+        {"phone_number": "+1 416 555 0101", "phone_type": "mobile"},
+        {"phone_number": "+1 416 555 0102", "phone_type": "HOME"},
+        {"phone_number": "+1 416 555 0103", "phone_type": "FAX"},
+    ],
+}  # fmt: skip
+
+
+def new_contact(body: dict[str, Any], contact_id: str = CONTACT_ID) -> OutboundContact:
+    return OutboundContact(contact_id, ContactInput.model_validate(body))
+
+
+def mapped_contact(body: dict[str, Any]) -> dict[str, Any]:
+    """The ``client`` body, checked against FreshBooks' SDK Client model first; no HTTP client: no I/O."""
+    connection = ConnectionContext("conn-fb", "freshbooks", dict(SETTINGS))
+    request = base.map_contact(provider, connection, new_contact(body))
+    assert_valid(request.body, CLIENT_SPEC, "CreateClient")
+    assert request.account_id == ACCOUNT_ID
+    return request.body["client"]
+
+
+def contact_refusal(body: dict[str, Any], settings: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    connection = ConnectionContext("conn-fb", "freshbooks", dict(SETTINGS if settings is None else settings))
+    with pytest.raises(InvalidInvoice) as caught:
+        provider.map_contact(connection, new_contact(body))
+    return caught.value.details
+
+
+def create_contact(connection: ConnectionContext, out: OutboundContact) -> RemoteReference:
+    return base.send_contact(provider, connection, out, base.map_contact(provider, connection, out))
+
+
+def test_freshbooks_creates_contacts_and_looks_earlier_attempts_up() -> None:
+    assert base.supports_contacts(provider)
+    assert callable(provider.find_contact)  # no idempotency key: a resend looks first
+
+
+def test_every_contact_field_maps_to_the_client_freshbooks_sdk_sends() -> None:
+    assert mapped_contact(FULL_CONTACT) == {
+        "organization": "Umbrella Corp",
+        "email": "billing@umbrella.example",
+        "vat_number": "GB123456789",
+        "currency_code": "CAD",
+        "p_street": "1 Main St",
+        "p_street2": "Suite 4",
+        "p_city": "Toronto",
+        "p_province": "ON",
+        "p_code": "M6P 3T1",
+        "p_country": "Canada",
+        "s_street": "9 Dock Rd",
+        "s_city": "Hamilton",
+        "bus_phone": "+1 416 555 0100",
+        "mob_phone": "+1 416 555 0101",
+        "home_phone": "+1 416 555 0102",
+        "fax": "+1 416 555 0103",
+        "note": f"Ledgerbridge contact {CONTACT_ID}",  # private; what find_contact searches for
+    }
+
+
+def test_a_contact_with_only_a_name_is_a_client_with_our_note() -> None:
+    assert mapped_contact({"name": "Solo"}) == {
+        "organization": "Solo",
+        "note": f"Ledgerbridge contact {CONTACT_ID}",
+    }
+
+
+def test_an_untyped_or_other_address_is_the_billing_one_and_an_untyped_phone_the_business_one() -> None:
+    body = mapped_contact(
+        {
+            "name": "Solo",
+            "addresses": [{"city": "Toronto", "address_type": "POSTAL"}],
+            "phone_numbers": [{"phone_number": "555"}],
+        }
+    )
+    assert (body["p_city"], body["bus_phone"]) == ("Toronto", "555")
+
+
+@pytest.mark.parametrize(
+    ("changes", "path", "words"),
+    [
+        ({"is_supplier": True, "is_customer": False}, "is_supplier", "FreshBooks clients are customers"),
+        ({"is_supplier": True, "is_customer": True}, "is_supplier", "its vendors belong to its bills"),
+        ({"is_customer": False, "is_supplier": None}, "is_customer", "someone you invoice"),
+        ({"name": None}, "name", "FreshBooks needs a client name"),
+        ({"status": "ARCHIVED"}, "status", "create it ACTIVE, then archive it"),
+        ({"field_mappings": {"foo": "bar"}}, "field_mappings.foo", "no custom fields"),
+        (
+            {"addresses": [{"city": "A"}, {"city": "B", "address_type": "BILLING"}]},
+            "addresses.1",
+            "one billing address",
+        ),
+        (
+            {"addresses": [{"city": "A", "address_type": "SHIPPING"},
+                           {"city": "B", "address_type": "delivery"}]},
+            "addresses.1",
+            "one shipping address",
+        ),
+        ({"addresses": [{"address_type": "BILLING"}]}, "addresses.0", "nothing to write"),
+        (
+            {"phone_numbers": [{"phone_number": "1", "phone_type": "MOBILE"},
+                               {"phone_number": "2", "phone_type": "MOBILE"}]},
+            "phone_numbers.1",
+            "one mob_phone",
+        ),
+        (
+            {"phone_numbers": [{"phone_number": "1", "phone_type": "WORK"},
+                               {"phone_number": "2", "phone_type": "OFFICE"}]},
+            "phone_numbers.1",
+            "one bus_phone",
+        ),
+        ({"phone_numbers": [{"phone_type": "WORK"}]}, "phone_numbers.0.phone_number", "give one"),
+    ],
+)  # fmt: skip
+def test_what_a_freshbooks_client_cannot_hold_is_refused_naming_the_field(
+    changes: dict[str, Any], path: str, words: str
+) -> None:
+    details = contact_refusal({"name": "Umbrella Corp", **changes})
+    assert [p for p, _ in details] == [path]
+    assert words in details[0][1]
+
+
+def test_every_refusal_is_reported_at_once() -> None:
+    body = {"is_supplier": True, "status": "ARCHIVED", "field_mappings": {"a": "1", "b": "2"}}
+    assert [path for path, _ in contact_refusal(body)] == [
+        "is_supplier",
+        "name",
+        "status",
+        "field_mappings.a",
+        "field_mappings.b",
+    ]
+
+
+def test_a_contact_needs_the_connections_account_id() -> None:
+    assert contact_refusal({"name": "Umbrella Corp"}, settings={}) == [
+        ("connection", "FreshBooks connection has no account_id setting")
+    ]
+
+
+def test_the_recorded_clients_and_a_minimal_body_fit_the_sdk_client_model() -> None:
+    """The schema is strict: it refuses what the SDK would not send, and takes what it would."""
+    assert schema_errors(
+        {"client": {"organization": "x", "is_supplier": True}}, CLIENT_SPEC, "CreateClient"
+    ) == ["/client: Additional properties are not allowed ('is_supplier' was unexpected)"]
+    assert schema_errors({"client": {"vat_number": 1}}, CLIENT_SPEC, "CreateClient") == [
+        "/client/vat_number: 1 is not of type 'string', 'null'"
+    ]
+    sdk_fields = {"fname", "lname", "organization", "email", "note", "p_street", "currency_code"}
+    recorded = recorded_result("list-clients")["clients"][2]
+    assert schema_errors({"client": {k: recorded[k] for k in sdk_fields}}, CLIENT_SPEC, "CreateClient") == []
+
+
+def test_a_contact_creates_exactly_one_client_described_as_the_reference_sync_describes_it(
+    fake: FakeFreshBooks,
+) -> None:
+    connection = connect(fake.handle, fake)
+
+    created = create_contact(connection, new_contact(FULL_CONTACT))
+
+    [client] = fake.created_clients()
+    [post] = fake.client_posts()
+    assert fake.body_of(post) == {"client": mapped_contact(FULL_CONTACT)}
+    assert post.url.path == f"/accounting/account/{ACCOUNT_ID}/users/clients"
+    assert created.kind == "contact" and created.remote_id == str(client["id"])
+    assert created.name == "Umbrella Corp"
+    assert created.fields == {
+        "is_customer": True,
+        "is_supplier": False,
+        "email_address": "billing@umbrella.example",
+        "tax_number": "GB123456789",
+        "currency": "CAD",
+        "status": "ACTIVE",
+        "addresses": [
+            {"street_1": "1 Main St", "street_2": "Suite 4", "city": "Toronto", "state": "ON",
+             "postal_code": "M6P 3T1", "country": "Canada", "address_type": "BILLING"},
+            {"street_1": "9 Dock Rd", "street_2": None, "city": "Hamilton", "state": None,
+             "postal_code": None, "country": None, "address_type": "SHIPPING"},
+        ],
+        "phone_numbers": [
+            {"phone_number": "+1 416 555 0100", "phone_type": "WORK"},
+            {"phone_number": "+1 416 555 0101", "phone_type": "MOBILE"},
+            {"phone_number": "+1 416 555 0102", "phone_type": "HOME"},
+            {"phone_number": "+1 416 555 0103", "phone_type": "FAX"},
+        ],
+        "remote_updated_at": parse_updated(client["updated"]).isoformat(),
+    }  # fmt: skip
+    assert created.remote_data == client
+    synced = {r.remote_id: r for r in provider.list_references(connection) if r.kind == "contact"}
+    assert synced[created.remote_id] == created  # the next sync says what the create said
+
+
+def test_an_invoice_can_be_sent_to_the_new_client(fake: FakeFreshBooks) -> None:
+    connection = connect(fake.handle, fake)
+    client = create_contact(connection, new_contact({"name": "Umbrella Corp", "currency": "USD"}))
+
+    out = OutboundInvoice(INVOICE_ID, outbound(BODY).invoice, {"contact_id": client})
+    remote = create(connection, out)
+
+    [invoice] = fake.created()
+    assert invoice["customerid"] == int(client.remote_id) and remote.remote_id == str(invoice["id"])
+    assert invoice["organization"] == "Umbrella Corp"
+
+
+def test_a_client_like_one_freshbooks_already_has_is_created_as_freshbooks_does(fake: FakeFreshBooks) -> None:
+    """FreshBooks refuses no duplicates: the recorded business has two clients with one email."""
+    recorded = [c["email"] for c in recorded_result("list-clients")["clients"]]
+    assert recorded.count("person1@example.com") == 2
+    connection = connect(fake.handle, fake)
+    body = {"name": "acme Test Co", "email_address": "person2@example.com"}  # a recorded client's
+    create_contact(connection, new_contact(body))
+    assert len(fake.created_clients()) == 1
+
+
+def test_a_client_without_a_name_is_freshbooks_refusal(fake: FakeFreshBooks) -> None:
+    """The mapper never sends one; the fake holds FreshBooks' rule for what else may."""
+    request = FreshBooksRequest(ACCOUNT_ID, {"client": {"email": "nobody@example.com"}})
+    with pytest.raises(ProviderRejected) as caught:
+        provider.send_contact(connect(fake.handle, fake), new_contact({"name": "x"}), request)
+    assert caught.value.messages == ["A client needs a company or a first and last name."]
+    assert fake.created_clients() == []
+
+
+def test_the_fake_refuses_a_client_body_freshbooks_sdk_would_not_send(fake: FakeFreshBooks) -> None:
+    request = FreshBooksRequest(ACCOUNT_ID, {"client": {"organization": "x", "phone": "555"}})
+    with pytest.raises(ProviderRejected) as caught:
+        provider.send_contact(connect(fake.handle, fake), new_contact({"name": "x"}), request)
+    assert caught.value.messages == [
+        "Invalid body: /client: Additional properties are not allowed ('phone' was unexpected)"
+    ]
+    assert fake.created_clients() == []
+
+
+def test_a_connection_freshbooks_refuses_needs_authorising_again(fake: FakeFreshBooks) -> None:
+    def always_401(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401) if request.url.path != TOKEN_PATH else fake.handle(request)
+
+    for connection in (connect(always_401, fake), connect(fake.handle, fake, {"account_id": "Xy12ab"})):
+        with pytest.raises(ReauthorizationRequired):
+            create_contact(connection, new_contact({"name": "Umbrella Corp"}))
+    assert fake.created_clients() == []
+
+
+def test_an_ambiguous_failure_of_the_client_create_is_not_resent_blindly(fake: FakeFreshBooks) -> None:
+    for inject in (lambda: fake.fail_next(503), lambda: fake.timeout_next()):
+        inject()
+        sleeps: list[float] = []
+        connection = connect(fake.handle, fake, sleeps=sleeps)
+        with pytest.raises(ProviderUnavailable, match="not resent"):
+            create_contact(connection, new_contact({"name": "Umbrella Corp"}))
+        assert sleeps == []
+        assert base.find_contact(provider, connection, new_contact({"name": "Umbrella Corp"})) is None
+    assert len(fake.client_posts()) == 2 and fake.created_clients() == []
+
+
+def test_a_client_create_refused_with_429_is_resent_after_retry_after(fake: FakeFreshBooks) -> None:
+    sleeps: list[float] = []
+    fake.fail_next(429, {"Retry-After": "1"})
+    create_contact(connect(fake.handle, fake, sleeps=sleeps), new_contact({"name": "Umbrella Corp"}))
+    assert sleeps == [1.0] and len(fake.client_posts()) == 2 and len(fake.created_clients()) == 1
+
+
+def test_a_lost_answer_then_find_contact_finds_exactly_that_client(fake: FakeFreshBooks) -> None:
+    connection = connect(fake.handle, fake, attempts=1)
+    out = new_contact(FULL_CONTACT)
+    fake.timeout_next(after_processing=True)  # FreshBooks made the client, the answer never arrived
+    with pytest.raises(ProviderUnavailable):
+        create_contact(connection, out)
+
+    found = base.find_contact(provider, connection, out)
+
+    [client] = fake.created_clients()
+    assert found is not None and found.remote_id == str(client["id"]) and found.name == "Umbrella Corp"
+    assert found.fields["addresses"][0]["city"] == "Toronto"
+    assert len(fake.client_posts()) == 1
+    [search] = [r for r in requests_to(fake, "GET", "/users/clients")]
+    assert dict(search.url.params) == {"search[note_like]": CONTACT_ID, "page": "1", "per_page": "100"}
+
+
+def test_find_contact_takes_only_the_client_whose_note_holds_this_contact_id(fake: FakeFreshBooks) -> None:
+    connection = connect(fake.handle, fake)
+    other = new_contact({"name": "Other"}, contact_id="0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1c51")
+    create_contact(connection, other)
+    assert base.find_contact(provider, connection, new_contact({"name": "Umbrella Corp"})) is None
+
+    first = create_contact(connection, new_contact({"name": "Umbrella Corp"}))
+    fake.clients[-1]["note"] = f"Ledgerbridge contact {CONTACT_ID}\nPays late"  # the team added a line
+    create_contact(connection, new_contact({"name": "Umbrella Corp"}))  # a second one, made by hand
+
+    found = base.find_contact(provider, connection, new_contact({"name": "Umbrella Corp"}))
+    assert found is not None and found.remote_id == first.remote_id  # the oldest
+    assert base.find_contact(provider, connection, other).name == "Other"
+
+
+def test_find_contact_pages_through_the_matching_clients(fake: FakeFreshBooks) -> None:
+    connection = connect(fake.handle, fake)
+    made = [create_contact(connection, new_contact({"name": f"Umbrella {n}"})) for n in range(3)]
+    found = FreshBooksProvider(page_size=2).find_contact(connection, new_contact({"name": "Umbrella 0"}))
+    assert found is not None and found.remote_id == made[0].remote_id
+    pages = [r.url.params["page"] for r in requests_to(fake, "GET", "/users/clients")]
+    assert pages == ["1", "2"]
+
+
 # --- references ---------------------------------------------------------------------------
 
 
@@ -966,6 +1289,9 @@ def test_references_list_every_client_page_and_items_with_their_taxes(fake: Fake
         "tax_number": None,
         "currency": "KES",
         "status": "ACTIVE",
+        "addresses": None,  # the recorded clients have none, nor phones
+        "phone_numbers": None,
+        "remote_updated_at": "2026-06-29T16:52:44+00:00",  # ``updated`` 12:52:44, US Eastern (EDT)
     }
     assert contacts["567595"].name == "Test Test"  # no organization: the person's name
 

@@ -10,6 +10,47 @@ FreshBooks' own Node SDK (``APIClient.authorizeCall``) sends it with both grants
 refresh without one, so the FreshBooks entry of the OAuth client secret must hold it
 (``oauth_refresh`` below).
 
+Contacts (``map_contact``/``send_contact``/``find_contact``): one FreshBooks client,
+``POST {api}/accounting/account/{account_id}/users/clients`` with ``{"client": {...}}``, the
+body FreshBooks' Node SDK writes (``transformClientRequest``, ``models/Client.ts``). Decisions:
+
+- Customers only. A FreshBooks client is "an entity you send invoices to" (FreshBooks' API
+  reference); FreshBooks' vendors belong to its bills API, which Ledgerbridge does not use
+  (ACCOUNTS_PAYABLE is refused below). So ``is_supplier`` true (alone or with
+  ``is_customer``) is refused on ``is_supplier``, ``is_customer`` false on ``is_customer``; and
+  ``list_references`` reports every client ``is_customer`` true, ``is_supplier`` false.
+- ``name`` -> ``organization`` ("name for client's business"), required here: FreshBooks wants
+  a company or a person's name, and Ledgerbridge has one name, not first and last.
+  ``email_address`` -> ``email``, ``tax_number`` -> ``vat_number``, ``currency`` ->
+  ``currency_code`` (FreshBooks uses the business's currency when absent). ``status``: ACTIVE
+  (or none) is what FreshBooks creates; ARCHIVED is refused (create it, then archive it).
+- Addresses: FreshBooks has two, billing (``p_street``, ``p_street2``, ``p_city``,
+  ``p_province``, ``p_code``, ``p_country``) and shipping (the same with ``s_``).
+  ``address_type`` SHIPPING or DELIVERY takes the shipping one, anything else the billing one;
+  a second address for a taken slot, or an address with nothing in it, is refused by its path
+  (``addresses.1``). Read back as BILLING / SHIPPING.
+- Phones: MOBILE -> ``mob_phone``, HOME -> ``home_phone``, FAX -> ``fax``, anything else (WORK,
+  none...) -> ``bus_phone``; one number a slot, so a second for a taken slot is refused
+  (``phone_numbers.1``), and an entry without a number on ``phone_numbers.N.phone_number``.
+  Read back as WORK / MOBILE / HOME / FAX.
+- ``field_mappings``: FreshBooks clients have no custom fields; each slug is refused
+  (``field_mappings.<slug>``). Lengths: neither FreshBooks' API reference nor its SDK models
+  give any, so none is checked beyond Ledgerbridge's own 255 characters; a value FreshBooks
+  will not hold is its refusal (ProviderRejected).
+- Exactly once: FreshBooks has no idempotency key and no external-id field on a client, and it
+  refuses no duplicates (the recorded business has two active clients with one email). The
+  client's ``note`` is the one place that is private ("Internal Notes ... only visible to you
+  and your team", FreshBooks support; "notes kept by administrator about client", its API
+  reference) and searchable (``search[note_like]``, a documented filter); Panora's contact has
+  no notes to put there. So the note is ``Ledgerbridge contact <contact id>``, the POST is never
+  resent blindly (``idempotent=False``), and ``find_contact`` searches the notes for the id and
+  takes the client whose note holds it (the oldest, should there be two). The trade-off: the
+  business's team sees the note and may edit it; a note edited before a resend loses the link,
+  and the resend would then create a second client.
+- ``send_contact`` and ``list_references`` describe a client with the one ``contact_reference``
+  (name, flags, email, tax number, currency, status, addresses, phones, ``updated``), so the
+  next reference sync says of a created client what its create said.
+
 Decisions where the unified invoice and FreshBooks do not line up (each refusal is an
 InvalidInvoice naming the field, raised before anything is stored or sent):
 
@@ -92,10 +133,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 
-from ledgerbridge.models import InvoiceInput, InvoiceStatus, InvoiceType, LineItemInput
+from ledgerbridge.models import (
+    AddressInput,
+    ContactInput,
+    ContactStatus,
+    InvoiceInput,
+    InvoiceStatus,
+    InvoiceType,
+    LineItemInput,
+)
 from ledgerbridge.providers.base import (
     ConnectionContext,
     InvalidInvoice,
+    OutboundContact,
     OutboundInvoice,
     ProviderRejected,
     ProviderUnavailable,
@@ -144,11 +194,12 @@ _DRAFT_STATES = {"draft", "created"}
 
 @dataclass(frozen=True)
 class FreshBooksRequest:
-    """One create call: the business, the ``{"invoice": ...}`` body, and whether to mark it sent."""
+    """One create call: the business, the ``{"invoice"|"client": ...}`` body, and (invoices) whether
+    to mark it sent."""
 
     account_id: str
     body: dict[str, Any]
-    mark_as_sent: bool
+    mark_as_sent: bool = False
 
 
 # --- settings -------------------------------------------------------------------------------
@@ -460,6 +511,125 @@ def map_invoice(connection: ConnectionContext, outbound: OutboundInvoice) -> Fre
     return FreshBooksRequest(account, {"invoice": body}, _wants_sent(outbound.invoice))
 
 
+# --- mapping: unified contact -> FreshBooks client ------------------------------------------
+
+CONTACT_NOTE = "Ledgerbridge contact {}"  # the client's private note: what find_contact searches for
+SHIPPING_TYPES = {"SHIPPING", "DELIVERY"}
+# (client field prefix, the unified address_type it is read back as)
+ADDRESS_SLOTS = (("p", "BILLING"), ("s", "SHIPPING"))
+# (unified address field, client field after the prefix)
+ADDRESS_FIELDS = (
+    ("street_1", "street"),
+    ("street_2", "street2"),
+    ("city", "city"),
+    ("state", "province"),
+    ("postal_code", "code"),
+    ("country", "country"),
+)
+# (client field, the unified phone_type it is read back as); the first takes any other type
+PHONE_SLOTS = (("bus_phone", "WORK"), ("mob_phone", "MOBILE"), ("home_phone", "HOME"), ("fax", "FAX"))
+_PHONE_SLOT_FOR = {phone_type: slot for slot, phone_type in PHONE_SLOTS}
+_NOT_A_SUPPLIER = (
+    "FreshBooks clients are customers; its vendors belong to its bills, which Ledgerbridge does not "
+    "create: create a customer"
+)
+
+
+def contact_note(contact_id: str) -> str:
+    """What the client's note holds: the Ledgerbridge contact id, for find_contact."""
+    return CONTACT_NOTE.format(contact_id)
+
+
+def _type_word(value: str | None) -> str:
+    return (value or "").strip().upper()
+
+
+@dataclass
+class _ContactMapper:
+    """Builds one ``client`` body, collecting every field FreshBooks cannot take."""
+
+    contact: ContactInput
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    def body(self) -> dict[str, Any]:
+        contact = self.contact
+        self._refusals()
+        values = {
+            "organization": contact.name,
+            "email": contact.email_address,
+            "vat_number": contact.tax_number,
+            "currency_code": contact.currency,
+        }
+        body = {key: value for key, value in values.items() if value}
+        return {**body, **self._addresses(), **self._phones()}
+
+    def _refusals(self) -> None:
+        contact = self.contact
+        if contact.is_supplier:
+            self.problems.append(("is_supplier", _NOT_A_SUPPLIER))
+        elif contact.is_customer is False:
+            self.problems.append(("is_customer", "a FreshBooks client is someone you invoice: a customer"))
+        if not contact.name:
+            self.problems.append(("name", "FreshBooks needs a client name"))
+        if contact.status == ContactStatus.ARCHIVED:
+            self.problems.append(
+                ("status", "FreshBooks creates active clients: create it ACTIVE, then archive it")
+            )
+        for slug in contact.field_mappings or {}:
+            self.problems.append((f"field_mappings.{slug}", "FreshBooks clients have no custom fields"))
+
+    def _addresses(self) -> dict[str, Any]:
+        slots: dict[str, Any] = {}
+        for index, address in enumerate(self.contact.addresses or []):
+            prefix = "s" if _type_word(address.address_type) in SHIPPING_TYPES else "p"
+            fields = _address_fields(prefix, address)
+            if not fields:
+                self.problems.append(
+                    (
+                        f"addresses.{index}",
+                        "has nothing to write: give a street, city, state, postal code or country",
+                    )
+                )
+            elif prefix in slots:
+                kind = dict(ADDRESS_SLOTS)[prefix].lower()
+                self.problems.append(
+                    (f"addresses.{index}", f"FreshBooks holds one {kind} address: a second one")
+                )
+            else:
+                slots[prefix] = fields
+        return {key: value for fields in slots.values() for key, value in fields.items()}
+
+    def _phones(self) -> dict[str, Any]:
+        slots: dict[str, str] = {}
+        for index, phone in enumerate(self.contact.phone_numbers or []):
+            slot = _PHONE_SLOT_FOR.get(_type_word(phone.phone_type), PHONE_SLOTS[0][0])
+            if not phone.phone_number:
+                self.problems.append(
+                    (f"phone_numbers.{index}.phone_number", "FreshBooks keeps numbers: give one")
+                )
+            elif slot in slots:
+                self.problems.append((f"phone_numbers.{index}", f"FreshBooks holds one {slot}: a second one"))
+            else:
+                slots[slot] = phone.phone_number
+        return slots
+
+
+def _address_fields(prefix: str, address: AddressInput) -> dict[str, str]:
+    """``p_street``... (billing) or ``s_street``... (shipping) of the address's non-empty fields."""
+    values = {f"{prefix}_{suffix}": getattr(address, unified) for unified, suffix in ADDRESS_FIELDS}
+    return {key: value for key, value in values.items() if value}
+
+
+def map_contact(connection: ConnectionContext, outbound: OutboundContact) -> FreshBooksRequest:
+    """The ``{"client": ...}`` create request; raises InvalidInvoice listing every problem."""
+    account = _account_id(connection.settings)
+    mapper = _ContactMapper(outbound.contact)
+    body = mapper.body()
+    if mapper.problems:
+        raise InvalidInvoice(mapper.problems)
+    return FreshBooksRequest(account, {"client": {**body, "note": contact_note(outbound.contact_id)}})
+
+
 # --- mapping: FreshBooks -> unified ---------------------------------------------------------
 
 
@@ -589,12 +759,17 @@ def _result(response: httpx.Response) -> dict[str, Any]:
     raise ProviderUnavailable(f"FreshBooks answered HTTP {response.status_code} without a result")
 
 
-def _invoice_record(response: httpx.Response) -> dict[str, Any]:
-    record = _result(response).get("invoice")
-    if not isinstance(record, dict) or not (record.get("invoiceid") or record.get("id")):
-        # Safe to resend: find_invoice looks for the reference before anything is created again.
-        raise ProviderUnavailable("FreshBooks answered without the invoice")
+def _created_record(response: httpx.Response, key: str, id_field: str) -> dict[str, Any]:
+    """The ``invoice`` or ``client`` FreshBooks answered with; ProviderUnavailable when it is missing."""
+    record = _result(response).get(key)
+    if not isinstance(record, dict) or not (record.get(id_field) or record.get("id")):
+        # Safe to resend: find_invoice/find_contact look for our reference before anything is made again.
+        raise ProviderUnavailable(f"FreshBooks answered without the {key}")
     return record
+
+
+def _invoice_record(response: httpx.Response) -> dict[str, Any]:
+    return _created_record(response, "invoice", "invoiceid")
 
 
 # --- references -----------------------------------------------------------------------------
@@ -605,9 +780,28 @@ def _status_text(record: dict[str, Any]) -> str:
     return {1: "DELETED", 2: "ARCHIVED"}.get(record.get("vis_state") or 0, "ACTIVE")
 
 
+def _client_addresses(record: dict[str, Any]) -> list[dict[str, str | None]]:
+    """The client's billing and shipping addresses that have anything in them."""
+    addresses = []
+    for prefix, address_type in ADDRESS_SLOTS:
+        address = {unified: _text(record.get(f"{prefix}_{suffix}")) for unified, suffix in ADDRESS_FIELDS}
+        if any(address.values()):
+            addresses.append({**address, "address_type": address_type})
+    return addresses
+
+
+def _client_phones(record: dict[str, Any]) -> list[dict[str, str | None]]:
+    return [
+        {"phone_number": _text(record.get(slot)), "phone_type": phone_type}
+        for slot, phone_type in PHONE_SLOTS
+        if _text(record.get(slot))
+    ]
+
+
 def contact_reference(record: dict[str, Any]) -> RemoteReference:
-    """A FreshBooks client (FreshBooks' contacts are all customers)."""
+    """A FreshBooks client (FreshBooks' contacts are all customers), listed or just created."""
     person = " ".join(part for part in (record.get("fname"), record.get("lname")) if part)
+    updated = parse_updated(record.get("updated"))
     return RemoteReference(
         kind="contact",
         remote_id=str(record.get("id") or record["userid"]),
@@ -619,6 +813,9 @@ def contact_reference(record: dict[str, Any]) -> RemoteReference:
             "tax_number": _text(record.get("vat_number")),
             "currency": _text(record.get("currency_code")),
             "status": _status_text(record),
+            "addresses": _client_addresses(record) or None,
+            "phone_numbers": _client_phones(record) or None,
+            "remote_updated_at": updated.isoformat() if updated else None,
         },
         remote_data=record,
     )
@@ -708,7 +905,7 @@ def _api(account_id: str, path: str) -> str:
 
 
 class FreshBooksProvider:
-    """Creates invoices in one FreshBooks business; see the module docstring."""
+    """Creates invoices and clients in one FreshBooks business; see the module docstring."""
 
     name = "freshbooks"
     oauth_client_auth = "json"
@@ -755,6 +952,29 @@ class FreshBooksProvider:
         if _wants_sent(outbound.invoice):
             record = self._mark_as_sent(http, account, record)
         return remote_invoice(record, len(outbound.invoice.line_items or []))
+
+    def map_contact(self, connection: ConnectionContext, outbound: OutboundContact) -> FreshBooksRequest:
+        return map_contact(connection, outbound)
+
+    def send_contact(
+        self, connection: ConnectionContext, outbound: OutboundContact, request: FreshBooksRequest
+    ) -> RemoteReference:
+        """One POST, never resent blindly: a lost answer is for find_contact to settle."""
+        url = _api(request.account_id, "users/clients")
+        post = _http(connection).request("POST", url, body=request.body, idempotent=False)
+        return contact_reference(_created_record(post, "client", "userid"))
+
+    def find_contact(
+        self, connection: ConnectionContext, outbound: OutboundContact
+    ) -> RemoteReference | None:
+        """The client an earlier attempt made: the one whose private note holds the contact id."""
+        account, http = _account_id(connection.settings), _http(connection)
+        params = {"search[note_like]": outbound.contact_id}
+        clients = self._pages(http, account, "users/clients", "clients", params)
+        ours = [c for c in clients if outbound.contact_id in str(c.get("note") or "")]
+        if not ours:
+            return None
+        return contact_reference(min(ours, key=lambda c: int(c.get("id") or c["userid"])))
 
     def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
         account, http = _account_id(connection.settings), _http(connection)

@@ -1,15 +1,18 @@
-"""The retry function: SQS FIFO messages naming queued invoices, delivered one group at a time.
+"""The retry function: SQS FIFO messages naming queued invoices and contacts, one group at a time.
 
 Thin on purpose: Powertools Batch reports which messages failed (only those come back), and
-skips the rest of a failing connection's group so its invoices stay in order; the logic is
-``ledgerbridge.redelivery``. A failed delivery pushes its message's next visibility out
-with exponential backoff; the queue's redrive policy moves it to the dead-letter queue after
-the last attempt, by which time the invoice is already marked failed with its last error.
+skips the rest of a failing connection's group so its records stay in order; the logic is
+``ledgerbridge.redelivery``, which dispatches on the message's kind (retries.parse: a
+message without one is an invoice, as every message was before contacts were queued). A
+failed delivery pushes its message's next visibility out with exponential backoff; the
+queue's redrive policy moves it to the dead-letter queue after the last attempt, by which
+time the record is already marked failed with its last error. A message of a kind this
+code does not know fails without a backoff, so it reaches the dead-letter queue after the
+queue's last receive instead of holding its connection's group back for hours.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -32,19 +35,19 @@ _backed_off: set[str] = set()  # message ids of this invocation that got their o
 
 
 def deliver(record: SQSRecord, lambda_context: LambdaContext) -> str:
-    message = json.loads(record.body)
+    message = retries.parse(record.body)
     attempt = int(record.attributes.approximate_receive_count)
     deadline = time.monotonic() + lambda_context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
     try:
-        outcome = redeliver(
-            message["project_id"], message["connection_id"], message["invoice_id"],
-            final=attempt >= retries.max_attempts(), deadline=deadline,
-        )  # fmt: skip
+        outcome = redeliver(message, final=attempt >= retries.max_attempts(), deadline=deadline)
     except RetryLater:
         _set_visibility(record.receipt_handle, retries.backoff_seconds(attempt, random.random()))
         _backed_off.add(record.message_id)
         raise
-    logger.info("retry handled", extra={"invoice_id": message["invoice_id"], "outcome": outcome})
+    logger.info(
+        "retry handled",
+        extra={"kind": message.kind, f"{message.kind}_id": message.record_id, "outcome": outcome},
+    )
     return outcome
 
 

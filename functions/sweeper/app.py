@@ -1,9 +1,10 @@
-"""The sweeper: every few minutes, re-queue invoices left pending with no retry in flight.
+"""The sweeper: every few minutes, re-queue invoices and contacts left pending with no retry in flight.
 
-This is crash recovery. A Lambda that dies between storing an invoice and settling it (or
-fails to queue its retry) leaves a pending invoice behind; the sweeper hands it to the
-retry function, which finds it at the provider or resends it under the same idempotency
-key, so it settles exactly once.
+This is crash recovery. A Lambda that dies between storing an invoice (or a contact) and
+settling it, or fails to queue its retry, leaves a pending record behind; the sweeper hands
+it to the retry function, which finds it at the ledger or resends it under the same
+idempotency key, so it settles exactly once. Each kind's pending records are read from a
+sparse index (one Query each, see ``redelivery.sweep``), never by scanning a table.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Durable retries: 201 pending and a queued message when the provider is down; retry and sweeper."""
+"""Durable retries: 201 pending and a queued message when the provider is down; retry and sweeper.
+
+Invoices here; the contact-specific outcomes are in test_contacts.py. The queue carries both
+kinds: a message names its kind, and one without a kind (queued before kinds existed) is an
+invoice.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,12 @@ from typing import Any
 import boto3
 import pytest
 
-from ledgerbridge import connections, retries
+from ledgerbridge import connections, contacts, retries
+from ledgerbridge.auth import Principal
 from ledgerbridge.local.stack import sqs_event as local_sqs_event
+from ledgerbridge.models import ContactInput
 from ledgerbridge.providers.base import ProviderUnavailable
+from ledgerbridge.store import contacts as stored_contacts
 from ledgerbridge.store import invoices
 from tests.conftest import ROOT
 from tests.integration.conftest import Api
@@ -28,11 +36,21 @@ def load(function: str) -> Any:
     return module
 
 
-def provider_down(monkeypatch: pytest.MonkeyPatch) -> None:
+def provider_down(monkeypatch: pytest.MonkeyPatch, *sends: str) -> None:
+    """The sandbox unreachable for ``sends`` (its send_invoice unless named)."""
+
     def unavailable(connection, outbound, request):
         raise ProviderUnavailable("HTTP 503 from the provider (gave up after 4 attempts)")
 
-    monkeypatch.setattr(connections.provider_for("sandbox"), "send_invoice", unavailable)
+    for send in sends or ("send_invoice",):
+        monkeypatch.setattr(connections.provider_for("sandbox"), send, unavailable)
+
+
+def queued_invoice(api: Api, monkeypatch: pytest.MonkeyPatch, total: Decimal) -> str:
+    """An invoice created while the sandbox is down (so stored pending and queued); its id."""
+    with monkeypatch.context() as down:
+        provider_down(down)
+        return api.create({"total_amount": total}).json["id"]
 
 
 def receive(max_messages: int = 10) -> list[dict[str, Any]]:
@@ -63,6 +81,7 @@ def test_provider_down_answers_201_pending_with_location_and_queues_the_invoice(
     assert answer.headers["Location"] == f"/accounting/invoices/{invoice['id']}"
     [message] = receive()
     assert json.loads(message["Body"]) == {
+        "kind": "invoice",
         "project_id": demo["project_id"],
         "connection_id": demo["connection_id"],
         "invoice_id": invoice["id"],
@@ -75,9 +94,7 @@ def test_provider_down_answers_201_pending_with_location_and_queues_the_invoice(
 def test_the_retry_function_delivers_once_the_provider_is_back(
     api: Api, demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch, lambda_context: Any
 ) -> None:
-    with monkeypatch.context() as down:
-        provider_down(down)
-        invoice_id = api.create({"total_amount": Decimal("12.50")}).json["id"]
+    invoice_id = queued_invoice(api, monkeypatch, Decimal("12.50"))
     result = load("retry").handler(sqs_event(receive()), lambda_context)
     assert result == {"batchItemFailures": []}
     invoice = api.call("GET", f"/accounting/invoices/{invoice_id}").json
@@ -196,3 +213,114 @@ def test_a_refused_invoice_is_refused_before_anything_is_queued_even_async(api: 
                         headers={"Prefer": "respond-async"})  # fmt: skip
     assert answer.status == 422
     assert receive() == []
+
+
+# --- dispatch by kind ------------------------------------------------------------------------
+
+
+def send_raw(body: dict[str, Any], group: str) -> None:
+    """Put a message on the retry queue as some writer (an older one, a newer one) would."""
+    boto3.client("sqs").send_message(
+        QueueUrl=os.environ["LEDGERBRIDGE_RETRY_QUEUE_URL"], MessageBody=json.dumps(body),
+        MessageGroupId=group, MessageDeduplicationId=f"raw-{len(json.dumps(body))}-{body.get('kind')}",
+    )  # fmt: skip
+
+
+def test_a_message_without_a_kind_is_an_invoice_so_messages_already_in_flight_still_deliver(
+    api: Api, demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch, lambda_context: Any
+) -> None:
+    invoice_id = queued_invoice(api, monkeypatch, Decimal("5"))
+    [queued] = receive()
+    boto3.client("sqs").delete_message(
+        QueueUrl=os.environ["LEDGERBRIDGE_RETRY_QUEUE_URL"], ReceiptHandle=queued["ReceiptHandle"]
+    )
+    old_shape = {
+        "project_id": demo["project_id"],
+        "connection_id": demo["connection_id"],
+        "invoice_id": invoice_id,
+    }
+    send_raw(old_shape, demo["connection_id"])
+
+    assert load("retry").handler(sqs_event(receive()), lambda_context) == {"batchItemFailures": []}
+
+    invoice = api.call("GET", f"/accounting/invoices/{invoice_id}").json
+    assert invoice["sync_status"] == "synced" and invoice["remote_id"]
+
+
+def test_a_connections_contact_and_invoice_messages_are_dispatched_by_kind_in_order(
+    api: Api, demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch, lambda_context: Any
+) -> None:
+    principal = Principal(demo["project_id"], demo["connection_id"], "sandbox")
+    with monkeypatch.context() as down:
+        provider_down(down, "send_contact", "send_invoice")
+        contact_id = str(
+            contacts.create_contact(
+                principal, ContactInput.model_validate({"name": "Queued Co"}), False
+            ).contact.id
+        )
+        invoice_id = api.create({"total_amount": Decimal("6")}).json["id"]
+    messages = receive()
+    assert [json.loads(m["Body"])["kind"] for m in messages] == ["contact", "invoice"]  # one group, in order
+    assert {m["Attributes"]["MessageGroupId"] for m in messages} == {demo["connection_id"]}
+
+    assert load("retry").handler(sqs_event(messages), lambda_context) == {"batchItemFailures": []}
+
+    contact = stored_contacts.get(demo["connection_id"], contact_id)
+    assert (contact["sync_status"], contact["name"]) == ("synced", "Queued Co")
+    assert api.call("GET", f"/accounting/invoices/{invoice_id}").json["sync_status"] == "synced"
+
+
+def test_a_message_of_an_unknown_kind_fails_without_a_backoff_and_touches_nothing(
+    api: Api, demo: dict[str, Any], lambda_context: Any
+) -> None:
+    body = {"kind": "payment", "project_id": demo["project_id"], "connection_id": demo["connection_id"],
+            "payment_id": "0196a3f2-0000-7000-8000-000000000009"}  # fmt: skip
+    send_raw(body, demo["connection_id"])
+    with pytest.raises(retries.UnknownKind):
+        retries.parse(json.dumps(body))
+    messages = receive()
+
+    result = load("retry").handler(sqs_event(messages), lambda_context)
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+    assert [json.loads(m["Body"]) for m in receive()] == [body]  # released at once, on its way to the DLQ
+
+
+def test_the_sweeper_requeues_pending_contacts_from_their_index_too(
+    demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch, lambda_context: Any
+) -> None:
+    principal = Principal(demo["project_id"], demo["connection_id"], "sandbox")
+    provider_down(monkeypatch, "send_contact")
+    with monkeypatch.context() as queue_down:  # as if the Lambda died before queueing the retry
+        queue_down.setattr(retries, "client", lambda service: (_ for _ in ()).throw(RuntimeError("SQS down")))
+        stranded = contacts.create_contact(
+            principal, ContactInput.model_validate({"name": "Stranded"}), False
+        )
+    assert stranded.contact.sync_status == "pending" and receive() == []
+    scans: list[Any] = []
+    monkeypatch.setattr("botocore.client.BaseClient._make_api_call", _refusing_scans(scans))
+    monkeypatch.setenv("LEDGERBRIDGE_SWEEP_AFTER_SECONDS", "0")
+
+    assert load("sweeper").handler({}, lambda_context) == {"requeued": 1}
+    assert load("sweeper").handler({}, lambda_context) == {"requeued": 0}  # now it has a retry in flight
+
+    [message] = receive()
+    assert json.loads(message["Body"]) == {"kind": "contact", "project_id": demo["project_id"],
+                                           "connection_id": demo["connection_id"],
+                                           "contact_id": str(stranded.contact.id)}  # fmt: skip
+    assert scans == []
+
+
+def _refusing_scans(scans: list[Any]) -> Any:
+    """botocore's call path, recording (and refusing) any Scan: the sweeper must only Query."""
+    from botocore.client import BaseClient
+
+    real = BaseClient._make_api_call
+
+    def call(self: Any, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "Scan":
+            scans.append(params)
+            raise AssertionError(f"Scan of {params.get('TableName')}")
+        return real(self, operation, params)
+
+    return call

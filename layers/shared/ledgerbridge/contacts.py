@@ -12,24 +12,36 @@ key), then settle it ``synced`` (or ``failed``). Decisions:
 - Its id is a UUIDv7 minted before the ledger answers (it is the idempotency key), so not
   the UUIDv5 the reference sync derives from a remote id; settling records remote id -> id
   and the sync keeps that id (connections.sync_references).
-- An invoice naming a contact that is still pending (or failed) is a 422 on ``contact_id``
-  saying so (connections.resolve_references): the ledger has no record to point at, and
-  queueing the invoice behind the contact would need a retry path contacts do not have.
 - The ledger refusing it: 422 ``provider_rejected`` with ``contact_id``, stored ``failed``
   with the ledger's reason, redacted (service.failure_messages). A refused connection: 409
   ``reauthorization_required``, stored ``failed``.
 - The ledger unreachable (or the settle write failing after it accepted): 201 with
-  ``sync_status: pending`` and the reason in ``sync_error``, as invoices answer. There is no
-  retry queue for contacts yet: the contact stays pending until someone creates it again.
-  A resend of the same contact id would replay at the ledger, but nothing resends it; and
-  when the ledger did create it (a lost answer), the next reference sync lists it under a
-  new UUIDv5 id beside the pending one. A contact retry (the invoices' retry function keyed
-  by kind) is the next step.
+  ``sync_status: pending`` and the reason in ``sync_error``, as invoices answer, and the
+  contact is queued on the invoices' retry queue (retries.py, a message of kind
+  ``contact``) rather than a queue of its own: one connection's contacts and invoices then
+  reach the ledger in the order they were made, through one retry function, one backoff and
+  one dead-letter queue. If even queueing fails, the sweeper finds the pending contact
+  (store/contacts.py's sparse index) and queues it.
+- A retry (``deliver_pending``, run by redelivery.py) re-reads the stored contact and does
+  nothing unless it is still pending; it asks the ledger for the contact an earlier attempt
+  may have created (``base.find_contact``, for ledgers without idempotency keys), else maps
+  and sends it again under the same id, so a lost answer never makes a second contact; and
+  it settles as the request would have (``settle_delivered``), so the remote id -> id record
+  is written and a later reference sync keeps the id. The ledger refusing it then stores it
+  ``failed`` with the reason; after the queue's last attempt it is ``failed`` with "gave up
+  after N attempts: ..." (redelivery.py decides both, for invoices and contacts alike).
+- An invoice naming a contact that is still pending (or failed) is a 422 on ``contact_id``
+  saying so (connections.resolve_references): the ledger has no record to point at yet. The
+  shared FIFO group would deliver such an invoice after its contact, but the caller would
+  then hold a pending invoice whose fate hangs on another record's; refusing it is plainer,
+  and the caller retries once GET shows the contact synced.
 - ``company_info_id`` is refused: Ledgerbridge syncs no company infos, so no id can be
   known. ``remote_updated_at`` is accepted (Panora's SDK sends its input shape whole) and
-  ignored: the ledger decides it. Values the caller gave win over the ledger's echo of them
-  when stored (Xero, for one, decides is_customer/is_supplier from transactions only); the
-  next reference sync replaces them with the ledger's own.
+  ignored: the ledger decides it. ``field_mappings`` are stored beside the fields, not among
+  them: a retry must resend exactly the contact the caller sent, but they are not answered
+  as the contact's own (a ledger may ignore them). Values the caller gave win over the
+  ledger's echo of them when stored (Xero, for one, decides is_customer/is_supplier from
+  transactions only); the next reference sync replaces them with the ledger's own.
 """
 
 from __future__ import annotations
@@ -38,7 +50,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from ledgerbridge import errors
+from ledgerbridge import errors, retries
 from ledgerbridge.auth import Principal
 from ledgerbridge.connections import connection_context, provider_for
 from ledgerbridge.errors import ApiError, FieldError
@@ -55,17 +67,17 @@ from ledgerbridge.providers.base import (
     ReauthorizationRequired,
     RemoteReference,
 )
-from ledgerbridge.service import failure_messages, failure_text
+from ledgerbridge.service import SettleFailed, failure_messages, failure_text
 from ledgerbridge.store import contacts as store
 from ledgerbridge.store.contacts import ContactConflict
 
-# Fields stored with the contact and answered flat (name is stored beside them).
-_IGNORED = {"name", "remote_updated_at", "company_info_id", "field_mappings"}
+# Input fields not stored among the contact's fields (name and field_mappings are stored beside them).
+_NOT_FIELDS = {"name", "remote_updated_at", "company_info_id", "field_mappings"}
 
 
 @dataclass(frozen=True)
 class CreatedContact:
-    """201 either way: ``sync_status`` says synced, or pending when the ledger did not answer."""
+    """201 either way: ``sync_status`` says synced, or pending (and queued) when the ledger did not answer."""
 
     contact: ContactResponse
     status: int
@@ -90,14 +102,19 @@ def create_contact(
     outbound = OutboundContact(contact_id, contact)
     request = _map(principal, provider, connection, outbound)
     fields = _fields(contact)
-    store.create_pending(principal.connection_id, contact_id, contact.name, fields, now_text())
+    store.create_pending(
+        principal.project_id, principal.connection_id, contact_id, contact.name, fields, now_text(),
+        field_mappings=contact.field_mappings,
+    )  # fmt: skip
     logger.append_keys(contact_id=contact_id, provider=principal.provider)
     try:
         remote = base.send_contact(provider, connection, outbound, request)
+        record = settle_delivered(principal, contact_id, fields, remote)
     except ProviderRejected as exc:
         raise _rejected(principal, contact_id, exc) from None
     except ReauthorizationRequired as exc:
-        _fail(principal, contact_id, f"connection needs authorising again: {failure_text(principal, exc)}")
+        reason = f"connection needs authorising again: {failure_text(principal, exc)}"
+        fail(principal, contact_id, reason, "reauthorization_required")
         raise ApiError(
             409,
             "reauthorization_required",
@@ -105,9 +122,32 @@ def create_contact(
             " Nothing was created.",
             contact_id=contact_id,
         ) from None
-    except ProviderUnavailable as exc:
+    except (ProviderUnavailable, SettleFailed) as exc:
         return CreatedContact(_keep_pending(principal, contact_id, failure_text(principal, exc)), 201)
-    return CreatedContact(_settle(principal, contact_id, fields, remote, include_remote_data), 201)
+    return CreatedContact(to_contact(record, include_remote_data), 201)
+
+
+def deliver_pending(principal: Principal, record: dict[str, Any], deadline: float | None) -> None:
+    """A retry's attempt at a stored pending contact: found at the ledger, else sent again; settled.
+
+    The ledger's refusals and outages propagate (redelivery.py decides what each means), as
+    does SettleFailed when the ledger has the contact but storing that failed.
+    """
+    contact_id, fields = record["id"], record.get("fields") or {}
+    provider = provider_for(principal.provider)
+    connection = connection_context(principal, deadline)
+    outbound = OutboundContact(contact_id, stored_input(record))
+    remote = base.find_contact(provider, connection, outbound)
+    if remote is None:
+        request = base.map_contact(provider, connection, outbound)
+        remote = base.send_contact(provider, connection, outbound, request)
+    settle_delivered(principal, contact_id, fields, remote)
+
+
+def stored_input(record: dict[str, Any]) -> ContactInput:
+    """The contact as the caller sent it (less what is never sent on), from the stored record."""
+    given = {"name": record.get("name"), "field_mappings": record.get("field_mappings")}
+    return ContactInput.model_validate({**(record.get("fields") or {}), **given})
 
 
 def _map(
@@ -132,12 +172,16 @@ def _not_supported(principal: Principal) -> ApiError:
 
 def _fields(contact: ContactInput) -> dict[str, Any]:
     """The caller's unified fields as stored (JSON-shaped: the status as its text)."""
-    return {k: v for k, v in contact.model_dump(mode="json", exclude_none=True).items() if k not in _IGNORED}
+    dumped = contact.model_dump(mode="json", exclude_none=True)
+    return {key: value for key, value in dumped.items() if key not in _NOT_FIELDS}
 
 
-def _settle(
-    principal: Principal, contact_id: str, fields: dict, remote: RemoteReference, include_remote_data: bool
-) -> ContactResponse:
+def settle_delivered(principal: Principal, contact_id: str, fields: dict, remote: RemoteReference) -> dict:
+    """pending -> synced with what the ledger recorded; returns the stored contact.
+
+    Raises SettleFailed when the store fails after the ledger accepted (the contact stays
+    pending, and a retry finds it at the ledger or replays its idempotency key).
+    """
     merged = {**{k: v for k, v in remote.fields.items() if v is not None}, **fields}
     try:
         record = store.settle(principal.connection_id, contact_id, remote, merged, now_text())
@@ -147,16 +191,15 @@ def _settle(
         logger.warning(
             "contact settle failed after the ledger accepted", extra={"remote_id": remote.remote_id}
         )
-        reason = f"{exc.message} (the ledger has it as {remote.remote_id})"
-        return _keep_pending(principal, contact_id, reason)
+        raise SettleFailed(f"{exc.message} (the ledger has it as {remote.remote_id})") from exc
     logger.info("contact created", extra={"remote_id": remote.remote_id})
-    return to_contact(record, include_remote_data)
+    return record
 
 
 def _rejected(principal: Principal, contact_id: str, exc: ProviderRejected) -> ApiError:
     messages = failure_messages(principal, exc)
     reason = "; ".join(messages)
-    _fail(principal, contact_id, reason)
+    fail(principal, contact_id, reason)
     return ApiError(
         422,
         "provider_rejected",
@@ -166,20 +209,32 @@ def _rejected(principal: Principal, contact_id: str, exc: ProviderRejected) -> A
     )
 
 
-def _fail(principal: Principal, contact_id: str, reason: str) -> None:
-    """``reason`` is stored and logged as it is: build any provider text with ``failure_text``."""
+def fail(principal: Principal, contact_id: str, reason: str, outcome: str = "rejected") -> None:
+    """Mark a pending contact failed for good; ``outcome`` names why in the log (redelivery's words).
+
+    ``reason`` is stored and logged as it is: build any provider text with ``failure_text``.
+    """
     with contextlib.suppress(ContactConflict):  # already settled or failed: that state stands
         store.mark_failed(principal.connection_id, contact_id, reason, now_text())
-    logger.info("contact failed", extra={"reason": reason})
+    logger.info("contact failed", extra={"outcome": outcome, "reason": reason})
 
 
 def _keep_pending(principal: Principal, contact_id: str, reason: str) -> ContactResponse:
-    """The ledger did not answer: the contact stays pending with the reason (no retry queue yet)."""
-    logger.warning("contact left pending", extra={"reason": reason})
+    """The ledger did not answer: the contact stays pending with the reason and is queued for a retry.
+
+    If queueing fails too, the contact is still stored pending, and the sweeper queues it.
+    """
+    logger.warning("contact queued for retry", extra={"reason": reason})
     try:
         record = store.record_attempt_error(principal.connection_id, contact_id, reason, now_text())
     except (ContactConflict, ApiError):
         record = store.get(principal.connection_id, contact_id) or {}
+    try:
+        retries.enqueue(
+            principal.project_id, principal.connection_id, contact_id, now_text(), retries.CONTACT
+        )
+    except Exception:  # the contact is stored pending: the sweeper queues it
+        logger.exception("could not queue the contact's retry; the sweeper will")
     return to_contact(record, include_remote_data=False)
 
 

@@ -1,4 +1,4 @@
-"""The invoice logic: the write path of design §2 and the reads.
+"""The invoice logic: the write path (store, forward, settle) and the reads.
 
 Order matters and is the whole point: store the invoice (``pending``), then forward it to
 the provider with the invoice id as its idempotency key, then settle the stored item
@@ -174,7 +174,8 @@ def failure_text(principal: Principal, exc: Exception) -> str:
 
 
 class SettleFailed(Exception):
-    """The provider has the invoice but storing that failed; a retry re-derives it from the provider."""
+    """The provider has the record (an invoice, or a contact) but storing that failed; a retry
+    re-derives it from the provider."""
 
 
 def settle_delivered(principal: Principal, record: dict[str, Any], remote: RemoteInvoice) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Contacts created through Ledgerbridge: reference records of kind ``contact`` with a state.
 
-    CONNECTION#<conn_id>   REF#contact#<uuid7>          name, fields, sync_status, sync_error, ...
+    CONNECTION#<conn_id>   REF#contact#<uuid7>          name, fields, sync_status, sync_error, project_id,
+                                                        field_mappings, pending, retry_queued_at, ...
     CONNECTION#<conn_id>   REMOTE#contact#<remote id>   id
 
 The contact lives where synced contacts live (store/references.py), so ``resolve_references``
@@ -9,10 +10,19 @@ before the ledger is called (it is the ledger's idempotency key), so it cannot b
 UUIDv5 a sync would derive from the remote id: settling writes the REMOTE# item in the same
 transaction as the settled record, and the sync keeps the id it names. Settling, failing
 and noting an attempt are conditional on ``sync_status = pending``, as for invoices.
+
+A pending contact carries ``pending = P``, removed when it settles or fails: the accounts
+table's sparse PendingIndex (pending, created_at) then holds only pending contacts, so the
+sweeper finds the ones a crashed Lambda left behind with one Query, never a scan of the
+table (which holds every synced reference of every connection). It projects
+``project_id`` (stored on the contact for the retry message) and ``retry_queued_at``. The
+index costs a write only when a contact enters or leaves pending, and nothing for the other
+items of the table, which never carry ``pending``.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -30,6 +40,7 @@ from ledgerbridge.store.dynamo import (
     to_item,
     to_values,
 )
+from ledgerbridge.store.invoices import PENDING_KEY, PENDING_VALUE, query_pending_index
 
 KIND = "contact"
 
@@ -46,16 +57,30 @@ def _key(connection_id: str, contact_id: str) -> dict[str, Any]:
     return to_values({"pk": f"CONNECTION#{connection_id}", "sk": f"REF#{KIND}#{contact_id}"})
 
 
-def create_pending(connection_id: str, contact_id: str, name: str | None, fields: dict, now: str) -> None:
-    """The first write: the contact exists (pending) before the ledger sees it."""
+def create_pending(
+    project_id: str,
+    connection_id: str,
+    contact_id: str,
+    name: str | None,
+    fields: dict,
+    now: str,
+    field_mappings: dict | None = None,
+) -> None:
+    """The first write: the contact exists (pending, in the sweeper's index) before the ledger sees it.
+
+    ``field_mappings`` (the caller's custom fields) are kept beside ``fields`` for a retry's resend.
+    """
     item = {
         "pk": f"CONNECTION#{connection_id}",
         "sk": f"REF#{KIND}#{contact_id}",
+        "project_id": project_id,
         "name": name,
         "fields": fields,
         "sync_status": "pending",
+        PENDING_KEY: PENDING_VALUE,
         "created_at": now,
         "modified_at": now,
+        **({"field_mappings": field_mappings} if field_mappings else {}),
     }
     try:
         dynamodb().put_item(
@@ -112,7 +137,7 @@ def settle(connection_id: str, contact_id: str, remote: RemoteReference, fields:
     try:
         dynamodb().transact_write_items(
             TransactItems=[
-                {"Update": _update_pending(connection_id, contact_id, sets, ("sync_error",))},
+                {"Update": _update_pending(connection_id, contact_id, sets, ("sync_error", PENDING_KEY))},
                 {"Put": {"TableName": _table(), "Item": lookup}},
             ]
         )
@@ -130,15 +155,33 @@ def settle(connection_id: str, contact_id: str, remote: RemoteReference, fields:
 
 
 def mark_failed(connection_id: str, contact_id: str, reason: str, now: str) -> dict:
-    """pending -> failed, keeping the ledger's (redacted) reason."""
-    return _update(
-        connection_id, contact_id, {"sync_status": "failed", "sync_error": reason, "modified_at": now}
-    )
+    """pending -> failed, keeping the ledger's (redacted) reason (and out of the sweeper's index)."""
+    sets = {"sync_status": "failed", "sync_error": reason, "modified_at": now}
+    return _update(connection_id, contact_id, sets, (PENDING_KEY,))
 
 
 def record_attempt_error(connection_id: str, contact_id: str, reason: str, now: str) -> dict:
     """Keep a pending contact pending, noting why the ledger did not answer."""
     return _update(connection_id, contact_id, {"sync_error": reason, "modified_at": now})
+
+
+def note_retry_queued(connection_id: str, contact_id: str, queued_at: str) -> None:
+    """Remember that a retry message is on its way (the sweeper leaves such contacts alone)."""
+    with contextlib.suppress(ContactConflict):  # settled meanwhile: nothing left to note
+        _update(connection_id, contact_id, {"retry_queued_at": queued_at})
+
+
+def pending_since(cutoff: str, limit: int = 500) -> list[dict[str, Any]]:
+    """Pending contacts created before ``cutoff``: id, connection_id, project_id, retry_queued_at."""
+    return [
+        {
+            "id": item["sk"].removeprefix(f"REF#{KIND}#"),
+            "connection_id": item["pk"].removeprefix("CONNECTION#"),
+            "project_id": item.get("project_id"),
+            "retry_queued_at": item.get("retry_queued_at"),
+        }
+        for item in query_pending_index(_table(), cutoff, limit)
+    ]
 
 
 def get(connection_id: str, contact_id: str) -> dict[str, Any] | None:

@@ -31,7 +31,7 @@ from ledgerbridge.store.dynamo import (
     unpack_json,
 )
 
-# The sweeper's sparse index key: present (and "P") only while an invoice is pending.
+# The sweeper's sparse index key: present (and "P") only while an invoice (or contact) is pending.
 PENDING_KEY, PENDING_VALUE = "pending", "P"
 
 
@@ -144,8 +144,17 @@ def note_retry_queued(connection_id: str, invoice_id: str, queued_at: str) -> No
 
 def pending_since(cutoff: str, limit: int = 500) -> list[dict[str, Any]]:
     """Pending invoices created before ``cutoff`` (sparse PendingIndex: only pending ones are in it)."""
+    return query_pending_index(_table(), cutoff, limit)
+
+
+def query_pending_index(table: str, cutoff: str, limit: int) -> list[dict[str, Any]]:
+    """Items of ``table``'s sparse PendingIndex (``pending`` = P, created_at) created before ``cutoff``.
+
+    The invoices table and the accounts table (pending contacts) index their pending items
+    the same way, so the sweeper finds both without scanning either.
+    """
     request: dict[str, Any] = {
-        "TableName": _table(),
+        "TableName": table,
         "IndexName": "PendingIndex",
         "KeyConditionExpression": "#pending = :p AND created_at < :cutoff",
         "ExpressionAttributeNames": {"#pending": PENDING_KEY},

@@ -228,9 +228,9 @@ def _once(scope: str, include_remote_data: bool, run: Callable[[], idempotency.A
     responses={
         **_errors(*_CREATE),
         201: {
-            "description": "Stored and created in the ledger (sync_status synced), or stored while the"
-            " ledger did not answer (sync_status pending). Usable at once as an invoice's contact_id"
-            " once synced",
+            "description": "Stored and created in the ledger (sync_status synced: usable at once as an"
+            " invoice's contact_id), or stored and queued because the ledger did not answer (sync_status"
+            " pending: the retry function creates it; poll Location, do not send it again)",
             "headers": _CREATED_HEADERS,
             "content": {"application/json": {"model": Contact}},
         },

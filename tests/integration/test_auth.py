@@ -1,4 +1,4 @@
-"""Header checks of design §1: every failure is the same 401, and it comes first."""
+"""Credential header checks: every failure is the same 401, and it comes first."""
 
 from __future__ import annotations
 

@@ -118,7 +118,7 @@ def test_the_ledger_refusing_stores_a_failed_contact_and_answers_422(demo: dict[
     with pytest.raises(ApiError) as invoice_refused:
         create_invoice(principal, invoice_for(error.contact_id), include_remote_data=False)
     assert invoice_refused.value.details[0].field == "contact_id"
-    assert "refused by the ledger" in invoice_refused.value.details[0].reason
+    assert "did not reach the ledger" in invoice_refused.value.details[0].reason
 
 
 def test_an_invoice_naming_a_pending_contact_is_refused_naming_contact_id(demo: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Field rules of design §1, on the Pydantic models alone."""
+"""The API's field rules, on the Pydantic models alone."""
 
 from __future__ import annotations
 

@@ -168,7 +168,7 @@ def _not_in_ledger(kind: str, record: dict[str, Any]) -> str:
     """Why a record created through Ledgerbridge cannot be pointed at yet (no remote id)."""
     what = kind.replace("_", " ")
     if record.get("sync_status") == "failed":
-        return f"this {what} was refused by the ledger and does not exist there"
+        return f"this {what} did not reach the ledger (sync_status failed; sync_error says why)"
     return f"this {what} is not yet created in the ledger (sync_status pending); try again later"
 
 

@@ -1,4 +1,4 @@
-"""``make run``: Ledgerbridge on this machine, with no AWS account and no Docker (design §5).
+"""``make run``: Ledgerbridge on this machine, with no AWS account and no Docker.
 
 An embedded moto server plays AWS on ``127.0.0.1:$AWS_PORT`` (4566); the tables, key,
 secret, queues and bucket are the ones template.yaml declares; a demo project, API key and

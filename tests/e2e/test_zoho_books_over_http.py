@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
 from ledgerbridge import jsonutil
@@ -206,3 +207,70 @@ def test_a_zoho_validation_error_is_422_with_its_message_and_a_failed_record(zoh
     stored = fetch(zoho.stack, connected, error["invoice_id"])
     assert (stored["sync_status"], stored["remote_id"]) == ("failed", None)
     assert "already exists" in stored["sync_error"]
+
+
+# --- contacts -----------------------------------------------------------------------------
+
+
+def create_contact(zoho: ZohoStack, body: dict[str, Any], key: str) -> httpx.Response:
+    return httpx.post(
+        f"{zoho.stack.api_url}/accounting/contacts",
+        content=jsonutil.dumps(body),
+        headers={**zoho.zoho.auth, "Idempotency-Key": key},
+        params={"remote_data": "true"},
+        timeout=60,
+    )
+
+
+NEW_CUSTOMER = {
+    "name": "Umbrella Corp",
+    "is_customer": True,
+    "email_address": "billing@umbrella.example",
+    "currency": "USD",
+    "addresses": [{"street_1": "1 Main St", "city": "Boston", "country": "USA"}],
+    "phone_numbers": [{"phone_number": "+1 617 555 0100", "phone_type": "WORK"}],
+}
+
+
+def test_a_new_customer_is_created_once_and_the_next_invoice_can_name_it(zoho: ZohoStack) -> None:
+    fake = zoho.zoho.fake
+    before = len(fake.created_contacts())
+    response = create_contact(zoho, NEW_CUSTOMER, "zoho-new-customer-1")
+    assert response.status_code == 201, response.text
+    contact = response.json()
+    created = fake.created_contacts()
+    assert len(created) == before + 1
+    record = created[-1]
+    assert (contact["sync_status"], contact["remote_id"]) == ("synced", record["contact_id"])
+    assert record["contact_type"] == "customer" and record["notes"] == f"Ledgerbridge contact {contact['id']}"
+    assert record["contact_persons"][0]["email"] == "billing@umbrella.example"
+    assert record["billing_address"]["address"] == "1 Main St"
+
+    body = {**unified_invoice(zoho.zoho, payable=False), "contact_id": contact["id"]}
+    invoice = create(zoho.stack, zoho.zoho, body)
+    assert invoice.status_code == 201, invoice.text
+    document = fake.documents["invoices"][invoice.json()["remote_id"]]
+    assert document["customer_id"] == record["contact_id"]
+
+
+def test_a_resend_with_the_same_idempotency_key_creates_nothing_new(zoho: ZohoStack) -> None:
+    fake = zoho.zoho.fake
+    body = {**NEW_CUSTOMER, "name": "Resent Corp"}
+    first = create_contact(zoho, body, "zoho-resent-customer")
+    assert first.status_code == 201, first.text
+    count, posts = len(fake.created_contacts()), len(fake.posts("contacts"))
+    again = create_contact(zoho, body, "zoho-resent-customer")
+    assert again.status_code == 201, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert (len(fake.created_contacts()), len(fake.posts("contacts"))) == (count, posts)
+
+
+def test_a_field_zoho_cannot_hold_is_a_422_naming_it_with_nothing_sent(zoho: ZohoStack) -> None:
+    fake = zoho.zoho.fake
+    requests = len(fake.requests)
+    body = {**NEW_CUSTOMER, "name": "Both Ways Ltd", "is_supplier": True, "field_mappings": {"foo": "x"}}
+    response = create_contact(zoho, body, "zoho-both-ways")
+    assert response.status_code == 422, response.text
+    fields = [detail["field"] for detail in response.json()["details"]]
+    assert fields == ["is_supplier", "field_mappings.foo"]
+    assert len(fake.requests) == requests

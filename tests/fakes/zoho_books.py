@@ -27,6 +27,16 @@ What it models:
   ``POST /invoices/{id}/status/sent``, ``GET|POST /invoices|bills/{id}/comments`` (a comment
   list that, as Zoho's, also holds the document's history: a "created" entry of type
   ``system``), ``GET /contacts``, ``/items``, ``/chartofaccounts`` (paged, with ``page_context``).
+- ``POST /contacts``: a customer or vendor (``contact_type``, customer by default) as Zoho's
+  Contacts reference documents it: ``contact_name`` required and, as Zoho refuses by default
+  ("allow duplicate display names" is off), not another contact's (any case); a known
+  ``currency_id`` (the base currency when absent) and custom fields; then the full record
+  (addresses, contact persons, notes, the edition's tax-number field) answered 201
+  ``{"code": 0, "message", "contact"}``. It joins the contact list, so invoices and bills can
+  name it. ``GET /contacts/{id}`` answers the full record; ``GET /contacts`` answers list rows
+  (no addresses, notes or persons: the primary person's email, phone and mobile flattened, as
+  Zoho's rows are) and searches them with ``search_text`` (names or notes, contains, any case)
+  and ``contact_name``. ``GET /settings/currencies`` lists the organisation's currencies.
 - Every request's query and every body is first held to the documented fields
   (tests/fixtures/specs/zoho-books/books_v3.json, written from Zoho's own SDK and API
   reference): an undocumented query parameter or body field, or a value of the wrong type, is a
@@ -77,10 +87,22 @@ ORG_TZ = timezone(timedelta(hours=-4))  # the recorded organisation answers in U
 PAGE_SIZE = 200
 # Hand-written: the recorded organisation has no taxes and no custom fields.
 TAXES = {"260815000000141001": ("Sales Tax", Decimal("8.25"))}
+# The recorded organisation's base currency (its contacts' currency_id) and a hand-written second one.
+CURRENCIES = {"USD": "260815000000000097", "EUR": "260815000000000103"}
+BASE_CURRENCY = "USD"
+CONTACT_FIELD = "260815000000140005"  # a hand-written contact custom field ("Account manager")
 PO_NUMBER_FIELD = "260815000000140001"
 REFERENCE_FIELD = "260815000000140003"  # a text field for invoices, kept off the PDF: where the id can go
 SPEC = "zoho-books/books_v3"
 CENT = Decimal("0.01")
+_CONTACT = re.compile(r"^contacts/(?P<id>\d+)$")
+# What a list row of GET /contacts carries (Zoho's List Contacts answer), of a full record.
+CONTACT_ROW_KEYS = (
+    "contact_id", "contact_name", "customer_name", "vendor_name", "company_name", "contact_type", "status",
+    "payment_terms", "payment_terms_label", "currency_id", "currency_code", "first_name", "last_name",
+    "email", "phone", "mobile", "created_time", "last_modified_time",
+)  # fmt: skip
+ADDRESS_KEYS = ("attention", "address", "street2", "city", "state", "zip", "country", "fax", "phone")
 _DOCUMENT = re.compile(r"^(?P<resource>invoices|bills)(?:/(?P<id>\d+)(?P<sub>/status/sent|/comments)?)?$")
 
 
@@ -137,7 +159,11 @@ class FakeZohoBooks:
         self.access_tokens = {access_token}
         self.refresh_tokens = {refresh_token}
         self.custom_fields = (
-            {PO_NUMBER_FIELD: "PO number", REFERENCE_FIELD: "Ledgerbridge id"}
+            {
+                PO_NUMBER_FIELD: "PO number",
+                REFERENCE_FIELD: "Ledgerbridge id",
+                CONTACT_FIELD: "Account manager",
+            }
             if custom_fields is None
             else dict(custom_fields)
         )
@@ -152,7 +178,7 @@ class FakeZohoBooks:
             "invoices": {recorded_invoice["invoice_id"]: recorded_invoice},
             "bills": {recorded_bill["bill_id"]: recorded_bill},
         }
-        self.created_ids: dict[str, list[str]] = {"invoices": [], "bills": []}
+        self.created_ids: dict[str, list[str]] = {"invoices": [], "bills": [], "contacts": []}
         self.comments: dict[str, list[dict[str, Any]]] = {}  # by document id
         self.deleted_ids: list[str] = []
         self._faults = Faults("Zoho Books")
@@ -212,6 +238,10 @@ class FakeZohoBooks:
             self.documents[resource][i] for i in self.created_ids[resource] if i in self.documents[resource]
         ]
 
+    def created_contacts(self) -> list[dict[str, Any]]:
+        """Contacts made through the API, in creation order."""
+        return [c for c in self.contacts if c["contact_id"] in self.created_ids["contacts"]]
+
     def posts(self, resource: str) -> list[httpx.Request]:
         return [r for r in self.requests if r.method == "POST" and r.url.path == f"{API}/{resource}"]
 
@@ -259,9 +289,22 @@ class FakeZohoBooks:
 
     def _api(self, request: httpx.Request, resource: str) -> httpx.Response:
         method = request.method
-        lists = {"contacts": self.contacts, "items": self.items, "chartofaccounts": self.accounts}
+        lists = {"items": self.items, "chartofaccounts": self.accounts}
         if method == "GET" and resource in lists:
             return self._page(request, resource, lists[resource])
+        if resource == "contacts" and method == "GET":
+            return self._list_contacts(request)
+        if resource == "contacts" and method == "POST":
+            return self._create_contact(request)
+        if (contact := _CONTACT.match(resource)) and method == "GET":
+            record = self._known_contact(contact["id"])
+            return _json(200, {"code": 0, "message": "success", "contact": copy.deepcopy(record)})
+        if resource == "settings/currencies" and method == "GET":
+            currencies = [
+                {"currency_id": i, "currency_code": code, "is_base_currency": code == BASE_CURRENCY}
+                for code, i in CURRENCIES.items()
+            ]
+            return _json(200, {"code": 0, "message": "success", "currencies": currencies})
         match = _DOCUMENT.match(resource)
         if match is None:
             raise ZohoError(5, "Invalid URL Passed", 404)
@@ -411,6 +454,80 @@ class FakeZohoBooks:
         if record is None:
             raise ZohoError(1002 if kind is INVOICE else 13011, f"{kind.label} does not exist.", 404)
         return record
+
+    # --- contacts ---------------------------------------------------------------------------
+
+    def _known_contact(self, contact_id: str) -> dict[str, Any]:
+        record = next((c for c in self.contacts if c["contact_id"] == contact_id), None)
+        if record is None:
+            raise ZohoError(1002, "Contact does not exist.", 404)
+        return record
+
+    def _list_contacts(self, request: httpx.Request) -> httpx.Response:
+        """List rows, searched by ``search_text`` (names or notes) and ``contact_name`` as Zoho documents."""
+        text = (request.url.params.get("search_text") or "").lower()
+        name = request.url.params.get("contact_name")
+        records = [
+            c
+            for c in self.contacts
+            if text in f"{c.get('contact_name', '')}\n{c.get('notes', '')}".lower()
+            and (name is None or c.get("contact_name") == name)
+        ]
+        return self._page(request, "contacts", [_contact_row(c) for c in records])
+
+    def _create_contact(self, request: httpx.Request) -> httpx.Response:
+        body = _json_body(request)
+        self._check_body(body, "CreateContact")
+        name = str(body.get("contact_name") or "").strip()
+        if not name:
+            raise ZohoError(4, "Please enter the contact name.")
+        if any(str(c.get("contact_name", "")).lower() == name.lower() for c in self.contacts):
+            raise ZohoError(3062, f'The contact name "{name}" already exists. Please enter a different name.')
+        currency_id = str(body.get("currency_id") or CURRENCIES[BASE_CURRENCY])
+        code = next((code for code, i in CURRENCIES.items() if i == currency_id), None)
+        if code is None:
+            raise ZohoError(2, "Invalid value passed for currency_id")
+        record = self._contact_record(body, name, code)
+        self.contacts.append(record)
+        self.created_ids["contacts"].append(record["contact_id"])
+        return _json(
+            201, {"code": 0, "message": "The contact has been added.", "contact": copy.deepcopy(record)}
+        )
+
+    def _contact_record(self, body: dict[str, Any], name: str, currency: str) -> dict[str, Any]:
+        now, contact_id = self._now(), self._new_id()
+        persons = [
+            {"contact_person_id": self._new_id(), "first_name": "", "last_name": "", "email": "", "phone": "",
+             "mobile": "", **person, "is_primary_contact": index == 0}
+            for index, person in enumerate(body.get("contact_persons") or [])
+        ]  # fmt: skip
+        primary = persons[0] if persons else {}
+        empty_address = dict.fromkeys(ADDRESS_KEYS, "")
+        return {
+            "contact_id": contact_id,
+            "contact_name": name,
+            "customer_name": name,
+            "vendor_name": name,
+            "company_name": str(body.get("company_name") or ""),
+            "contact_type": body.get("contact_type", "customer"),
+            "status": "active",
+            "payment_terms": body.get("payment_terms", 0),
+            "payment_terms_label": body.get("payment_terms_label", "Due on Receipt"),
+            "currency_id": CURRENCIES[currency],
+            "currency_code": currency,
+            "primary_contact_id": primary.get("contact_person_id", ""),
+            "email": primary.get("email", ""),
+            "phone": primary.get("phone", ""),
+            "mobile": primary.get("mobile", ""),
+            "contact_persons": persons,
+            "billing_address": {**empty_address, **(body.get("billing_address") or {})},
+            "shipping_address": {**empty_address, **(body.get("shipping_address") or {})},
+            "custom_fields": self._custom_fields(body),
+            "notes": str(body.get("notes") or ""),
+            **{key: body[key] for key in ("vat_reg_no", "tax_reg_no", "gst_no") if key in body},
+            "created_time": now,
+            "last_modified_time": now,
+        }
 
     # --- writes -----------------------------------------------------------------------------
 
@@ -656,6 +773,9 @@ _OPERATIONS = (
     ("GET", re.compile(r"^bills/\d+/comments$"), "list_bill_comments"),
     ("POST", re.compile(r"^bills/\d+/comments$"), "add_bill_comment"),
     ("GET", re.compile(r"^contacts$"), "list_contacts"),
+    ("POST", re.compile(r"^contacts$"), "create_contact"),
+    ("GET", re.compile(r"^contacts/\d+$"), "get_contact"),
+    ("GET", re.compile(r"^settings/currencies$"), "list_currencies"),
     ("GET", re.compile(r"^items$"), "list_items"),
     ("GET", re.compile(r"^chartofaccounts$"), "list_chart_of_accounts"),
 )
@@ -674,6 +794,11 @@ def _json_body(request: httpx.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ZohoError(4, "Invalid value passed for JSONString")
     return body
+
+
+def _contact_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A contact as Zoho's list answers it: no addresses, persons or notes."""
+    return {key: copy.deepcopy(record[key]) for key in CONTACT_ROW_KEYS if key in record}
 
 
 def _base(amount: Decimal, rate: Decimal) -> Decimal:

@@ -11,10 +11,11 @@ import httpx
 import pytest
 
 from ledgerbridge import jsonutil
-from ledgerbridge.models import InvoiceInput
+from ledgerbridge.models import ContactInput, InvoiceInput
 from ledgerbridge.providers.base import (
     ConnectionContext,
     InvalidInvoice,
+    OutboundContact,
     OutboundInvoice,
     ProviderRejected,
     ProviderUnavailable,
@@ -27,6 +28,7 @@ from ledgerbridge.providers.zoho_books import (
     INVOICE,
     ZohoBooksProvider,
     ZohoBooksRequest,
+    ZohoContactRequest,
     account_reference,
     contact_reference,
     item_reference,
@@ -38,6 +40,7 @@ from tests.fakes.zoho_books import (
     API,
     CLIENT_ID,
     CLIENT_SECRET,
+    CONTACT_FIELD,
     ORGANIZATION_ID,
     PO_NUMBER_FIELD,
     REFERENCE_FIELD,
@@ -993,7 +996,7 @@ def test_references_list_every_page_of_contacts_items_and_accounts(fake: FakeZoh
         assert request.url.params["per_page"] == "3"
         pages.setdefault(request.url.path.removeprefix(API + "/"), []).append(request.url.params["page"])
     assert pages == {
-        "contacts": ["1", "2", "3"],
+        "contacts": ["1", "1", "2", "3"],  # the search for contacts Ledgerbridge created, then the list
         "items": ["1", "2", "3"],
         "chartofaccounts": [str(n) for n in range(1, 19)],
     }
@@ -1083,3 +1086,230 @@ def test_the_environment_overrides_replace_the_data_centers_hosts(
     assert str(seen[0]) == f"http://127.0.0.1:8765/zoho/books/v3/invoices?organization_id={ORGANIZATION_ID}"
     assert provider.oauth_token_url(settings) == "http://127.0.0.1:8765/oauth/v2/token"
     assert (provider.name, provider.oauth_client_auth) == ("zoho_books", "form")
+
+
+# --- contacts -------------------------------------------------------------------------------
+
+CONTACT_ID = "0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1c00"
+CONTACT_SETTINGS = {
+    **SETTINGS,
+    "tax_number_field": "vat_reg_no",
+    "contact_custom_field.account_manager": CONTACT_FIELD,
+}
+FULL_CONTACT = {
+    "name": "Umbrella Ltd",
+    "is_customer": True,
+    "email_address": "billing@umbrella.example",
+    "tax_number": "GB123456789",
+    "status": "ACTIVE",
+    "currency": "EUR",
+    "remote_updated_at": "2026-01-01T00:00:00Z",
+    "addresses": [
+        {"street_1": "1 Main St", "street_2": "Floor 2", "city": "London", "state": "Greater London",
+         "postal_code": "EC1A 1BB", "country": "United Kingdom", "address_type": "BILLING"},
+        {"street_1": "9 Dock Rd", "city": "Tilbury", "address_type": "delivery"},
+    ],
+    "phone_numbers": [
+        {"phone_number": "+44 20 7946 0000", "phone_type": "WORK"},
+        {"phone_number": "+44 7700 900000", "phone_type": "MOBILE"},
+        {"phone_number": "+44 20 7946 0001", "phone_type": "fax"},
+    ],
+    "field_mappings": {"account_manager": "Dana"},
+}  # fmt: skip
+
+
+def outbound_contact(body: dict[str, Any], contact_id: str = CONTACT_ID) -> OutboundContact:
+    return OutboundContact(contact_id, ContactInput.model_validate(jsonutil.loads(jsonutil.dumps(body))))
+
+
+def mapped_contact(body: dict[str, Any], **settings: str) -> ZohoContactRequest:
+    """The request, its body held to Zoho's documented contact fields."""
+    connection = ConnectionContext("conn-zoho", "zoho_books", {**CONTACT_SETTINGS, **settings})
+    request = provider.map_contact(connection, outbound_contact(body))
+    assert_valid(request.body, "zoho-books/books_v3", "CreateContact")
+    return request
+
+
+def contact_refusal(body: dict[str, Any], **settings: str) -> list[tuple[str, str]]:
+    connection = ConnectionContext("conn-zoho", "zoho_books", {**CONTACT_SETTINGS, **settings})
+    with pytest.raises(InvalidInvoice) as caught:
+        provider.map_contact(connection, outbound_contact(body))
+    return caught.value.details
+
+
+def send_contact(fake: FakeZohoBooks, body: dict[str, Any], contact_id: str = CONTACT_ID) -> RemoteReference:
+    connection = connect(fake.handle, fake, CONTACT_SETTINGS)
+    out = outbound_contact(body, contact_id)
+    return provider.send_contact(connection, out, provider.map_contact(connection, out))
+
+
+def test_every_contact_field_goes_where_zohos_create_contact_documents_it() -> None:
+    request = mapped_contact(FULL_CONTACT)
+    assert request.organization_id == ORGANIZATION_ID and request.currency == "EUR"
+    assert request.body == {
+        "contact_name": "Umbrella Ltd",
+        "contact_type": "customer",
+        "notes": f"Ledgerbridge contact {CONTACT_ID}",
+        "vat_reg_no": "GB123456789",
+        "billing_address": {"address": "1 Main St", "street2": "Floor 2", "city": "London",
+                            "state": "Greater London", "zip": "EC1A 1BB", "country": "United Kingdom",
+                            "fax": "+44 20 7946 0001"},
+        "shipping_address": {"address": "9 Dock Rd", "city": "Tilbury"},
+        "contact_persons": [{"email": "billing@umbrella.example", "phone": "+44 20 7946 0000",
+                             "mobile": "+44 7700 900000", "is_primary_contact": True}],
+        "custom_fields": [{"customfield_id": CONTACT_FIELD, "value": "Dana"}],
+    }  # fmt: skip
+
+
+def test_a_supplier_is_a_vendor_and_a_bare_name_is_a_customer() -> None:
+    assert mapped_contact({"name": "Beta Parts", "is_supplier": True}).body["contact_type"] == "vendor"
+    bare = mapped_contact({"name": "Walk-in"})
+    assert bare.body == {"contact_name": "Walk-in", "contact_type": "customer",
+                         "notes": f"Ledgerbridge contact {CONTACT_ID}"}  # fmt: skip
+    assert bare.currency is None
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"is_supplier": True, "is_customer": True}, "is_supplier"),
+        ({"is_customer": False}, "is_customer"),
+        ({"name": None}, "name"),
+        ({"name": "x" * 201}, "name"),
+        ({"status": "ARCHIVED"}, "status"),
+        ({"tax_number": "GB1234567890123"}, "tax_number"),
+        ({"addresses": [{"city": "A"}, {"city": "B", "address_type": "POSTAL"}]}, "addresses.1"),
+        ({"addresses": [{"address_type": "SHIPPING"}]}, "addresses.0"),
+        ({"phone_numbers": [{"phone_number": "1"}, {"phone_number": "2", "phone_type": "HOME"}]},
+         "phone_numbers.1"),
+        ({"phone_numbers": [{"phone_type": "MOBILE"}]}, "phone_numbers.0.phone_number"),
+        ({"field_mappings": {"foo": "x"}}, "field_mappings.foo"),
+        ({"field_mappings": {"account_manager": None}}, "field_mappings.account_manager"),
+    ],
+)  # fmt: skip
+def test_what_a_zoho_contact_cannot_hold_is_refused_by_its_path(change: dict[str, Any], path: str) -> None:
+    details = contact_refusal({"name": "Umbrella Ltd", **change})
+    assert [where for where, _ in details] == [path], details
+
+
+def test_a_tax_number_needs_the_editions_field_set_on_the_connection() -> None:
+    no_setting = {**CONTACT_SETTINGS}
+    del no_setting["tax_number_field"]
+    connection = ConnectionContext("conn-zoho", "zoho_books", no_setting)
+    with pytest.raises(InvalidInvoice) as caught:
+        provider.map_contact(connection, outbound_contact({"name": "U", "tax_number": "GB1"}))
+    [(path, reason)] = caught.value.details
+    assert path == "tax_number" and "tax_number_field" in reason
+    assert contact_refusal({"name": "U", "tax_number": "1"}, tax_number_field="ssn")[0][0] == "connection"
+    assert (
+        mapped_contact({"name": "U", "tax_number": "29ABCDE1234F1Z5"}, tax_number_field="gst_no").body[
+            "gst_no"
+        ]
+        == "29ABCDE1234F1Z5"
+    )
+
+
+def test_a_contact_is_created_once_at_zoho_and_answered_as_zoho_recorded_it(fake: FakeZohoBooks) -> None:
+    reference = send_contact(fake, FULL_CONTACT)
+    [created] = fake.created_contacts()
+    assert reference.remote_id == created["contact_id"] and reference.name == "Umbrella Ltd"
+    [post] = fake.posts("contacts")
+    assert post.url.params["organization_id"] == ORGANIZATION_ID
+    assert fake.body_of(post)["currency_id"] == "260815000000000103"  # EUR, looked up at Zoho
+    assert reference.fields == {
+        "is_customer": True,
+        "is_supplier": False,
+        "email_address": "billing@umbrella.example",
+        "tax_number": "GB123456789",
+        "currency": "EUR",
+        "currency_id": "260815000000000103",
+        "status": "ACTIVE",
+        "addresses": [
+            {"street_1": "1 Main St", "street_2": "Floor 2", "city": "London", "state": "Greater London",
+             "postal_code": "EC1A 1BB", "country": "United Kingdom", "address_type": "BILLING"},
+            {"street_1": "9 Dock Rd", "street_2": None, "city": "Tilbury", "state": None, "postal_code": None,
+             "country": None, "address_type": "SHIPPING"},
+        ],
+        "phone_numbers": [
+            {"phone_number": "+44 20 7946 0000", "phone_type": "WORK"},
+            {"phone_number": "+44 7700 900000", "phone_type": "MOBILE"},
+            {"phone_number": "+44 20 7946 0001", "phone_type": "FAX"},
+        ],
+        "remote_updated_at": "2026-11-24T10:30:00-04:00",
+    }  # fmt: skip
+    assert reference.remote_data == jsonutil.loads(jsonutil.dumps(created))
+
+
+def test_the_created_contact_can_take_an_invoice_at_once(fake: FakeZohoBooks) -> None:
+    reference = send_contact(fake, {"name": "New Customer", "is_customer": True})
+    body = {"contact_id": CONTACT_UUID, "line_items": [{"description": "Support", "total_amount": 10}]}
+    connection = connect(fake.handle, fake)
+    created = create(connection, outbound(body, {"contact_id": reference}))
+    assert fake.documents["invoices"][created.remote_id]["customer_id"] == reference.remote_id
+
+
+def test_the_next_reference_sync_describes_a_created_contact_as_its_create_did(fake: FakeZohoBooks) -> None:
+    reference = send_contact(fake, FULL_CONTACT)
+    synced = ZohoBooksProvider().list_references(connect(fake.handle, fake))
+    [listed] = [r for r in synced if r.kind == "contact" and r.remote_id == reference.remote_id]
+    assert (listed.name, listed.fields) == (reference.name, reference.fields)
+    acme = next(r for r in synced if r.remote_id == ACME)  # a contact made in Zoho: its list row
+    assert acme.fields["addresses"] is None and acme.fields["is_customer"] is True
+
+
+def test_find_contact_finds_the_earlier_attempt_and_none_for_another_id(fake: FakeZohoBooks) -> None:
+    connection = connect(fake.handle, fake, CONTACT_SETTINGS)
+    assert provider.find_contact(connection, outbound_contact(FULL_CONTACT)) is None
+    created = send_contact(fake, FULL_CONTACT)
+    found = provider.find_contact(connection, outbound_contact(FULL_CONTACT))
+    assert found is not None and (found.remote_id, found.fields) == (created.remote_id, created.fields)
+    other = outbound_contact(FULL_CONTACT, "0196a3f2-7c1e-7d3a-9b2e-5f4c3d2a1cff")
+    assert provider.find_contact(connection, other) is None
+    searches = [r.url.params.get("search_text") for r in fake.requests if r.url.path == f"{API}/contacts"]
+    assert f"Ledgerbridge contact {CONTACT_ID}" in searches
+
+
+def test_a_lost_answer_is_never_resent_and_find_contact_then_finds_the_one_contact(
+    fake: FakeZohoBooks,
+) -> None:
+    connection = connect(fake.handle, fake, CONTACT_SETTINGS)
+    out = outbound_contact({"name": "Lost Answer Ltd"})
+    request = provider.map_contact(connection, out)
+    fake.timeout_next(after_processing=True)
+    with pytest.raises(ProviderUnavailable):
+        provider.send_contact(connection, out, request)
+    assert len(fake.posts("contacts")) == 1 and len(fake.created_contacts()) == 1
+    found = provider.find_contact(connection, out)
+    assert found is not None and found.remote_id == fake.created_contacts()[0]["contact_id"]
+
+
+def test_a_resend_refused_for_its_own_earlier_contacts_name_returns_that_contact(fake: FakeZohoBooks) -> None:
+    first = send_contact(fake, {"name": "Twice Sent Ltd"})
+    again = send_contact(fake, {"name": "Twice Sent Ltd"})  # same contact id: an earlier attempt made it
+    assert again.remote_id == first.remote_id and len(fake.created_contacts()) == 1
+
+
+def test_another_contacts_name_is_zohos_refusal_with_its_message(fake: FakeZohoBooks) -> None:
+    with pytest.raises(ProviderRejected) as refused:
+        send_contact(fake, {"name": "acme corp"})  # the recorded "Acme Corp"
+    assert 'The contact name "acme corp" already exists' in str(refused.value)
+    assert fake.created_contacts() == []
+
+
+def test_a_currency_the_organisation_lacks_is_refused_before_posting(fake: FakeZohoBooks) -> None:
+    with pytest.raises(ProviderRejected) as refused:
+        send_contact(fake, {"name": "Yen Co", "currency": "JPY"})
+    assert "JPY is not a currency of this Zoho Books organisation" in str(refused.value)
+    assert fake.posts("contacts") == []
+
+
+def test_the_fake_holds_contact_bodies_to_zohos_documented_fields(fake: FakeZohoBooks) -> None:
+    with httpx.Client(transport=httpx.MockTransport(fake.handle)) as client:
+        answer = client.post(
+            f"https://www.zohoapis.com{API}/contacts",
+            params={"organization_id": ORGANIZATION_ID},
+            headers={"authorization": "Bearer zoho-access-0"},
+            json={"contact_name": "X", "email": "x@example.com"},
+        )
+    assert answer.status_code == 400 and "'email' was unexpected" in answer.json()["message"]
+    assert fake.created_contacts() == []

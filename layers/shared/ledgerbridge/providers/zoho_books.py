@@ -1,4 +1,4 @@
-"""Zoho Books: sales invoices and bills (payables) through the Books API v3.
+"""Zoho Books: sales invoices, bills (payables) and contacts through the Books API v3.
 
 A receivable is ``POST {api}/books/v3/invoices``, a payable ``POST {api}/books/v3/bills``,
 both with the organisation in the ``organization_id`` query parameter (connection setting
@@ -9,6 +9,43 @@ that refreshes tokens; LEDGERBRIDGE_ZOHO_BOOKS_API_URL / _TOKEN_URL replace both
 Zoho publishes no OpenAPI document to copy: the fields sent are the ones Zoho's own SDK (the
 books-java-wrappers) and its API reference document, listed with their source in
 tests/fixtures/specs/zoho-books, which every test body and query is checked against.
+
+Contacts (``map_contact``/``send_contact``/``find_contact``): ``POST {api}/books/v3/contacts``,
+the body Zoho's Contacts reference and its SDK's ``Contact.toJSON`` document (the fields in
+tests/fixtures/specs/zoho-books). Decisions:
+
+- Customer or vendor: a Zoho contact is one or the other (``contact_type``), so ``is_supplier``
+  alone makes a vendor, anything else a customer; both true is refused on ``is_supplier``
+  (create one of each), ``is_customer`` false without ``is_supplier`` on ``is_customer``.
+- ``name`` -> ``contact_name`` (the display name, required, at most 200 characters; Zoho refuses
+  a name another contact holds, and that refusal is answered as Zoho's). ``email_address`` and
+  the phones go on the one primary contact person (``email``, ``phone`` for WORK or any other
+  type, ``mobile`` for MOBILE), a FAX on the billing address: one number per slot, a second is
+  refused by its path (``phone_numbers.1``). Addresses: ``billing_address`` and
+  ``shipping_address`` (SHIPPING or DELIVERY), street_1/2 -> ``address``/``street2``,
+  postal_code -> ``zip``; a second one for a slot, or an empty one, is refused (``addresses.1``).
+- ``tax_number``: Zoho keeps it in its edition's own field (UK ``vat_reg_no``, at most 12; GCC,
+  Mexico, Kenya, South Africa ``tax_reg_no``; India ``gst_no``, 15), which only the operator
+  knows: the connection's ``tax_number_field`` names it; without it a tax number is refused.
+- ``currency``: Zoho takes only the organisation's ``currency_id``, so ``send_contact`` looks the
+  code up (``GET /settings/currencies``) before posting; a code the organisation lacks is
+  Zoho's refusal, nothing posted. ``status`` ARCHIVED is refused (Zoho creates contacts active).
+  ``field_mappings.<slug>`` needs ``contact_custom_field.<slug>`` (contact custom fields have
+  their own ids, apart from invoices'); an unknown slug is refused by name.
+- Exactly once: Zoho has no idempotency key and no external-id field on a contact. The
+  contact's ``notes`` (the UI's "Remarks", internal: never printed nor shown in the portal) is
+  searchable (the list's ``search_text`` looks in names and notes) and Panora's contact has no
+  notes of its own, so it holds ``Ledgerbridge contact <contact id>``. The POST is never resent
+  blindly (``idempotent=False``): a lost answer is ProviderUnavailable, and ``find_contact``
+  searches the notes for the id, reads each hit whole and keeps the one whose notes hold it (the
+  first created, were there two). A resend Zoho refuses because the lost first create took the
+  name returns that first contact. Trade-off: Zoho does not keep notes unique or fixed; someone
+  editing the remarks before a resend loses the link, and the resend is then refused as a
+  duplicate name (or, where the organisation allows duplicate names, makes a second contact).
+- One description: ``contact_reference`` reads a list row and a full record alike. List rows
+  carry no addresses, tax number or fax, so ``list_references`` reads the contacts Ledgerbridge
+  created (the same notes search) whole, one GET each, and a sync says of them what their
+  create said; contacts made in Zoho keep their list row (addresses null).
 
 Why it looks the way it does:
 
@@ -96,10 +133,18 @@ from typing import Any
 
 import httpx
 
-from ledgerbridge.models import InvoiceInput, InvoiceStatus, InvoiceType, LineItemInput
+from ledgerbridge.models import (
+    ContactInput,
+    ContactStatus,
+    InvoiceInput,
+    InvoiceStatus,
+    InvoiceType,
+    LineItemInput,
+)
 from ledgerbridge.providers.base import (
     ConnectionContext,
     InvalidInvoice,
+    OutboundContact,
     OutboundInvoice,
     ProviderRejected,
     ProviderUnavailable,
@@ -287,6 +332,17 @@ def completion_of(settings: dict[str, str], invoice: InvoiceInput) -> Completion
 
 
 # --- mapping: unified invoice -> Zoho Books -------------------------------------------------
+
+CUSTOM_VALUE_REASON = "Zoho Books custom fields take text, a number or true/false"
+
+
+def custom_field_entry(definition: str, value: Any) -> dict[str, Any] | None:
+    """``{"customfield_id", "value"}`` for a plain value (booleans kept, numbers as text), else None."""
+    if isinstance(value, bool):
+        return {"customfield_id": definition, "value": value}
+    if isinstance(value, str | int | Decimal):
+        return {"customfield_id": definition, "value": str(value)}
+    return None
 
 
 def _date(value: datetime | None) -> str | None:
@@ -510,12 +566,11 @@ class _Mapper(RefusingMapper):
                     path, f"no Zoho Books custom field is defined for '{slug}' (setting custom_field.{slug})"
                 )
                 continue
-            if isinstance(value, bool):
-                fields.append({"customfield_id": definition, "value": value})
-            elif isinstance(value, str | int | Decimal):
-                fields.append({"customfield_id": definition, "value": str(value)})
+            entry = custom_field_entry(definition, value)
+            if entry is None:
+                self.refuse(path, CUSTOM_VALUE_REASON)
             else:
-                self.refuse(path, "Zoho Books custom fields take text, a number or true/false")
+                fields.append(entry)
         return fields
 
     def _check_caller_reference(self, path: str, value: Any) -> None:
@@ -549,6 +604,194 @@ def map_invoice(connection: ConnectionContext, outbound: OutboundInvoice) -> Zoh
 def wants_sent(invoice: InvoiceInput) -> bool:
     """An invoice asked OPEN (or with no status) is marked sent after Zoho creates the draft."""
     return kind_of(invoice) is INVOICE and invoice.status in (None, InvoiceStatus.OPEN)
+
+
+# --- mapping: unified contact -> Zoho Books -------------------------------------------------
+
+MAX_CONTACT_NAME = 200  # contact_name ("Display Name"), per Zoho's API reference
+CONTACT_NOTE_PREFIX = "Ledgerbridge contact "  # the contact's notes: this, then the Ledgerbridge id
+TAX_NUMBER_SETTING = "tax_number_field"
+# Each edition's field for a contact's tax registration number, and the most characters it holds.
+TAX_NUMBER_FIELDS = {"vat_reg_no": 12, "tax_reg_no": 15, "gst_no": 15}
+CONTACT_CUSTOM_FIELD_PREFIX = "contact_custom_field."
+SHIPPING_TYPES = {"SHIPPING", "DELIVERY"}
+# phone_type -> where Zoho keeps the number (anything else is the primary contact person's phone).
+PHONE_SLOTS = {"MOBILE": "mobile", "FAX": "fax"}
+# (unified address field, Zoho address field)
+ADDRESS_FIELDS = (
+    ("street_1", "address"),
+    ("street_2", "street2"),
+    ("city", "city"),
+    ("state", "state"),
+    ("postal_code", "zip"),
+    ("country", "country"),
+)
+
+
+def contact_note(contact_id: str) -> str:
+    """What the contact's notes hold: the Ledgerbridge id that find_contact searches for."""
+    return CONTACT_NOTE_PREFIX + contact_id
+
+
+def _type_word(value: str | None) -> str:
+    return (value or "").strip().upper().replace(" ", "_").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class ZohoContactRequest:
+    """One ``POST /contacts``: its body, and the currency whose ``currency_id`` the send looks up."""
+
+    organization_id: str
+    body: dict[str, Any]
+    currency: str | None
+
+
+@dataclass
+class _ContactMapper:
+    """Builds one contact body, collecting every field Zoho Books cannot take."""
+
+    settings: dict[str, str]
+    outbound: OutboundContact
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def contact(self) -> ContactInput:
+        return self.outbound.contact
+
+    def refuse(self, path: str, reason: str) -> None:
+        self.problems.append((path, reason))
+
+    def body(self) -> dict[str, Any]:
+        contact = self.contact
+        self._refusals()
+        body: dict[str, Any] = {
+            "contact_name": contact.name,
+            "contact_type": self._contact_type(),
+            "notes": contact_note(self.outbound.contact_id),
+            **self._tax_number(),
+        }
+        phones = self._phones()
+        body.update(self._addresses(phones.pop("fax", None)))
+        person = {key: value for key, value in (("email", contact.email_address), *phones.items()) if value}
+        if person:
+            body["contact_persons"] = [{**person, "is_primary_contact": True}]
+        custom = self._custom_fields()
+        if custom:
+            body["custom_fields"] = custom
+        return body
+
+    def _refusals(self) -> None:
+        contact = self.contact
+        if not contact.name:
+            self.refuse("name", "Zoho Books needs a contact name (its display name)")
+        elif len(contact.name) > MAX_CONTACT_NAME:
+            self.refuse("name", f"Zoho Books contact names hold at most {MAX_CONTACT_NAME} characters")
+        if contact.status == ContactStatus.ARCHIVED:
+            self.refuse(
+                "status", "Zoho Books creates contacts active: create it ACTIVE, then mark it inactive"
+            )
+
+    def _contact_type(self) -> str:
+        """A Zoho contact is a customer or a vendor (``contact_type``), never both."""
+        contact = self.contact
+        if contact.is_supplier and contact.is_customer:
+            self.refuse("is_supplier", "a Zoho Books contact is a customer or a vendor: create one of each")
+        if contact.is_supplier:
+            return "vendor"
+        if contact.is_customer is False:
+            self.refuse("is_customer", "a Zoho Books contact is a customer or a vendor: say which")
+        return "customer"
+
+    def _tax_number(self) -> dict[str, str]:
+        number = self.contact.tax_number
+        if number is None:
+            return {}
+        key = _setting(self.settings, TAX_NUMBER_SETTING)
+        known = ", ".join(TAX_NUMBER_FIELDS)
+        if key is None:
+            self.refuse(
+                "tax_number",
+                f"Zoho Books keeps tax numbers in its edition's own field: set the connection's "
+                f"{TAX_NUMBER_SETTING} ({known})",
+            )
+            return {}
+        if key not in TAX_NUMBER_FIELDS:
+            self.refuse("connection", f"Zoho Books {TAX_NUMBER_SETTING} must be one of {known}")
+            return {}
+        if len(number) > TAX_NUMBER_FIELDS[key]:
+            self.refuse("tax_number", f"Zoho Books' {key} holds at most {TAX_NUMBER_FIELDS[key]} characters")
+        return {key: number}
+
+    def _phones(self) -> dict[str, str]:
+        """One number per slot: the primary person's phone and mobile, the billing address's fax."""
+        slots: dict[str, str] = {}
+        for index, phone in enumerate(self.contact.phone_numbers or []):
+            slot = PHONE_SLOTS.get(_type_word(phone.phone_type), "phone")
+            if not phone.phone_number:
+                self.refuse(f"phone_numbers.{index}.phone_number", "a phone number needs its number")
+            elif slot in slots:
+                self.refuse(
+                    f"phone_numbers.{index}", f"Zoho Books holds one {slot} number: this is a second one"
+                )
+            else:
+                slots[slot] = phone.phone_number
+        return slots
+
+    def _addresses(self, fax: str | None) -> dict[str, dict[str, str]]:
+        """A billing and a shipping address (SHIPPING/DELIVERY; anything else bills); the fax bills."""
+        slots: dict[str, dict[str, str]] = {}
+        for index, address in enumerate(self.contact.addresses or []):
+            path = f"addresses.{index}"
+            slot = (
+                "shipping_address"
+                if _type_word(address.address_type) in SHIPPING_TYPES
+                else "billing_address"
+            )
+            values = {zoho: getattr(address, unified) for unified, zoho in ADDRESS_FIELDS}
+            values = {key: value for key, value in values.items() if value is not None}
+            if slot in slots:
+                self.refuse(path, f"Zoho Books holds one {slot}: this is a second one")
+            elif not values:
+                self.refuse(path, "an address with nothing in it")
+            else:
+                slots[slot] = values
+        if fax:
+            slots["billing_address"] = {**slots.get("billing_address", {}), "fax": fax}
+        return slots
+
+    def _custom_fields(self) -> list[dict[str, Any]]:
+        definitions = {
+            key[len(CONTACT_CUSTOM_FIELD_PREFIX) :]: value
+            for key, value in self.settings.items()
+            if key.startswith(CONTACT_CUSTOM_FIELD_PREFIX)
+        }
+        fields = []
+        for slug, value in (self.contact.field_mappings or {}).items():
+            path, definition = f"field_mappings.{slug}", definitions.get(slug)
+            entry = custom_field_entry(definition, value) if definition else None
+            if definition is None:
+                self.refuse(
+                    path,
+                    f"no Zoho Books contact custom field is defined for '{slug}' "
+                    f"(setting {CONTACT_CUSTOM_FIELD_PREFIX}{slug})",
+                )
+            elif entry is None:
+                self.refuse(path, CUSTOM_VALUE_REASON)
+            else:
+                fields.append(entry)
+        return fields
+
+
+def map_contact(connection: ConnectionContext, outbound: OutboundContact) -> ZohoContactRequest:
+    """The ``POST /contacts`` request; raises InvalidInvoice listing every problem. No I/O."""
+    settings = connection.settings
+    organization = organization_id(settings)
+    api_url(settings)  # a bad data_center is a misconfiguration: refuse before storing
+    mapper = _ContactMapper(settings, outbound)
+    body = mapper.body()
+    if mapper.problems:
+        raise InvalidInvoice(list(dict.fromkeys(mapper.problems)))
+    return ZohoContactRequest(organization, body, outbound.contact.currency)
 
 
 # --- mapping: Zoho Books -> unified ---------------------------------------------------------
@@ -643,10 +886,14 @@ class _Api:
         return answer
 
     def record(self, answer: dict[str, Any], kind: _Kind, doing: str) -> dict[str, Any]:
-        record = answer.get(kind.entity)
-        if not isinstance(record, dict) or not record.get(kind.id_key):
-            # Safe to try again: find_invoice looks for what this attempt may have created first.
-            raise ProviderUnavailable(f"Zoho Books answered without the {kind.entity} {doing}")
+        return self.entity(answer, kind.entity, kind.id_key, doing)
+
+    def entity(self, answer: dict[str, Any], entity: str, id_key: str, doing: str) -> dict[str, Any]:
+        """The record an answer carries under ``entity``; without it (or its id) Zoho is unavailable."""
+        record = answer.get(entity)
+        if not isinstance(record, dict) or not record.get(id_key):
+            # Safe to try again: find_invoice/find_contact look for what this attempt may have created.
+            raise ProviderUnavailable(f"Zoho Books answered without the {entity} {doing}")
         return record
 
     def get(self, kind: _Kind, remote_id: str) -> dict[str, Any]:
@@ -673,9 +920,9 @@ class _Api:
 _DAWN = datetime.min.replace(tzinfo=UTC)
 
 
-def _created_order(record: dict[str, Any], kind: _Kind) -> tuple[datetime, int]:
+def _created_order(record: dict[str, Any], id_key: str) -> tuple[datetime, int]:
     """Creation time first (Zoho ids are not in creation order), the id only to break a tie."""
-    remote_id = str(record.get(kind.id_key) or "")
+    remote_id = str(record.get(id_key) or "")
     created = parse_zoho_time(record.get("created_time")) or _DAWN
     return created, int(remote_id) if remote_id.isdigit() else 0
 
@@ -705,7 +952,7 @@ class _Single:
             for record in self._api.pages(kind.resource, kind.resource, PAGE_SIZE, reference.search)
             if reference.carried_by(record)
         ]
-        return sorted(found, key=lambda record: _created_order(record, kind))
+        return sorted(found, key=lambda record: _created_order(record, kind.id_key))
 
     def keep_first(self, copies: list[dict[str, Any]]) -> dict[str, Any]:
         """Delete the later untouched copies of the first; returns the first.
@@ -787,6 +1034,74 @@ def _finish(
     return remote_invoice(record, single.kind, lines)
 
 
+# --- contacts at Zoho -----------------------------------------------------------------------
+
+
+def _currency_id(api: _Api, code: str) -> str:
+    """The organisation's id for a currency code: Zoho takes ``currency_id`` only."""
+    answer = api.call("GET", "settings/currencies", "listing the organisation's currencies")
+    for currency in answer.get("currencies") or []:
+        if isinstance(currency, dict) and str(currency.get("currency_code") or "").upper() == code.upper():
+            return str(currency["currency_id"])
+    raise ProviderRejected(
+        [f"{code} is not a currency of this Zoho Books organisation (add it in Zoho first)"]
+    )
+
+
+def _contact_record(api: _Api, contact_id: str) -> dict[str, Any]:
+    doing = f"reading contact {contact_id}"
+    return api.entity(api.call("GET", f"contacts/{contact_id}", doing), "contact", "contact_id", doing)
+
+
+def _noted_contacts(api: _Api, note: str, page_size: int = PAGE_SIZE) -> list[dict[str, Any]]:
+    """Full records of the contacts whose notes hold ``note``, first created first.
+
+    Zoho's ``search_text`` matches names and notes loosely, and list rows carry no notes: each
+    hit is read whole and kept only if its notes really hold ``note``.
+    """
+    rows = api.pages("contacts", "contacts", page_size, {"search_text": note.strip()})
+    found = [_contact_record(api, str(row["contact_id"])) for row in rows if row.get("contact_id")]
+    ours = [record for record in found if note in str(record.get("notes") or "")]
+    return sorted(ours, key=lambda record: _created_order(record, "contact_id"))
+
+
+def _find_contact(api: _Api, contact_id: str) -> RemoteReference | None:
+    """The contact an earlier attempt created for this Ledgerbridge id (the first, were there two)."""
+    earlier = _noted_contacts(api, contact_note(contact_id))
+    return contact_reference(earlier[0]) if earlier else None
+
+
+def _send_contact(api: _Api, request: ZohoContactRequest, contact_id: str) -> RemoteReference:
+    """One POST, never resent blindly (a lost answer is find_contact's to settle).
+
+    A refusal is first checked against an earlier attempt: Zoho refuses a second contact of the
+    same name, so a resend after a lost answer is refused because of the contact it made.
+    """
+    body = dict(request.body)
+    if request.currency:
+        body["currency_id"] = _currency_id(api, request.currency)
+    doing = "creating the contact"
+    try:
+        answer = api.call("POST", "contacts", doing, body=body, idempotent=False)
+    except ProviderRejected:
+        earlier = _find_contact(api, contact_id)
+        if earlier is None:
+            raise
+        return earlier
+    return contact_reference(api.entity(answer, "contact", "contact_id", doing))
+
+
+def _contact_records(api: _Api, page_size: int) -> Iterator[dict[str, Any]]:
+    """Every contact's list row, but a contact Ledgerbridge created as its full record.
+
+    List rows carry no addresses or tax numbers; reading the full record of the contacts
+    Ledgerbridge created (found by their notes) keeps a sync from contradicting their create.
+    """
+    created = {str(r["contact_id"]): r for r in _noted_contacts(api, CONTACT_NOTE_PREFIX, page_size)}
+    for row in api.pages("contacts", "contacts", page_size):
+        yield created.get(str(row.get("contact_id")), row)
+
+
 # --- the provider ---------------------------------------------------------------------------
 
 
@@ -824,7 +1139,7 @@ class ZohoBooksProvider:
             return _finish(api, single, _first(api, single, earlier), completion, lines, fresh=False)
         created = api.record(answer, kind, doing)
         copies = {str(c[kind.id_key]): c for c in [*single.copies(), created]}
-        ordered = sorted(copies.values(), key=lambda record: _created_order(record, kind))
+        ordered = sorted(copies.values(), key=lambda record: _created_order(record, kind.id_key))
         mine = ordered[0][kind.id_key] == created[kind.id_key]
         if mine:
             single.keep_first(ordered)
@@ -845,10 +1160,24 @@ class ZohoBooksProvider:
         completion = completion_of(connection.settings, invoice)
         return _finish(api, single, record, completion, len(invoice.line_items or []), fresh=False)
 
+    def map_contact(self, connection: ConnectionContext, outbound: OutboundContact) -> ZohoContactRequest:
+        return map_contact(connection, outbound)
+
+    def send_contact(
+        self, connection: ConnectionContext, outbound: OutboundContact, request: ZohoContactRequest
+    ) -> RemoteReference:
+        return _send_contact(_Api(connection), request, outbound.contact_id)
+
+    def find_contact(
+        self, connection: ConnectionContext, outbound: OutboundContact
+    ) -> RemoteReference | None:
+        """The contact an earlier attempt created: the one whose notes hold the contact id."""
+        return _find_contact(_Api(connection), outbound.contact_id)
+
     def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
         api = _Api(connection)
         return [
-            *(contact_reference(record) for record in api.pages("contacts", "contacts", self._page_size)),
+            *(contact_reference(record) for record in _contact_records(api, self._page_size)),
             *(item_reference(record) for record in api.pages("items", "items", self._page_size)),
             *(
                 account_reference(record)
@@ -865,9 +1194,44 @@ def _status(value: Any) -> str | None:
     return text.upper() if text else None
 
 
+def _primary_person(record: dict[str, Any]) -> dict[str, Any]:
+    people = [p for p in record.get("contact_persons") or [] if isinstance(p, dict)]
+    return next((p for p in people if p.get("is_primary_contact")), people[0] if people else {})
+
+
+def _contact_addresses(record: dict[str, Any]) -> list[dict[str, Any]]:
+    addresses = []
+    for key, kind in (("billing_address", "BILLING"), ("shipping_address", "SHIPPING")):
+        address = record.get(key)
+        values = (
+            {unified: _text(address.get(zoho)) for unified, zoho in ADDRESS_FIELDS}
+            if isinstance(address, dict)
+            else {}
+        )
+        if any(values.values()):
+            addresses.append({**values, "address_type": kind})
+    return addresses
+
+
+def _contact_phones(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The primary person's phone (Zoho's "Work Phone") and mobile (list rows carry them flat), the fax."""
+    person, billing = _primary_person(record), record.get("billing_address")
+    numbers = (
+        ("WORK", _text(person.get("phone")) or _text(record.get("phone"))),
+        ("MOBILE", _text(person.get("mobile")) or _text(record.get("mobile"))),
+        ("FAX", _text(billing.get("fax")) if isinstance(billing, dict) else None),
+    )
+    return [{"phone_number": number, "phone_type": kind} for kind, number in numbers if number]
+
+
 def contact_reference(record: dict[str, Any]) -> RemoteReference:
-    """A customer or a vendor: a Zoho contact is one or the other (``contact_type``)."""
+    """A customer or a vendor (``contact_type``), from a list row or a full record alike.
+
+    A list row has no addresses, tax number or fax: those are null for it (see _contact_records).
+    """
     contact_type = str(record.get("contact_type") or "")
+    updated = parse_zoho_time(record.get("last_modified_time"))
+    tax_numbers = (_text(record.get(key)) for key in TAX_NUMBER_FIELDS)
     return RemoteReference(
         kind="contact",
         remote_id=str(record["contact_id"]),
@@ -875,10 +1239,14 @@ def contact_reference(record: dict[str, Any]) -> RemoteReference:
         fields={
             "is_customer": contact_type == "customer",
             "is_supplier": contact_type == "vendor",
-            "email_address": _text(record.get("email")),
+            "email_address": _text(record.get("email")) or _text(_primary_person(record).get("email")),
+            "tax_number": next((number for number in tax_numbers if number), None),
             "currency": _text(record.get("currency_code")),
             "currency_id": _text(record.get("currency_id")),
             "status": _status(record.get("status")),
+            "addresses": _contact_addresses(record) or None,
+            "phone_numbers": _contact_phones(record) or None,
+            "remote_updated_at": updated.isoformat() if updated else None,
         },
         remote_data=record,
     )

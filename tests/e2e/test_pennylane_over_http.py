@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
 from ledgerbridge import jsonutil
@@ -184,3 +185,94 @@ def test_a_pennylane_validation_error_is_422_with_its_message_and_a_failed_recor
     assert (stored["sync_status"], stored["remote_id"]) == ("failed", None)
     assert "Date cannot be before latest finalized invoice." in stored["sync_error"]
     assert len(pl.fake.created()) == before
+
+
+# --- contacts -----------------------------------------------------------------------------
+
+NEW_CUSTOMER = {
+    "name": "Umbrella SAS",
+    "is_customer": True,
+    "email_address": "compta@umbrella.example",
+    "tax_number": "FR12345678901",
+    "addresses": [{"street_1": "8 rue de la Paix", "postal_code": "75002", "city": "Paris", "country": "FR"}],
+    "phone_numbers": [{"phone_number": "+33 1 23 45 67 89", "phone_type": "WORK"}],
+}
+
+
+def create_contact(pl: PennylaneStack, body: dict[str, Any], key: str) -> httpx.Response:
+    return httpx.post(
+        f"{pl.stack.api_url}/accounting/contacts",
+        content=jsonutil.dumps(body),
+        headers={**pl.connected.auth, "Idempotency-Key": key},
+        params={"remote_data": "true"},
+        timeout=60,
+    )
+
+
+def customers_named(fake: pennylane.FakePennylane, name: str) -> list[dict[str, Any]]:
+    return [customer for customer in fake.customers if customer["name"] == name]
+
+
+def test_a_new_customer_is_created_once_and_the_next_invoice_can_name_it(pl: PennylaneStack) -> None:
+    posts = len(pl.fake.customer_requests())
+    response = create_contact(pl, NEW_CUSTOMER, "pl-new-customer-1")
+    assert response.status_code == 201, response.text
+    contact = response.json()
+
+    [customer] = customers_named(pl.fake, "Umbrella SAS")
+    assert len(pl.fake.customer_requests()) == posts + 1
+    assert (contact["sync_status"], contact["remote_id"]) == ("synced", str(customer["id"]))
+    assert customer["external_reference"] == contact["id"]  # what find_contact looks it up by
+    assert (customer["customer_type"], customer["emails"], customer["vat_number"], customer["phone"]) == (
+        "company", ["compta@umbrella.example"], "FR12345678901", "+33 1 23 45 67 89"
+    )  # fmt: skip
+    assert customer["billing_address"] == {
+        "address": "8 rue de la Paix", "postal_code": "75002", "city": "Paris", "country_alpha2": "FR"
+    }  # fmt: skip
+    assert (contact["is_customer"], contact["is_supplier"]) == (True, False)
+    assert contact["addresses"][0]["city"] == "Paris" and contact["remote_data"]["id"] == customer["id"]
+
+    invoices = len(pl.fake.created())
+    answer = create(pl.stack, pl.connected, full_invoice(pl.connected, contact_id=contact["id"]))
+    assert answer.status_code == 201, answer.text
+    assert len(pl.fake.created()) == invoices + 1
+    made = pl.fake.created()[-1]
+    assert made["customer"]["id"] == customer["id"] and answer.json()["remote_id"] == str(made["id"])
+
+
+def test_a_contact_resent_with_the_same_idempotency_key_creates_nothing_new(pl: PennylaneStack) -> None:
+    body = {**NEW_CUSTOMER, "name": "Initech SARL"}
+    first = create_contact(pl, body, "pl-new-customer-2")
+    assert first.status_code == 201, first.text
+    posts = len(pl.fake.customer_requests())
+
+    again = create_contact(pl, body, "pl-new-customer-2")
+
+    assert again.status_code == 201, again.text
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert (again.json()["id"], again.json()["remote_id"]) == (first.json()["id"], first.json()["remote_id"])
+    assert len(pl.fake.customer_requests()) == posts
+    assert len(customers_named(pl.fake, "Initech SARL")) == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"is_supplier": True}, "is_supplier"),
+        ({"currency": "EUR"}, "currency"),
+        ({"field_mappings": {"region": "EMEA"}}, "field_mappings.region"),
+        ({"addresses": [{"street_1": "8 rue de la Paix", "postal_code": "75002", "city": "Paris",
+                         "country": "France"}]}, "addresses.0.country"),
+        ({"phone_numbers": [{"phone_number": "06 12 34 56 78", "phone_type": "MOBILE"}]},
+         "phone_numbers.0.phone_type"),
+    ],
+)  # fmt: skip
+def test_a_contact_field_pennylane_cannot_hold_is_422_naming_it_with_nothing_sent(
+    pl: PennylaneStack, changes: dict[str, Any], field: str
+) -> None:
+    name = f"Refused {field}"
+    before = len(pl.fake.requests)
+    response = create_contact(pl, {**NEW_CUSTOMER, **changes, "name": name}, f"pl-refused-{field}")
+    assert response.status_code == 422, response.text
+    assert [detail["field"] for detail in response.json()["details"]] == [field]
+    assert len(pl.fake.requests) == before and customers_named(pl.fake, name) == []

@@ -20,13 +20,22 @@ real HTTP server end to end. It serves:
   invoice not dated before the latest finalised one: 422 ``{"error", "status"}``); fills
   product lines from the product, computes VAT and totals, numbers finalised invoices;
   answers 201 with the invoice in the recorded shape.
+- ``POST /company_customers``: the body checked against ``postCompanyCustomer`` (400 as
+  above), then Pennylane's rules (a name, every part of each address, an ISO 3166 alpha-2
+  country, a unique ``external_reference``: 422 ``{"error", "status"}``; a duplicate *name* is
+  not refused, Pennylane does not check names); answers 201 with the customer in the recorded
+  list shape (``customer_type`` ``company``), which joins the customer list, so invoices can
+  name it and ``GET /customers`` shows it.
 - ``GET /customer_invoices`` (``filter`` on ``external_reference``/``id``/``customer_id``/
-  ``draft``, cursor paging), ``/customer_invoices/{id}``, ``/customer_invoices/{id}/invoice_lines``,
-  ``/customers``, ``/products``, ``/ledger_accounts``: cursor-paged lists (``limit`` 1-100,
-  default 20; ``has_more``/``next_cursor``; ``sort`` ``id`` or ``-id``, default ``-id``).
+  ``draft``, cursor paging), ``GET /customers`` (``filter`` on ``id``/``customer_type``/
+  ``name``/``external_reference``/``reg_no``), ``/customer_invoices/{id}``,
+  ``/customer_invoices/{id}/invoice_lines``, ``/products``, ``/ledger_accounts``: cursor-paged
+  lists (``limit`` 1-100, default 20; ``has_more``/``next_cursor``; ``sort`` ``id`` or
+  ``-id``, default ``-id``).
 
 Records come from tests/fixtures/providers/pennylane (recorded exchanges, trimmed). Written
-from the documentation rather than a recording: the token endpoint's bodies, the error
+from the documentation rather than a recording: the company-customer create (its body from
+the OpenAPI document, its answer in the recorded list shape), the token endpoint's bodies, the error
 bodies (documented as ``{"error": string, "status": integer}``; the wording of messages is
 a close paraphrase, except "Date cannot be before latest finalized invoice.", quoted from a
 user's report), the 429 answer (documented text and ``retry-after``), the invoice lines'
@@ -45,12 +54,13 @@ import copy
 import random
 import string
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 import httpx
 
@@ -65,7 +75,7 @@ TOKEN_PATH = "/oauth/token"
 CLIENT_ID = "fake-pennylane-client-id"
 CLIENT_SECRET = "fake-pennylane-client-secret"
 ACCESS_TOKEN_SECONDS = 86400
-SCOPES = "customer_invoices:all customers:readonly products:readonly ledger_accounts:readonly"
+SCOPES = "customer_invoices:all customers:all products:readonly ledger_accounts:readonly"
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 CENT = Decimal("0.01")
 # Documented codes with their rates (a subset: the French rates and the zero-rated regimes).
@@ -89,6 +99,7 @@ EXCHANGE_RATES = {
     "CHF": Decimal("1.05"),
 }
 SPEC = "pennylane/customer_invoices"  # excerpt of Pennylane's OpenAPI document
+CUSTOMERS_SPEC = "pennylane/customers"  # the company-customer create body, from the same document
 # The list operations the fake serves, by their path under /api/external/v2.
 LIST_OPERATIONS = {
     "customers": "getCustomers",
@@ -96,6 +107,11 @@ LIST_OPERATIONS = {
     "ledger_accounts": "getLedgerAccounts",
     "customer_invoices": "getCustomerInvoices",
     "invoice_lines": "getCustomerInvoiceInvoiceLines",
+}
+# Filterable fields the fake implements, by list (a subset of those each operation documents).
+FILTER_FIELDS = {
+    "customer_invoices": ("external_reference", "id", "customer_id", "draft"),
+    "customers": ("external_reference", "id", "customer_type", "name", "reg_no"),
 }
 INVALID_GRANT = (
     "The provided authorization grant is invalid, expired, revoked, does not match the redirection "
@@ -206,6 +222,13 @@ class FakePennylane:
     def invoice_requests(self) -> list[httpx.Request]:
         return [r for r in self.requests if r.method == "POST" and r.url.path == f"{API}/customer_invoices"]
 
+    def customer_requests(self) -> list[httpx.Request]:
+        return [r for r in self.requests if r.method == "POST" and r.url.path == f"{API}/company_customers"]
+
+    def created_customers(self) -> list[dict[str, Any]]:
+        """Customers made through the API (not the recorded ones), oldest first."""
+        return sorted((c for c in self.customers if c.get("_created")), key=lambda c: c["id"])
+
     def created(self) -> list[dict[str, Any]]:
         """Invoices made through the API (not the recorded ones), oldest first."""
         return [record for record in self.invoices.values() if record.get("_created")]
@@ -243,6 +266,8 @@ class FakePennylane:
         parts = path[len(API) + 1 :].split("/")
         if request.method == "POST" and parts == ["customer_invoices"]:
             return self._create_invoice(request)
+        if request.method == "POST" and parts == ["company_customers"]:
+            return self._create_customer(request)
         if request.method == "GET":
             return self._read(request, parts)
         raise _Refused(404, "Not Found")
@@ -252,12 +277,11 @@ class FakePennylane:
             "customers": self.customers,
             "products": self.products,
             "ledger_accounts": self.ledger_accounts,
+            "customer_invoices": list(self.invoices.values()),
         }
         _check_query(request, parts)
         if len(parts) == 1 and parts[0] in lists:
-            return self._page(request, lists[parts[0]])
-        if parts == ["customer_invoices"]:
-            return self._page(request, self._filtered(request, list(self.invoices.values())))
+            return self._page(request, self._filtered(request, parts[0], lists[parts[0]]))
         if len(parts) >= 2 and parts[0] == "customer_invoices":
             invoice = self.invoices.get(int(parts[1])) if parts[1].isdigit() else None
             if invoice is None:
@@ -325,10 +349,14 @@ class FakePennylane:
             },
         )
 
-    def _filtered(self, request: httpx.Request, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _filtered(
+        self, request: httpx.Request, name: str, records: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         text = request.url.params.get("filter")
         if text is None:
             return records
+        if name not in FILTER_FIELDS:
+            raise _Refused(400, f"{name} cannot be filtered by the fake")
         try:
             conditions = jsonutil.loads(text)
         except ValueError:
@@ -336,7 +364,7 @@ class FakePennylane:
         if not isinstance(conditions, list):
             raise _Refused(400, "filter must be a JSON array")
         for condition in conditions:
-            records = [record for record in records if _matches(record, condition)]
+            records = [record for record in records if _matches(record, condition, FILTER_FIELDS[name])]
         return records
 
     # --- create -----------------------------------------------------------------------------
@@ -367,6 +395,61 @@ class FakePennylane:
         self.invoices[record["id"]] = record
         self.invoice_lines[record["id"]] = lines
         return _json(201, _public(record))
+
+    def _create_customer(self, request: httpx.Request) -> httpx.Response:
+        try:
+            body = jsonutil.loads(request.content)
+        except ValueError:
+            raise _Refused(400, "Invalid JSON") from None
+        problems = schema_errors(body, CUSTOMERS_SPEC, "postCompanyCustomer")
+        if problems:
+            raise _Refused(400, "Invalid body: " + "; ".join(problems))
+        if not str(body["name"]).strip():
+            raise _Refused(422, "Name can't be blank")
+        for slot in ("billing_address", "delivery_address"):
+            if slot in body:
+                _check_address(slot, body[slot])
+        reference = body.get("external_reference")
+        if reference is not None and any(c.get("external_reference") == reference for c in self.customers):
+            raise _Refused(422, f"External reference {reference} has already been taken")
+        record = self._customer_record(body)
+        self.customers.insert(0, record)
+        return _json(201, _public(record))
+
+    def _customer_record(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A company customer as Pennylane lists it: given values, Pennylane's defaults for the rest."""
+        self._next_id += 4096
+        customer_id = self._next_id
+        now = self.clock().isoformat().replace("+00:00", "Z")
+        empty_address = {"address": "", "postal_code": "", "city": "", "country_alpha2": ""}
+        url = f"{HOST}{API}"
+        return {
+            "billing_iban": body.get("billing_iban"),
+            "created_at": now,
+            "customer_type": "company",
+            "id": customer_id,
+            "name": body["name"],
+            "payment_conditions": body.get("payment_conditions", "30_days"),
+            "phone": body.get("phone", ""),
+            "recipient": body.get("recipient", ""),
+            "reference": body.get("reference") or "",
+            "updated_at": now,
+            "billing_language": body.get("billing_language", "fr_FR"),
+            "vat_number": body.get("vat_number", ""),
+            "reg_no": body.get("reg_no", ""),
+            "ledger_account": {"id": customer_id + 1},
+            "notes": body.get("notes"),
+            "emails": list(body.get("emails", [])),
+            "billing_address": dict(body["billing_address"]),
+            "delivery_address": dict(body.get("delivery_address") or empty_address),
+            "external_reference": body.get("external_reference") or str(uuid.uuid4()),
+            "mandates": {"url": f"{url}/gocardless_mandates?filter={_customer_filter(customer_id)}"},
+            "pro_account_mandates": {
+                "url": f"{url}/pro_account/mandates?filter={_customer_filter(customer_id)}"
+            },
+            "contacts": {"url": f"{url}/customers/{customer_id}/contacts"},
+            "_created": True,
+        }
 
     def _customer(self, customer_id: Any) -> dict[str, Any]:
         customer = next((c for c in self.customers if c["id"] == customer_id), None)
@@ -524,6 +607,22 @@ def _check_query(request: httpx.Request, parts: list[str]) -> None:
         raise _Refused(400, "; ".join(problems))
 
 
+def _check_address(slot: str, address: dict[str, str]) -> None:
+    """Pennylane's 422s for an address: every part filled in, a known two-letter country code."""
+    label = slot.replace("_", " ").capitalize()
+    for part in ("address", "postal_code", "city", "country_alpha2"):
+        if not str(address[part]).strip():
+            raise _Refused(422, f"{label} {part.replace('_', ' ')} can't be blank")
+    country = address["country_alpha2"]
+    if not (len(country) == 2 and country.isascii() and country.isalpha() and country.isupper()):
+        raise _Refused(422, f"{label} country alpha2 {country} is not a valid ISO 3166 country code")
+
+
+def _customer_filter(customer_id: int) -> str:
+    """The URL-encoded ``customer_id`` filter Pennylane writes into a customer's mandate links."""
+    return quote(jsonutil.dumps([{"field": "customer_id", "operator": "eq", "value": str(customer_id)}]))
+
+
 def _iso_date(value: Any, name: str) -> date:
     try:
         return date.fromisoformat(str(value))
@@ -539,11 +638,11 @@ def _finalised_after(record: dict[str, Any], issued: date) -> bool:
     )
 
 
-def _matches(record: dict[str, Any], condition: Any) -> bool:
+def _matches(record: dict[str, Any], condition: Any, fields: tuple[str, ...]) -> bool:
     if not isinstance(condition, dict):
         raise _Refused(400, "Each filter must be an object with field, operator and value")
     name, operator, value = condition.get("field"), condition.get("operator"), condition.get("value")
-    if name not in ("external_reference", "id", "customer_id", "draft"):
+    if name not in fields:
         raise _Refused(400, f"Invalid filter field: {name}")
     if operator not in ("eq", "in"):
         raise _Refused(400, f"Invalid filter operator: {operator}")

@@ -14,10 +14,12 @@ import pytest
 
 from ledgerbridge import jsonutil
 from ledgerbridge.currencies import ISO_4217_CODES
-from ledgerbridge.models import InvoiceInput
+from ledgerbridge.models import ContactInput, InvoiceInput
+from ledgerbridge.providers import base
 from ledgerbridge.providers.base import (
     ConnectionContext,
     InvalidInvoice,
+    OutboundContact,
     OutboundInvoice,
     ProviderRejected,
     ProviderUnavailable,
@@ -790,3 +792,320 @@ def test_the_fakes_cursor_is_opaque_and_checked(fake: FakePennylane) -> None:
         )
         too_many = client.get(f"{BASE}/customers", params={"limit": "101"}, headers=auth)
     assert (bad.status_code, too_many.status_code) == (400, 400)
+
+
+# --- contacts: unified contact -> company customer ------------------------------------------
+
+CONTACT_ID = "0196a3f2-7c3e-7a41-9d2b-3f6c1e8a5b20"
+CUSTOMERS_SPEC = "pennylane/customers"  # the company-customer create body, same OpenAPI document
+BILLING = {"street_1": "8 rue de la Paix", "postal_code": "75002", "city": "Paris", "country": "FR"}
+FULL_CONTACT = {
+    "name": "Umbrella SAS",
+    "is_customer": True,
+    "is_supplier": False,
+    "email_address": "compta@umbrella.example",
+    "tax_number": "FR12345678901",
+    "status": "ACTIVE",
+    "remote_updated_at": "2026-11-01T10:00:00Z",  # accepted, and the ledger's to decide
+    "addresses": [
+        {**BILLING, "street_2": "Bâtiment B", "country": "fr", "address_type": "BILLING"},
+        {
+            "street_1": "2 quai de Loire",
+            "postal_code": "69002",
+            "city": "Lyon",
+            "country": "FR",
+            "address_type": "SHIPPING",
+        },
+    ],
+    "phone_numbers": [{"phone_number": "+33 1 23 45 67 89", "phone_type": "WORK"}],
+}
+
+
+def contact_outbound(contact_id: str = CONTACT_ID, **fields: Any) -> OutboundContact:
+    return OutboundContact(contact_id, ContactInput.model_validate(fields))
+
+
+def mapped_contact(**fields: Any) -> dict[str, Any]:
+    """The create body the mapper builds, checked against Pennylane's OpenAPI schema first."""
+    request = provider.map_contact(ConnectionContext("c", "pennylane"), contact_outbound(**fields))
+    assert_valid(request, CUSTOMERS_SPEC, "postCompanyCustomer")
+    return request
+
+
+def contact_refusal(**fields: Any) -> list[str]:
+    with pytest.raises(InvalidInvoice) as caught:
+        provider.map_contact(ConnectionContext("c", "pennylane"), contact_outbound(**fields))
+    return [path for path, _ in caught.value.details]
+
+
+def customer_lookups(fake: FakePennylane) -> list[httpx.Request]:
+    return [r for r in fake.requests if r.method == "GET" and r.url.path == f"{API}/customers"]
+
+
+def add_contact(connection: ConnectionContext, out: OutboundContact) -> RemoteReference:
+    return provider.send_contact(connection, out, provider.map_contact(connection, out))
+
+
+def test_a_full_contact_is_sent_as_the_company_customer_pennylane_documents() -> None:
+    assert mapped_contact(**FULL_CONTACT) == {
+        "name": "Umbrella SAS",
+        "emails": ["compta@umbrella.example"],
+        "vat_number": "FR12345678901",
+        "billing_address": {"address": "8 rue de la Paix\nBâtiment B", "postal_code": "75002",
+                            "city": "Paris", "country_alpha2": "FR"},
+        "delivery_address": {"address": "2 quai de Loire", "postal_code": "69002", "city": "Lyon",
+                             "country_alpha2": "FR"},
+        "phone": "+33 1 23 45 67 89",
+        "external_reference": CONTACT_ID,  # what find_contact looks an earlier attempt up by
+    }  # fmt: skip
+
+
+def test_a_contact_with_a_name_and_an_untyped_address_is_enough() -> None:
+    assert mapped_contact(name="Initech", addresses=[BILLING], phone_numbers=[{"phone_number": "01"}]) == {
+        "name": "Initech",
+        "billing_address": {"address": "8 rue de la Paix", "postal_code": "75002", "city": "Paris",
+                            "country_alpha2": "FR"},
+        "phone": "01",
+        "external_reference": CONTACT_ID,
+    }  # fmt: skip
+    postal = mapped_contact(name="Initech", addresses=[{**BILLING, "address_type": "postal"}])
+    assert postal["billing_address"]["city"] == "Paris" and "delivery_address" not in postal
+
+
+@pytest.mark.parametrize(
+    ("change", "paths"),
+    [
+        ({"is_supplier": True}, ["is_supplier"]),
+        ({"is_supplier": True, "is_customer": True}, ["is_supplier"]),
+        ({"is_customer": False}, ["is_customer"]),
+        ({"name": None}, ["name"]),
+        ({"name": ""}, ["name"]),
+        ({"status": "ARCHIVED"}, ["status"]),
+        ({"currency": "EUR"}, ["currency"]),
+        ({"field_mappings": {"foo": "bar", "region": "EMEA"}}, ["field_mappings.foo",
+                                                             "field_mappings.region"]),
+        ({"addresses": None}, ["addresses"]),
+        ({"addresses": [{**BILLING, "address_type": "SHIPPING"}]}, ["addresses"]),
+        ({"addresses": [BILLING, {**BILLING, "address_type": "BILLING"}]}, ["addresses.1"]),
+        ({"addresses": [{**BILLING, "address_type": "HEADQUARTERS"}]}, ["addresses.0.address_type"]),
+        ({"addresses": [{**BILLING, "state": "IDF"}]}, ["addresses.0.state"]),
+        ({"addresses": [{**BILLING, "street_1": None, "street_2": "Bât B"}]}, ["addresses.0.street_1"]),
+        ({"addresses": [{**BILLING, "city": " "}]}, ["addresses.0.city"]),
+        ({"addresses": [{"street_1": "1 rue"}]},
+         ["addresses.0.postal_code", "addresses.0.city", "addresses.0.country"]),
+        ({"addresses": [{**BILLING, "country": "France"}]}, ["addresses.0.country"]),
+        ({"phone_numbers": [{"phone_type": "WORK"}]}, ["phone_numbers.0.phone_number"]),
+        ({"phone_numbers": [{"phone_number": "06 12 34 56 78", "phone_type": "MOBILE"}]},
+         ["phone_numbers.0.phone_type"]),
+        ({"phone_numbers": [{"phone_number": "01"}, {"phone_number": "02", "phone_type": "WORK"}]},
+         ["phone_numbers.1"]),
+    ],
+)  # fmt: skip
+def test_what_a_pennylane_customer_cannot_hold_is_refused_naming_the_field(
+    change: dict[str, Any], paths: list[str]
+) -> None:
+    assert contact_refusal(**{**FULL_CONTACT, **change}) == paths
+
+
+def test_every_contact_refusal_is_reported_at_once_with_its_reason() -> None:
+    contact = {"is_supplier": True, "currency": "EUR", "addresses": [{**BILLING, "country": "France"}]}
+    with pytest.raises(InvalidInvoice) as caught:
+        provider.map_contact(ConnectionContext("c", "pennylane"), contact_outbound(**contact))
+    assert [path for path, _ in caught.value.details] == [
+        "is_supplier",
+        "name",
+        "currency",
+        "addresses.0.country",
+    ]
+    reasons = dict(caught.value.details)
+    assert "ISO 3166 alpha-2" in reasons["addresses.0.country"] and "supplier" in reasons["is_supplier"]
+
+
+def test_the_mapped_contact_body_and_nothing_else_matches_pennylanes_openapi_schema() -> None:
+    body = mapped_contact(**FULL_CONTACT)
+    assert schema_errors({**body, "currency": "EUR"}, CUSTOMERS_SPEC, "postCompanyCustomer") != []
+    without_city = {
+        **body,
+        "billing_address": {k: v for k, v in body["billing_address"].items() if k != "city"},
+    }
+    assert schema_errors(without_city, CUSTOMERS_SPEC, "postCompanyCustomer") == [
+        "/billing_address: 'city' is a required property"
+    ]
+
+
+def test_the_fake_refuses_a_customer_body_off_the_document_and_pennylanes_own_rules(
+    fake: FakePennylane,
+) -> None:
+    body = mapped_contact(**FULL_CONTACT)
+    auth = {"authorization": "Bearer pl-access-0"}
+    with httpx.Client(transport=httpx.MockTransport(fake.handle)) as client:
+        region = client.post(f"{BASE}/company_customers", json={**body, "region": "IDF"}, headers=auth)
+        country = {**body, "billing_address": {**body["billing_address"], "country_alpha2": "fr"}}
+        lower = client.post(f"{BASE}/company_customers", json=country, headers=auth)
+        blank = client.post(f"{BASE}/company_customers", json={**body, "name": " "}, headers=auth)
+    assert region.status_code == 400 and "'region' was unexpected" in region.json()["error"]
+    assert (lower.status_code, blank.status_code) == (422, 422)
+    assert blank.json() == {"error": "Name can't be blank", "status": 422}
+    assert fake.created_customers() == []
+
+
+# --- contacts: created at the fake ------------------------------------------------------------
+
+
+def test_a_contact_becomes_one_pennylane_customer_described_as_the_sync_describes_it(
+    fake: FakePennylane,
+) -> None:
+    connection = connect(fake.handle, fake)
+    created = add_contact(connection, contact_outbound(**FULL_CONTACT))
+
+    [record] = fake.created_customers()
+    assert len(fake.customer_requests()) == 1
+    assert (created.kind, created.remote_id, created.name) == ("contact", str(record["id"]), "Umbrella SAS")
+    assert record["external_reference"] == CONTACT_ID
+    assert created.remote_data == {key: value for key, value in record.items() if key != "_created"}
+    assert created.fields == {
+        "is_customer": True,
+        "is_supplier": False,
+        "email_address": "compta@umbrella.example",
+        "tax_number": "FR12345678901",
+        "status": None,
+        "currency": None,
+        "customer_type": "company",
+        "addresses": [
+            {"street_1": "8 rue de la Paix", "street_2": "Bâtiment B", "city": "Paris", "state": None,
+             "postal_code": "75002", "country": "FR", "address_type": "BILLING"},
+            {"street_1": "2 quai de Loire", "street_2": None, "city": "Lyon", "state": None,
+             "postal_code": "69002", "country": "FR", "address_type": "SHIPPING"},
+        ],
+        "phone_numbers": [{"phone_number": "+33 1 23 45 67 89", "phone_type": "WORK"}],
+        "remote_updated_at": datetime.fromisoformat(record["updated_at"]).isoformat(),
+    }  # fmt: skip
+    synced = {ref.remote_id: ref for ref in provider.list_references(connection) if ref.kind == "contact"}
+    assert (synced[created.remote_id].name, synced[created.remote_id].fields) == (
+        created.name,
+        created.fields,
+    )
+
+
+def test_an_invoice_can_name_the_customer_just_created(fake: FakePennylane) -> None:
+    connection = connect(fake.handle, fake)
+    created = add_contact(connection, contact_outbound(name="Initech", addresses=[BILLING]))
+    invoice = create(connection, outbound(BODY, {"contact_id": created}))
+    [made] = fake.created()
+    assert made["customer"]["id"] == int(created.remote_id) and invoice.remote_id == str(made["id"])
+
+
+def test_a_lost_contact_answer_is_not_resent_and_find_contact_finds_that_customer(
+    fake: FakePennylane,
+) -> None:
+    connection = connect(fake.handle, fake)
+    fake.timeout_next(after_processing=True)  # Pennylane made the customer, the answer never arrived
+    with pytest.raises(ProviderUnavailable, match="not resent"):
+        add_contact(connection, contact_outbound(**FULL_CONTACT))
+    assert len(fake.customer_requests()) == 1
+    found = base.find_contact(provider, connection, contact_outbound(**FULL_CONTACT))
+    [record] = fake.created_customers()
+    assert found is not None and (found.remote_id, found.name) == (str(record["id"]), "Umbrella SAS")
+    assert jsonutil.loads(customer_lookups(fake)[-1].url.params["filter"]) == [
+        {"field": "external_reference", "operator": "eq", "value": CONTACT_ID}
+    ]
+
+
+def test_a_5xx_on_the_create_is_unavailable_without_a_second_post(fake: FakePennylane) -> None:
+    fake.fail_next(503)
+    with pytest.raises(ProviderUnavailable):
+        add_contact(connect(fake.handle, fake), contact_outbound(**FULL_CONTACT))
+    assert len(fake.customer_requests()) == 1 and fake.created_customers() == []
+
+
+def test_a_429_never_reached_pennylane_so_the_create_is_retried(fake: FakePennylane) -> None:
+    sleeps: list[float] = []
+    fake.fail_next(429, {"Retry-After": "2"})
+    add_contact(connect(fake.handle, fake, sleeps=sleeps), contact_outbound(**FULL_CONTACT))
+    assert sleeps == [2.0]
+    assert len(fake.customer_requests()) == 2 and len(fake.created_customers()) == 1
+
+
+def test_a_resent_contact_refused_as_a_duplicate_is_answered_with_the_first_customer(
+    fake: FakePennylane,
+) -> None:
+    connection = connect(fake.handle, fake)
+    first = add_contact(connection, contact_outbound(**FULL_CONTACT))
+    again = add_contact(connection, contact_outbound(**FULL_CONTACT))  # 422: the reference is taken
+    assert (again.remote_id, again.fields) == (first.remote_id, first.fields)
+    assert len(fake.customer_requests()) == 2 and len(fake.created_customers()) == 1
+    other = add_contact(connection, contact_outbound("another-contact", **FULL_CONTACT))
+    assert other.remote_id != first.remote_id  # Pennylane does not refuse a second customer by name
+
+
+def test_a_pennylane_refusal_of_a_contact_is_provider_rejected_with_its_message(fake: FakePennylane) -> None:
+    fake.fail_next(422, body={"error": "Vat number is invalid", "status": 422})
+    with pytest.raises(ProviderRejected) as caught:
+        add_contact(connect(fake.handle, fake), contact_outbound(**FULL_CONTACT))
+    assert caught.value.messages == ["Vat number is invalid"]
+    assert len(customer_lookups(fake)) == 1 and fake.created_customers() == []  # no earlier attempt
+
+
+def test_a_refused_authorisation_on_a_contact_needs_the_connection_again(fake: FakePennylane) -> None:
+    def unauthorised(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, content=jsonutil.dumps({"error": "Invalid token", "status": 401}))
+
+    with pytest.raises(ReauthorizationRequired):
+        add_contact(connect(unauthorised, fake), contact_outbound(**FULL_CONTACT))
+    fake.fail_next(403, body={"error": "Missing scope customers:all", "status": 403})
+    with pytest.raises(ReauthorizationRequired, match="customers:all"):
+        add_contact(connect(fake.handle, fake), contact_outbound(**FULL_CONTACT))
+    assert fake.created_customers() == []
+
+
+def test_an_expired_token_is_refreshed_before_the_customer_is_created(fake: FakePennylane) -> None:
+    fake.expire_access_tokens()
+    created = add_contact(connect(fake.handle, fake), contact_outbound(**FULL_CONTACT))
+    assert created.remote_id == str(fake.created_customers()[0]["id"])
+    assert fake.retired_refresh_tokens == ["pl-refresh-0"]
+
+
+def test_a_success_without_a_customer_is_unavailable_not_created() -> None:
+    with pytest.raises(ProviderUnavailable):
+        add_contact(
+            connect(lambda request: httpx.Response(201, content=b"{}")), contact_outbound(**FULL_CONTACT)
+        )
+
+
+def test_find_contact_answers_none_until_the_customer_exists_and_trusts_only_its_reference(
+    fake: FakePennylane,
+) -> None:
+    connection = connect(fake.handle, fake)
+    assert base.supports_contacts(provider)
+    assert provider.find_contact(connection, contact_outbound(**FULL_CONTACT)) is None
+    created = add_contact(connection, contact_outbound(**FULL_CONTACT))
+    found = provider.find_contact(connection, contact_outbound(**FULL_CONTACT))
+    assert found is not None and (found.remote_id, found.fields) == (created.remote_id, created.fields)
+    assert provider.find_contact(connection, contact_outbound("another-contact", **FULL_CONTACT)) is None
+
+    everyone = recorded_body("list-customers")  # as if the filter were ignored
+
+    def unfiltered(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=jsonutil.dumps(everyone))
+
+    recorded = everyone["items"][0]["external_reference"]
+    assert provider.find_contact(connect(unfiltered), contact_outbound(**FULL_CONTACT)) is None
+    assert provider.find_contact(connect(unfiltered), contact_outbound(recorded, name="x")) is not None
+
+
+def test_an_unsearchable_customer_list_is_unavailable_so_nothing_is_resent_blindly() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, content=jsonutil.dumps({"error": "Invalid filter field", "status": 400}))
+
+    with pytest.raises(ProviderUnavailable):
+        provider.find_contact(connect(refuse), contact_outbound(**FULL_CONTACT))
+
+
+def test_recorded_customers_read_back_with_their_address_and_without_empty_ones() -> None:
+    acme = customer()
+    assert acme.fields["addresses"] == [
+        {"street_1": "1 Rue de la Paix", "street_2": None, "city": "Paris", "state": None,
+         "postal_code": "75002", "country": "FR", "address_type": "BILLING"}
+    ]  # fmt: skip
+    assert acme.fields["phone_numbers"] is None  # Pennylane writes "" for no phone
+    assert acme.fields["remote_updated_at"] == "2026-07-08T12:37:45.185229+00:00"

@@ -1,4 +1,4 @@
-"""Pennylane (France): customer invoices through the Company API v2.
+"""Pennylane (France): customer invoices and customers through the Company API v2.
 
 One request creates one invoice: ``POST {api}/api/external/v2/customer_invoices``. A v2 OAuth
 token is granted for one company, so the URL names no company and the module needs no
@@ -18,6 +18,53 @@ the Ledgerbridge invoice id there, and no caller field is displaced, so:
   filter (and checks the reference itself, in case a filter were ever ignored);
 - a create answered 409/422 (a POST retried after a lost response collides with the invoice
   the first attempt made) is looked up the same way, and the invoice found is the answer.
+
+Contacts (``map_contact``/``send_contact``/``find_contact``): one company customer,
+``POST {api}/api/external/v2/company_customers``, the body Pennylane's OpenAPI document
+describes (``postCompanyCustomer``). Decisions:
+
+- Customers only. Pennylane keeps customers and suppliers apart (``/suppliers`` is its own
+  endpoint), and this module neither creates supplier invoices (Pennylane imports those from
+  PDFs only) nor syncs suppliers: a supplier made here could never be named by an invoice,
+  and the next reference sync would not know it. So ``is_supplier`` true is refused on
+  ``is_supplier``, ``is_customer`` false on ``is_customer``.
+- A company customer, not an individual one: the unified contact has one ``name`` (an
+  individual customer needs a first and a last name we would have to guess at) and a tax
+  number (only company customers have ``vat_number``). ``name`` -> ``name`` (required),
+  ``email_address`` -> ``emails`` (one), ``tax_number`` -> ``vat_number``.
+- ``status``: Pennylane customers have none; ACTIVE (or none) is what a new customer is,
+  ARCHIVED is refused. ``currency``: Pennylane customers have none (each invoice names its
+  own), so a currency is refused rather than stored as if Pennylane kept it.
+- Addresses: Pennylane requires a ``billing_address`` and has one ``delivery_address``, each
+  with all of ``address``, ``postal_code``, ``city`` and ``country_alpha2`` ("any ISO 3166
+  alpha-2 code"). ``address_type`` BILLING, POSTAL or none is the billing address, SHIPPING
+  or DELIVERY the delivery one; any other type, a second address for a taken slot, a missing
+  part, a country that is no two-letter code (given in either case, sent upper-case) and a
+  ``state`` (Pennylane has no region) are refused by path (``addresses.1.city``). No billing
+  address at all is refused on ``addresses``. ``street_1`` and ``street_2`` share Pennylane's
+  one ``address`` text, one per line; read back, its first line is ``street_1``, the rest
+  ``street_2``. Read back as BILLING / SHIPPING.
+- Phones: Pennylane has one ``phone``, the customer's own; a WORK (or untyped) number is it.
+  A second number, another type (MOBILE, FAX... Pennylane could not say so) and an entry
+  without a number are refused by path. Read back as WORK.
+- ``field_mappings``: Pennylane customers have no custom fields; each slug is refused
+  (``field_mappings.<slug>``). Lengths: Pennylane's document gives none for these fields,
+  so only Ledgerbridge's own limits apply; anything else Pennylane will not hold is its
+  refusal (ProviderRejected).
+- Exactly once: the Ledgerbridge contact id is the customer's ``external_reference``, which
+  Pennylane's document calls "your own unique value" ("value must be unique"; Pennylane picks
+  one itself when none is given), searchable with the customer list's ``external_reference``
+  ``eq`` filter, and an integration key rather than something the customer is shown: it is
+  not among the customer fields meant for invoices (``recipient``, addresses, ``vat_number``,
+  ``reg_no``), and the customer's own ``reference`` stays free. The POST is sent with
+  ``idempotent=False``: a timeout or 5xx is never resent at once, since two requests in
+  flight together could both pass a uniqueness check; the contact stays pending and the
+  retry's ``find_contact`` looks the reference up first. A create refused as a duplicate
+  (409/422) is looked up the same way and the customer found is the answer. The trade-off:
+  a lost answer costs a pending contact until the retry, rather than an instant resend.
+- ``send_contact``, ``find_contact`` and ``list_references`` describe a customer with the one
+  ``customer_reference`` (name, flags, email, tax number, addresses, phone, ``updated_at``),
+  so the next reference sync says of a created customer what its create said.
 
 Decisions where the unified invoice and Pennylane do not line up (each refusal is an
 InvalidInvoice naming the field, before anything is stored or sent):
@@ -77,19 +124,27 @@ and are written from Decimals without exponent notation on the way out.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from ledgerbridge import jsonutil
-from ledgerbridge.models import InvoiceStatus, InvoiceType, LineItemInput
+from ledgerbridge.models import (
+    AddressInput,
+    ContactInput,
+    ContactStatus,
+    InvoiceStatus,
+    InvoiceType,
+    LineItemInput,
+)
 from ledgerbridge.providers.base import (
     ConnectionContext,
     InvalidInvoice,
+    OutboundContact,
     OutboundInvoice,
     ProviderRejected,
     ProviderUnavailable,
@@ -101,6 +156,8 @@ from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
 from ledgerbridge.providers.mapping import RefusingMapper
 from ledgerbridge.providers.mapping import money as _money
 from ledgerbridge.providers.mapping import text as _text
+
+Answer = TypeVar("Answer")  # what a create answers: a RemoteInvoice or a contact RemoteReference
 
 ENV_NAME = "PENNYLANE"
 API_URL = "https://app.pennylane.com"
@@ -400,6 +457,125 @@ def map_invoice(connection: ConnectionContext, outbound: OutboundInvoice) -> dic
     return body
 
 
+# --- mapping: unified contact -> Pennylane company customer ----------------------------------
+
+# address_type -> the customer's address slot it fills
+BILLING_TYPES = frozenset({"", "BILLING", "POSTAL"})
+DELIVERY_TYPES = frozenset({"SHIPPING", "DELIVERY"})
+# (slot, the unified address_type it is read back as)
+ADDRESS_SLOTS = (("billing_address", "BILLING"), ("delivery_address", "SHIPPING"))
+# (unified address field, Pennylane address field); each is required in a Pennylane address
+ADDRESS_PARTS = (("postal_code", "postal_code"), ("city", "city"), ("country", "country_alpha2"))
+PHONE_TYPES = frozenset({"", "WORK"})  # Pennylane's one phone is the customer's own number
+PHONE_TYPE = "WORK"
+_NOT_A_SUPPLIER = (
+    "Pennylane suppliers are not created here: Ledgerbridge creates no supplier invoices in "
+    "Pennylane and syncs no suppliers; create a customer"
+)
+
+
+def _type_word(value: str | None) -> str:
+    return (value or "").strip().upper()
+
+
+@dataclass
+class _ContactMapper:
+    """Builds one ``company_customers`` body, collecting every field Pennylane cannot take."""
+
+    contact: ContactInput
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    def refuse(self, path: str, reason: str) -> None:
+        self.problems.append((path, reason))
+
+    def body(self) -> dict[str, Any]:
+        contact = self.contact
+        self._refusals()
+        body: dict[str, Any] = {"name": contact.name}
+        if contact.email_address:
+            body["emails"] = [contact.email_address]
+        if contact.tax_number:
+            body["vat_number"] = contact.tax_number
+        return {**body, **self._addresses(), **self._phone()}
+
+    def _refusals(self) -> None:
+        contact = self.contact
+        if contact.is_supplier:
+            self.refuse("is_supplier", _NOT_A_SUPPLIER)
+        elif contact.is_customer is False:
+            self.refuse("is_customer", "a Pennylane contact created here is a customer")
+        if not contact.name:
+            self.refuse("name", "Pennylane needs the customer's name")
+        if contact.status == ContactStatus.ARCHIVED:
+            self.refuse("status", "Pennylane customers have no status: a new customer is active")
+        if contact.currency is not None:
+            self.refuse("currency", "Pennylane customers have no currency: each invoice names its own")
+        for slug in contact.field_mappings or {}:
+            self.refuse(f"field_mappings.{slug}", "Pennylane customers have no custom fields")
+
+    def _addresses(self) -> dict[str, Any]:
+        slots: dict[str, dict[str, str]] = {}
+        for index, address in enumerate(self.contact.addresses or []):
+            path, kind = f"addresses.{index}", _type_word(address.address_type)
+            slot = "delivery_address" if kind in DELIVERY_TYPES else "billing_address"
+            if kind not in BILLING_TYPES | DELIVERY_TYPES:
+                self.refuse(f"{path}.address_type", "Pennylane has a billing and a delivery address only")
+            elif slot in slots:
+                self.refuse(path, f"Pennylane holds one {slot.replace('_', ' ')}: this is a second one")
+            else:
+                slots[slot] = self._address(path, address)
+        if "billing_address" not in slots and not self._refused_under("addresses"):
+            self.refuse("addresses", "Pennylane needs a billing address (street, postal code, city, country)")
+        return slots
+
+    def _refused_under(self, prefix: str) -> bool:
+        return any(path.startswith(prefix) for path, _ in self.problems)
+
+    def _address(self, path: str, address: AddressInput) -> dict[str, str]:
+        """One Pennylane address: every part required, the country a two-letter code."""
+        if address.state:
+            self.refuse(f"{path}.state", "Pennylane addresses have no state or region")
+        lines = [line for line in (address.street_1, address.street_2) if line]
+        if not (address.street_1 or "").strip():
+            self.refuse(f"{path}.street_1", "Pennylane needs the street of every address")
+        body = {"address": "\n".join(lines)}
+        for unified, pennylane in ADDRESS_PARTS:
+            value = (getattr(address, unified) or "").strip()
+            if not value:
+                self.refuse(
+                    f"{path}.{unified}", f"Pennylane needs the {unified.replace('_', ' ')} of every address"
+                )
+            body[pennylane] = value
+        country = body["country_alpha2"].upper()
+        if country and not (len(country) == 2 and country.isascii() and country.isalpha()):
+            self.refuse(f"{path}.country", "Pennylane takes an ISO 3166 alpha-2 country code, such as FR")
+        body["country_alpha2"] = country
+        return body
+
+    def _phone(self) -> dict[str, str]:
+        phone: dict[str, str] = {}
+        for index, entry in enumerate(self.contact.phone_numbers or []):
+            path = f"phone_numbers.{index}"
+            if not entry.phone_number:
+                self.refuse(f"{path}.phone_number", "Pennylane keeps numbers: give one")
+            elif _type_word(entry.phone_type) not in PHONE_TYPES:
+                self.refuse(f"{path}.phone_type", "Pennylane has one phone, the customer's own (WORK)")
+            elif phone:
+                self.refuse(path, "Pennylane holds one phone number per customer: this is a second one")
+            else:
+                phone["phone"] = entry.phone_number
+        return phone
+
+
+def map_contact(connection: ConnectionContext, outbound: OutboundContact) -> dict[str, Any]:
+    """The ``company_customers`` body for ``outbound``; raises InvalidInvoice listing every problem."""
+    mapper = _ContactMapper(outbound.contact)
+    body = mapper.body()
+    if mapper.problems:
+        raise InvalidInvoice(mapper.problems)
+    return {**body, "external_reference": outbound.contact_id}
+
+
 # --- mapping: Pennylane -> unified ----------------------------------------------------------
 
 
@@ -543,6 +719,56 @@ class _Lister:
             query = {**query, "cursor": str(cursor)}
 
 
+def _created(
+    response: httpx.Response,
+    what: str,
+    made: Callable[[dict[str, Any]], Answer],
+    earlier: Callable[[], Answer | None],
+) -> Answer:
+    """The answer to a create: the record made, or the one an earlier attempt made.
+
+    A success without the record is ProviderUnavailable, safe to resend later (the
+    external_reference finds the record if it was made). A create refused as a duplicate
+    (409/422: a resend colliding with the record a lost answer hid) is answered with what
+    ``earlier`` finds by that reference; any other refusal is ``_failure``'s.
+    """
+    if response.status_code in (200, 201):
+        record = json_body(response)
+        if not isinstance(record, dict) or record.get("id") is None:
+            raise ProviderUnavailable(f"Pennylane answered HTTP {response.status_code} without the {what}")
+        return made(record)
+    if response.status_code in _DUPLICATE_STATUSES:
+        found = earlier()
+        if found is not None:
+            return found
+    raise _failure(response)
+
+
+def _find_by_reference(http: ProviderHttp, path: str, reference: str) -> dict[str, Any] | None:
+    """The record of list ``path`` whose ``external_reference`` is ``reference``, if any.
+
+    The reference is checked on the record too, in case a filter were ever ignored. A list
+    that cannot be searched is ProviderUnavailable: without the lookup a resend could make a
+    second record, so the caller waits and tries again later.
+    """
+    wanted = [{"field": "external_reference", "operator": "eq", "value": reference}]
+    params = {"filter": jsonutil.dumps(wanted), "limit": str(LOOKUP_LIMIT)}
+    try:
+        body = _Lister(http).page(path, params)
+    except ProviderRejected as exc:
+        raise ProviderUnavailable(f"Pennylane could not be searched by external_reference: {exc}") from exc
+    return next(
+        (
+            item
+            for item in body["items"]
+            if isinstance(item, dict)
+            and item.get("external_reference") == reference
+            and item.get("id") is not None
+        ),
+        None,
+    )
+
+
 def _line_records(http: ProviderHttp, invoice_id: Any) -> list[dict[str, Any]] | None:
     """The invoice's lines in creation order, for their ids; None if they cannot be read now.
 
@@ -572,45 +798,45 @@ class PennylaneProvider:
     ) -> RemoteInvoice:
         http = _http(connection)
         response = http.request("POST", f"{_api()}/customer_invoices", body=request)
-        if response.status_code in (200, 201):
-            record = json_body(response)
-            if not isinstance(record, dict) or record.get("id") is None:
-                # Safe to resend: the external_reference finds the invoice if it was made.
-                raise ProviderUnavailable(
-                    f"Pennylane answered HTTP {response.status_code} without the invoice"
-                )
-            return self._remote(http, record, outbound)
-        if response.status_code in _DUPLICATE_STATUSES:
-            earlier = self.find_invoice(connection, outbound)
-            if earlier is not None:
-                return earlier  # an earlier attempt (or a retried POST) already made it
-        raise _failure(response)
+        return _created(
+            response,
+            "invoice",
+            made=lambda record: self._remote(http, record, outbound),
+            earlier=lambda: self.find_invoice(connection, outbound),
+        )
 
     def find_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice | None:
         """The invoice whose ``external_reference`` is ``outbound.invoice_id``, if Pennylane has it."""
         http = _http(connection)
-        wanted = [{"field": "external_reference", "operator": "eq", "value": outbound.invoice_id}]
-        params = {"filter": jsonutil.dumps(wanted), "limit": str(LOOKUP_LIMIT)}
-        try:
-            body = _Lister(http).page("customer_invoices", params)
-        except ProviderRejected as exc:
-            # Without the lookup a resend could duplicate the invoice: wait and try again later.
-            raise ProviderUnavailable(
-                f"Pennylane could not be searched by external_reference: {exc}"
-            ) from exc
-        record = next(
-            (
-                item
-                for item in body["items"]
-                if isinstance(item, dict) and item.get("external_reference") == outbound.invoice_id
-            ),
-            None,
-        )
-        return self._remote(http, record, outbound) if record and record.get("id") is not None else None
+        record = _find_by_reference(http, "customer_invoices", outbound.invoice_id)
+        return self._remote(http, record, outbound) if record else None
 
     def _remote(self, http: ProviderHttp, record: dict[str, Any], outbound: OutboundInvoice) -> RemoteInvoice:
         lines = _line_records(http, record["id"])
         return remote_invoice(record, lines, len(outbound.invoice.line_items or []))
+
+    def map_contact(self, connection: ConnectionContext, outbound: OutboundContact) -> dict[str, Any]:
+        return map_contact(connection, outbound)
+
+    def send_contact(
+        self, connection: ConnectionContext, outbound: OutboundContact, request: dict[str, Any]
+    ) -> RemoteReference:
+        """One POST, never resent blindly: a lost answer is for find_contact to settle."""
+        http = _http(connection)
+        response = http.request("POST", f"{_api()}/company_customers", body=request, idempotent=False)
+        return _created(
+            response,
+            "customer",
+            made=customer_reference,
+            earlier=lambda: self.find_contact(connection, outbound),
+        )
+
+    def find_contact(
+        self, connection: ConnectionContext, outbound: OutboundContact
+    ) -> RemoteReference | None:
+        """The customer whose ``external_reference`` is ``outbound.contact_id``, if Pennylane has it."""
+        record = _find_by_reference(_http(connection), "customers", outbound.contact_id)
+        return customer_reference(record) if record else None
 
     def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
         """Customers, products and ledger accounts (suppliers are not synced: no payables)."""
@@ -625,8 +851,33 @@ class PennylaneProvider:
 # --- references -----------------------------------------------------------------------------
 
 
+def _customer_address(record: dict[str, Any], slot: str, address_type: str) -> dict[str, Any] | None:
+    """One of the customer's addresses in unified words; None when Pennylane has it empty."""
+    address = record.get(slot)
+    if not isinstance(address, dict) or not any(_text(value) for value in address.values()):
+        return None
+    street_1, _, street_2 = str(address.get("address") or "").partition("\n")
+    return {
+        "street_1": _text(street_1),
+        "street_2": _text(street_2),
+        "city": _text(address.get("city")),
+        "state": None,  # Pennylane addresses have no region
+        "postal_code": _text(address.get("postal_code")),
+        "country": _text(address.get("country_alpha2")),
+        "address_type": address_type,
+    }
+
+
 def customer_reference(record: dict[str, Any]) -> RemoteReference:
+    """A Pennylane customer (company or individual), listed or just created."""
     emails = [email for email in record.get("emails") or [] if email]
+    addresses = [
+        address
+        for slot, address_type in ADDRESS_SLOTS
+        if (address := _customer_address(record, slot, address_type)) is not None
+    ]
+    phone = _text(record.get("phone"))
+    updated = _timestamp(record.get("updated_at"))
     return RemoteReference(
         kind="contact",
         remote_id=str(record["id"]),
@@ -639,6 +890,9 @@ def customer_reference(record: dict[str, Any]) -> RemoteReference:
             "status": None,  # Pennylane customers have no status
             "currency": None,  # nor a currency
             "customer_type": _text(record.get("customer_type")),
+            "addresses": addresses or None,
+            "phone_numbers": [{"phone_number": phone, "phone_type": PHONE_TYPE}] if phone else None,
+            "remote_updated_at": updated.isoformat() if updated else None,
         },
         remote_data=record,
     )

@@ -186,7 +186,7 @@ from ledgerbridge.providers.base import (
     RemoteReference,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
-from ledgerbridge.providers.mapping import RefusingMapper, fits_double
+from ledgerbridge.providers.mapping import RefusingMapper, fits_double, type_word
 from ledgerbridge.providers.mapping import money as _money
 from ledgerbridge.providers.mapping import text as _text
 
@@ -707,10 +707,6 @@ def contact_roles(contact: ContactInput) -> tuple[bool, bool]:
     return customer, supplier
 
 
-def _word(value: str | None) -> str:
-    return (value or "").strip().upper()
-
-
 def _account_roles(contact: ContactInput, problems: list[tuple[str, str]]) -> dict[str, Any]:
     customer, supplier = contact_roles(contact)
     if not (customer or supplier):
@@ -747,7 +743,7 @@ def _account_address(addresses: list[AddressInput], problems: list[tuple[str, st
     if not addresses:
         return {}
     address = addresses[0]
-    if address.address_type and _word(address.address_type) not in VISIT_ADDRESS_TYPES:
+    if address.address_type and type_word(address.address_type) not in VISIT_ADDRESS_TYPES:
         problems.append(
             (
                 "addresses.0.address_type",
@@ -767,7 +763,7 @@ def _account_phones(phones: list[PhoneNumberInput], problems: list[tuple[str, st
     """Fax to ``Fax``, any other number to ``Phone``; mobiles belong to Exact's contact persons."""
     body: dict[str, Any] = {}
     for index, phone in enumerate(phones):
-        path, kind = f"phone_numbers.{index}", _word(phone.phone_type)
+        path, kind = f"phone_numbers.{index}", type_word(phone.phone_type)
         exact = "Fax" if kind == "FAX" else "Phone"
         if kind == "MOBILE":
             problems.append((f"{path}.phone_type", "Exact keeps mobiles on contact persons, not accounts"))

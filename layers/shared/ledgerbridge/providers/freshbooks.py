@@ -155,7 +155,7 @@ from ledgerbridge.providers.base import (
     RemoteReference,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
-from ledgerbridge.providers.mapping import RefusingMapper
+from ledgerbridge.providers.mapping import RefusingMapper, type_word
 from ledgerbridge.providers.mapping import text as _text
 
 ENV_NAME = "FRESHBOOKS"
@@ -540,10 +540,6 @@ def contact_note(contact_id: str) -> str:
     return CONTACT_NOTE.format(contact_id)
 
 
-def _type_word(value: str | None) -> str:
-    return (value or "").strip().upper()
-
-
 @dataclass
 class _ContactMapper:
     """Builds one ``client`` body, collecting every field FreshBooks cannot take."""
@@ -581,7 +577,7 @@ class _ContactMapper:
     def _addresses(self) -> dict[str, Any]:
         slots: dict[str, Any] = {}
         for index, address in enumerate(self.contact.addresses or []):
-            prefix = "s" if _type_word(address.address_type) in SHIPPING_TYPES else "p"
+            prefix = "s" if type_word(address.address_type) in SHIPPING_TYPES else "p"
             fields = _address_fields(prefix, address)
             if not fields:
                 self.problems.append(
@@ -602,7 +598,7 @@ class _ContactMapper:
     def _phones(self) -> dict[str, Any]:
         slots: dict[str, str] = {}
         for index, phone in enumerate(self.contact.phone_numbers or []):
-            slot = _PHONE_SLOT_FOR.get(_type_word(phone.phone_type), PHONE_SLOTS[0][0])
+            slot = _PHONE_SLOT_FOR.get(type_word(phone.phone_type), PHONE_SLOTS[0][0])
             if not phone.phone_number:
                 self.problems.append(
                     (f"phone_numbers.{index}.phone_number", "FreshBooks keeps numbers: give one")

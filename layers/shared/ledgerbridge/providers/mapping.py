@@ -37,6 +37,12 @@ def text(value: Any) -> str | None:
     return cleaned or None
 
 
+def type_word(value: str | None) -> str:
+    """Panora's free-text kinds (``address_type``, ``phone_type``) as one word to match on:
+    ``"Shipping"``, ``" work "`` and ``"po-box"`` become SHIPPING, WORK and PO_BOX."""
+    return (value or "").strip().upper().replace(" ", "_").replace("-", "_")
+
+
 def money(value: Any) -> Decimal | None:
     """A ledger's amount (number, Decimal from json_body, or decimal string) as an exact Decimal.
 

@@ -153,7 +153,7 @@ from ledgerbridge.providers.base import (
     RemoteReference,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
-from ledgerbridge.providers.mapping import RefusingMapper
+from ledgerbridge.providers.mapping import RefusingMapper, type_word
 from ledgerbridge.providers.mapping import money as _money
 from ledgerbridge.providers.mapping import text as _text
 
@@ -474,10 +474,6 @@ _NOT_A_SUPPLIER = (
 )
 
 
-def _type_word(value: str | None) -> str:
-    return (value or "").strip().upper()
-
-
 @dataclass
 class _ContactMapper:
     """Builds one ``company_customers`` body, collecting every field Pennylane cannot take."""
@@ -516,7 +512,7 @@ class _ContactMapper:
     def _addresses(self) -> dict[str, Any]:
         slots: dict[str, dict[str, str]] = {}
         for index, address in enumerate(self.contact.addresses or []):
-            path, kind = f"addresses.{index}", _type_word(address.address_type)
+            path, kind = f"addresses.{index}", type_word(address.address_type)
             slot = "delivery_address" if kind in DELIVERY_TYPES else "billing_address"
             if kind not in BILLING_TYPES | DELIVERY_TYPES:
                 self.refuse(f"{path}.address_type", "Pennylane has a billing and a delivery address only")
@@ -558,7 +554,7 @@ class _ContactMapper:
             path = f"phone_numbers.{index}"
             if not entry.phone_number:
                 self.refuse(f"{path}.phone_number", "Pennylane keeps numbers: give one")
-            elif _type_word(entry.phone_type) not in PHONE_TYPES:
+            elif type_word(entry.phone_type) not in PHONE_TYPES:
                 self.refuse(f"{path}.phone_type", "Pennylane has one phone, the customer's own (WORK)")
             elif phone:
                 self.refuse(path, "Pennylane holds one phone number per customer: this is a second one")

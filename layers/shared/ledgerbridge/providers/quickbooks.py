@@ -81,7 +81,7 @@ from ledgerbridge.providers.base import (
     RemoteReference,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
-from ledgerbridge.providers.mapping import RefusingMapper
+from ledgerbridge.providers.mapping import RefusingMapper, type_word
 from ledgerbridge.providers.mapping import money as _money
 
 ENV_NAME = "QUICKBOOKS"
@@ -438,10 +438,6 @@ class _Mapper(RefusingMapper):
 # --- mapping: unified contact -> QuickBooks Customer / Vendor -------------------------------
 
 
-def _word(value: str | None) -> str:
-    return (value or "").strip().upper().replace(" ", "_").replace("-", "_")
-
-
 def _address(address: Any) -> dict[str, Any]:
     values = {
         "Line1": address.street_1,
@@ -497,7 +493,7 @@ class _ContactMapper:
     def _addresses(self) -> dict[str, Any]:
         slots: dict[str, Any] = {}
         for index, address in enumerate(self.contact.addresses or []):
-            slot = "ShipAddr" if _word(address.address_type) in SHIPPING_TYPES else "BillAddr"
+            slot = "ShipAddr" if type_word(address.address_type) in SHIPPING_TYPES else "BillAddr"
             if slot in slots:
                 self.problems.append(
                     (f"addresses.{index}", f"QuickBooks holds one {slot}: this is a second one")
@@ -509,7 +505,7 @@ class _ContactMapper:
     def _phones(self) -> dict[str, Any]:
         slots: dict[str, Any] = {}
         for index, phone in enumerate(self.contact.phone_numbers or []):
-            wanted = PHONE_SLOTS.get(_word(phone.phone_type), DEFAULT_PHONE_SLOTS)
+            wanted = PHONE_SLOTS.get(type_word(phone.phone_type), DEFAULT_PHONE_SLOTS)
             free = next((slot for slot in wanted if slot not in slots), None)
             if free is None:
                 self.problems.append(

@@ -128,6 +128,7 @@ from ledgerbridge.providers.base import (
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
 from ledgerbridge.providers.mapping import money as _money
 from ledgerbridge.providers.mapping import text as _text
+from ledgerbridge.providers.mapping import type_word
 
 API_URL = "https://api.xero.com"
 TOKEN_URL = "https://identity.xero.com/connect/token"
@@ -507,10 +508,6 @@ _ADDRESS_FIELDS = (
 )
 
 
-def _word(value: str | None) -> str:
-    return (value or "").strip().upper().replace(" ", "_").replace("-", "_")
-
-
 def _too_long(value: str | None, limit: int, path: str, errors: list[tuple[str, str]]) -> None:
     if value is not None and len(value) > limit:
         errors.append((path, f"Xero holds at most {limit} characters here"))
@@ -519,7 +516,7 @@ def _too_long(value: str | None, limit: int, path: str, errors: list[tuple[str, 
 def _contact_addresses(contact: ContactInput, errors: list[tuple[str, str]]) -> list[dict[str, Any]]:
     addresses: dict[str, dict[str, Any]] = {}
     for index, address in enumerate(contact.addresses or []):
-        kind = "STREET" if _word(address.address_type) in _STREET_TYPES else "POBOX"
+        kind = "STREET" if type_word(address.address_type) in _STREET_TYPES else "POBOX"
         if kind in addresses:
             errors.append((f"addresses.{index}", f"Xero holds one {kind} address: this is a second one"))
             continue
@@ -536,7 +533,7 @@ def _contact_addresses(contact: ContactInput, errors: list[tuple[str, str]]) -> 
 def _contact_phones(contact: ContactInput, errors: list[tuple[str, str]]) -> list[dict[str, Any]]:
     phones: dict[str, dict[str, Any]] = {}
     for index, phone in enumerate(contact.phone_numbers or []):
-        kind = _PHONE_TYPES.get(_word(phone.phone_type), "DEFAULT")
+        kind = _PHONE_TYPES.get(type_word(phone.phone_type), "DEFAULT")
         if kind in phones:
             errors.append((f"phone_numbers.{index}", f"Xero holds one {kind} phone: this is a second one"))
             continue

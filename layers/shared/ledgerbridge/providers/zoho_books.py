@@ -153,7 +153,7 @@ from ledgerbridge.providers.base import (
     RemoteReference,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
-from ledgerbridge.providers.mapping import RefusingMapper, fits_double
+from ledgerbridge.providers.mapping import RefusingMapper, fits_double, type_word
 from ledgerbridge.providers.mapping import money as _money
 from ledgerbridge.providers.mapping import text as _text
 
@@ -633,10 +633,6 @@ def contact_note(contact_id: str) -> str:
     return CONTACT_NOTE_PREFIX + contact_id
 
 
-def _type_word(value: str | None) -> str:
-    return (value or "").strip().upper().replace(" ", "_").replace("-", "_")
-
-
 @dataclass(frozen=True)
 class ZohoContactRequest:
     """One ``POST /contacts``: its body, and the currency whose ``currency_id`` the send looks up."""
@@ -726,7 +722,7 @@ class _ContactMapper:
         """One number per slot: the primary person's phone and mobile, the billing address's fax."""
         slots: dict[str, str] = {}
         for index, phone in enumerate(self.contact.phone_numbers or []):
-            slot = PHONE_SLOTS.get(_type_word(phone.phone_type), "phone")
+            slot = PHONE_SLOTS.get(type_word(phone.phone_type), "phone")
             if not phone.phone_number:
                 self.refuse(f"phone_numbers.{index}.phone_number", "a phone number needs its number")
             elif slot in slots:
@@ -743,9 +739,7 @@ class _ContactMapper:
         for index, address in enumerate(self.contact.addresses or []):
             path = f"addresses.{index}"
             slot = (
-                "shipping_address"
-                if _type_word(address.address_type) in SHIPPING_TYPES
-                else "billing_address"
+                "shipping_address" if type_word(address.address_type) in SHIPPING_TYPES else "billing_address"
             )
             values = {zoho: getattr(address, unified) for unified, zoho in ADDRESS_FIELDS}
             values = {key: value for key, value in values.items() if value is not None}

@@ -78,11 +78,23 @@ def connect(stack: LocalStack, tmp: Path, project: dict, key: dict, provider: st
 def create(
     stack: LocalStack, connected: Connected, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> httpx.Response:
-    url = f"{stack.api_url}/accounting/invoices"
-    content = jsonutil.dumps(body)
+    """POST /accounting/invoices with the connection's credentials, asking for remote_data."""
+    return _post(stack, connected, "/accounting/invoices", body, headers)
+
+
+def create_contact(
+    stack: LocalStack, connected: Connected, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> httpx.Response:
+    """POST /accounting/contacts with the connection's credentials, asking for remote_data."""
+    return _post(stack, connected, "/accounting/contacts", body, headers)
+
+
+def _post(
+    stack: LocalStack, connected: Connected, path: str, body: dict[str, Any], headers: dict[str, str] | None
+) -> httpx.Response:
     return httpx.post(
-        url,
-        content=content,
+        f"{stack.api_url}{path}",
+        content=jsonutil.dumps(body),
         headers={**connected.auth, **(headers or {})},
         params={"remote_data": "true"},
         timeout=60,

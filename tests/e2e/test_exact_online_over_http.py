@@ -14,13 +14,21 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 
 from ledgerbridge import jsonutil
 from ledgerbridge.providers.exact_online import exact_reference
 from tests.e2e.conftest import LocalStack, start_local_stack
-from tests.e2e.support import Connected, admin, configure_oauth_apps, connect, create, fetch, unified_invoice
+from tests.e2e.support import (
+    Connected,
+    admin,
+    configure_oauth_apps,
+    connect,
+    create,
+    create_contact,
+    fetch,
+    unified_invoice,
+)
 from tests.fakes import exact_online
 from tests.fakes.server import serve
 
@@ -205,18 +213,6 @@ def test_exact_records_a_payables_rate_as_sent_and_it_reads_back_the_same(exact:
 
 
 # --- contacts ---------------------------------------------------------------------------------
-
-
-def create_contact(
-    stack: LocalStack, connected: Connected, body: dict[str, Any], headers: dict[str, str] | None = None
-) -> httpx.Response:
-    return httpx.post(
-        f"{stack.api_url}/accounting/contacts",
-        content=jsonutil.dumps(body),
-        headers={**connected.auth, **(headers or {})},
-        params={"remote_data": "true"},
-        timeout=60,
-    )
 
 
 def accounts_named(fake: exact_online.FakeExactOnline, name: str) -> list[dict[str, Any]]:

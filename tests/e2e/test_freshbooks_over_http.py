@@ -16,12 +16,11 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import httpx
 import pytest
 
 from ledgerbridge import jsonutil
 from tests.e2e.conftest import LocalStack, start_local_stack
-from tests.e2e.support import Connected, admin, configure_oauth_apps, connect, create, fetch
+from tests.e2e.support import Connected, admin, configure_oauth_apps, connect, create, create_contact, fetch
 from tests.fakes import freshbooks
 from tests.fakes.server import serve
 
@@ -230,16 +229,6 @@ def test_a_freshbooks_validation_error_is_a_422_with_its_message_and_a_failed_re
 # --- contacts -----------------------------------------------------------------------------
 
 
-def create_contact(fb: FreshBooksStack, body: dict[str, Any], key: str) -> httpx.Response:
-    return httpx.post(
-        f"{fb.stack.api_url}/accounting/contacts",
-        content=jsonutil.dumps(body),
-        headers={**fb.connected.auth, "Idempotency-Key": key},
-        params={"remote_data": "true"},
-        timeout=60,
-    )
-
-
 NEW_CUSTOMER = {
     "name": "Umbrella Corp",
     "is_customer": True,
@@ -252,7 +241,7 @@ NEW_CUSTOMER = {
 
 def test_a_new_customer_is_created_once_and_the_next_invoice_can_name_it(fb: FreshBooksStack) -> None:
     before = len(fb.fake.created_clients())
-    response = create_contact(fb, NEW_CUSTOMER, "fb-new-customer-1")
+    response = create_contact(fb.stack, fb.connected, NEW_CUSTOMER, {"Idempotency-Key": "fb-new-customer-1"})
     assert response.status_code == 201, response.text
     contact = response.json()
 
@@ -276,11 +265,15 @@ def test_a_new_customer_is_created_once_and_the_next_invoice_can_name_it(fb: Fre
 
 
 def test_a_contact_resent_with_the_same_idempotency_key_creates_nothing_new(fb: FreshBooksStack) -> None:
-    first = create_contact(fb, {**NEW_CUSTOMER, "name": "Initech"}, "fb-new-customer-2")
+    first = create_contact(
+        fb.stack, fb.connected, {**NEW_CUSTOMER, "name": "Initech"}, {"Idempotency-Key": "fb-new-customer-2"}
+    )
     assert first.status_code == 201, first.text
     posts = len(fb.fake.client_posts())
 
-    again = create_contact(fb, {**NEW_CUSTOMER, "name": "Initech"}, "fb-new-customer-2")
+    again = create_contact(
+        fb.stack, fb.connected, {**NEW_CUSTOMER, "name": "Initech"}, {"Idempotency-Key": "fb-new-customer-2"}
+    )
 
     assert again.status_code == 201, again.text
     assert again.json()["id"] == first.json()["id"]
@@ -302,7 +295,9 @@ def test_a_contact_field_freshbooks_cannot_hold_is_a_422_naming_it_with_nothing_
     fb: FreshBooksStack, changes: dict[str, Any], field: str
 ) -> None:
     posts = len(fb.fake.client_posts())
-    response = create_contact(fb, {**NEW_CUSTOMER, **changes}, f"fb-refused-{field}")
+    response = create_contact(
+        fb.stack, fb.connected, {**NEW_CUSTOMER, **changes}, {"Idempotency-Key": f"fb-refused-{field}"}
+    )
     assert response.status_code == 422, response.text
     assert [detail["field"] for detail in response.json()["details"]] == [field]
     assert len(fb.fake.client_posts()) == posts

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 
 from ledgerbridge import jsonutil
 from tests.e2e.conftest import LocalStack, start_local_stack
-from tests.e2e.support import Connected, admin, configure_oauth_apps, connect, create, fetch
+from tests.e2e.support import Connected, admin, configure_oauth_apps, connect, create, create_contact, fetch
 from tests.fakes import pennylane
 from tests.fakes.server import serve
 
@@ -199,23 +198,13 @@ NEW_CUSTOMER = {
 }
 
 
-def create_contact(pl: PennylaneStack, body: dict[str, Any], key: str) -> httpx.Response:
-    return httpx.post(
-        f"{pl.stack.api_url}/accounting/contacts",
-        content=jsonutil.dumps(body),
-        headers={**pl.connected.auth, "Idempotency-Key": key},
-        params={"remote_data": "true"},
-        timeout=60,
-    )
-
-
 def customers_named(fake: pennylane.FakePennylane, name: str) -> list[dict[str, Any]]:
     return [customer for customer in fake.customers if customer["name"] == name]
 
 
 def test_a_new_customer_is_created_once_and_the_next_invoice_can_name_it(pl: PennylaneStack) -> None:
     posts = len(pl.fake.customer_requests())
-    response = create_contact(pl, NEW_CUSTOMER, "pl-new-customer-1")
+    response = create_contact(pl.stack, pl.connected, NEW_CUSTOMER, {"Idempotency-Key": "pl-new-customer-1"})
     assert response.status_code == 201, response.text
     contact = response.json()
 
@@ -242,11 +231,11 @@ def test_a_new_customer_is_created_once_and_the_next_invoice_can_name_it(pl: Pen
 
 def test_a_contact_resent_with_the_same_idempotency_key_creates_nothing_new(pl: PennylaneStack) -> None:
     body = {**NEW_CUSTOMER, "name": "Initech SARL"}
-    first = create_contact(pl, body, "pl-new-customer-2")
+    first = create_contact(pl.stack, pl.connected, body, {"Idempotency-Key": "pl-new-customer-2"})
     assert first.status_code == 201, first.text
     posts = len(pl.fake.customer_requests())
 
-    again = create_contact(pl, body, "pl-new-customer-2")
+    again = create_contact(pl.stack, pl.connected, body, {"Idempotency-Key": "pl-new-customer-2"})
 
     assert again.status_code == 201, again.text
     assert again.headers.get("idempotent-replayed") == "true"
@@ -272,7 +261,12 @@ def test_a_contact_field_pennylane_cannot_hold_is_422_naming_it_with_nothing_sen
 ) -> None:
     name = f"Refused {field}"
     before = len(pl.fake.requests)
-    response = create_contact(pl, {**NEW_CUSTOMER, **changes, "name": name}, f"pl-refused-{field}")
+    response = create_contact(
+        pl.stack,
+        pl.connected,
+        {**NEW_CUSTOMER, **changes, "name": name},
+        {"Idempotency-Key": f"pl-refused-{field}"},
+    )
     assert response.status_code == 422, response.text
     assert [detail["field"] for detail in response.json()["details"]] == [field]
     assert len(pl.fake.requests) == before and customers_named(pl.fake, name) == []

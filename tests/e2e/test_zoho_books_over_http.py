@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 
 from ledgerbridge import jsonutil
 from tests.e2e.conftest import LocalStack, start_local_stack
-from tests.e2e.support import Connected, admin, configure_oauth_apps, connect, create, fetch
+from tests.e2e.support import Connected, admin, configure_oauth_apps, connect, create, create_contact, fetch
 from tests.fakes import zoho_books
 from tests.fakes.server import serve
 
@@ -212,16 +211,6 @@ def test_a_zoho_validation_error_is_422_with_its_message_and_a_failed_record(zoh
 # --- contacts -----------------------------------------------------------------------------
 
 
-def create_contact(zoho: ZohoStack, body: dict[str, Any], key: str) -> httpx.Response:
-    return httpx.post(
-        f"{zoho.stack.api_url}/accounting/contacts",
-        content=jsonutil.dumps(body),
-        headers={**zoho.zoho.auth, "Idempotency-Key": key},
-        params={"remote_data": "true"},
-        timeout=60,
-    )
-
-
 NEW_CUSTOMER = {
     "name": "Umbrella Corp",
     "is_customer": True,
@@ -235,7 +224,7 @@ NEW_CUSTOMER = {
 def test_a_new_customer_is_created_once_and_the_next_invoice_can_name_it(zoho: ZohoStack) -> None:
     fake = zoho.zoho.fake
     before = len(fake.created_contacts())
-    response = create_contact(zoho, NEW_CUSTOMER, "zoho-new-customer-1")
+    response = create_contact(zoho.stack, zoho.zoho, NEW_CUSTOMER, {"Idempotency-Key": "zoho-new-customer-1"})
     assert response.status_code == 201, response.text
     contact = response.json()
     created = fake.created_contacts()
@@ -256,10 +245,10 @@ def test_a_new_customer_is_created_once_and_the_next_invoice_can_name_it(zoho: Z
 def test_a_resend_with_the_same_idempotency_key_creates_nothing_new(zoho: ZohoStack) -> None:
     fake = zoho.zoho.fake
     body = {**NEW_CUSTOMER, "name": "Resent Corp"}
-    first = create_contact(zoho, body, "zoho-resent-customer")
+    first = create_contact(zoho.stack, zoho.zoho, body, {"Idempotency-Key": "zoho-resent-customer"})
     assert first.status_code == 201, first.text
     count, posts = len(fake.created_contacts()), len(fake.posts("contacts"))
-    again = create_contact(zoho, body, "zoho-resent-customer")
+    again = create_contact(zoho.stack, zoho.zoho, body, {"Idempotency-Key": "zoho-resent-customer"})
     assert again.status_code == 201, again.text
     assert again.json()["id"] == first.json()["id"]
     assert (len(fake.created_contacts()), len(fake.posts("contacts"))) == (count, posts)
@@ -269,7 +258,7 @@ def test_a_field_zoho_cannot_hold_is_a_422_naming_it_with_nothing_sent(zoho: Zoh
     fake = zoho.zoho.fake
     requests = len(fake.requests)
     body = {**NEW_CUSTOMER, "name": "Both Ways Ltd", "is_supplier": True, "field_mappings": {"foo": "x"}}
-    response = create_contact(zoho, body, "zoho-both-ways")
+    response = create_contact(zoho.stack, zoho.zoho, body, {"Idempotency-Key": "zoho-both-ways"})
     assert response.status_code == 422, response.text
     fields = [detail["field"] for detail in response.json()["details"]]
     assert fields == ["is_supplier", "field_mappings.foo"]

@@ -4,7 +4,9 @@ The write path is the invoices' (service.py), for the same reasons: map first (a
 ledger cannot hold, or a ledger that cannot create contacts at all, is a 422 before anything
 is stored), store the contact ``pending``, forward it with its id as the ledger's
 idempotency key (QuickBooks ``requestid``, Xero ``Idempotency-Key``, the sandbox's request
-key), then settle it ``synced`` (or ``failed``). Decisions:
+key; FreshBooks, Zoho Books, Exact Online and Pennylane have no keys, so their modules write
+the id into a field of the contact that they look up before any resend, ``find_contact``),
+then settle it ``synced`` (or ``failed``). Decisions:
 
 - The contact is a reference record of kind ``contact`` (store/contacts.py), not a table of
   its own: ``resolve_references`` and ``GET /accounting/contacts`` see it at once, and an

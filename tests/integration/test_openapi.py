@@ -90,6 +90,16 @@ def test_every_field_of_every_schema_is_described(api: Api) -> None:
     assert "major units" in money and "not cents" in money
 
 
+def test_decimal_inputs_use_json_schema_keywords_not_pydantics(api: Api) -> None:
+    schemas = api.call("GET", "/openapi.json", auth=False).json["components"]["schemas"]
+    text = json.dumps(schemas, default=str)
+    assert '"max_digits"' not in text and '"decimal_places"' not in text and '"gt"' not in text
+    [rate, _null] = schemas["InvoiceInput"]["properties"]["exchange_rate"]["anyOf"]
+    number, string = rate["anyOf"]
+    assert number == {"type": "number", "exclusiveMinimum": 0} and string["type"] == "string"
+    assert (rate["x-max-digits"], rate["x-decimal-places"]) == (28, 12)
+
+
 def test_swagger_ui_is_served(api: Api) -> None:
     answer = api.call("GET", "/swagger", auth=False)
     assert answer.status == 200

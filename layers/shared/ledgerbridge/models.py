@@ -148,12 +148,34 @@ def _in_storable_range(value: Any) -> Any:
     return storable_number(number) if number.is_finite() else number
 
 
+# What a decimal input accepts, as JSON Schema: a number, or a string of digits (Pydantic's
+# own pattern for Decimal). Written out because the generated schema would carry Pydantic's
+# keywords (max_digits, decimal_places, gt) that validators and client generators do not know;
+# the limits stay visible as x- extensions, and a positive minimum as JSON Schema's own.
+_DECIMAL_TEXT = r"^(?!^[-+.]*$)[+-]?0*\d*\.?\d*$"
+
+
+def _decimal_input_schema(
+    max_digits: int, decimal_places: int, example: str, positive: bool = False
+) -> WithJsonSchema:
+    number: dict[str, Any] = {"type": "number", **({"exclusiveMinimum": 0} if positive else {})}
+    return WithJsonSchema(
+        {
+            "anyOf": [number, {"type": "string", "pattern": _DECIMAL_TEXT}],
+            "x-max-digits": max_digits,
+            "x-decimal-places": decimal_places,
+            "examples": [example],
+        }
+    )
+
+
 # 28 digits before and 10 after the point is more than any ledger uses and leaves room for
 # sums of 1,000 lines within DynamoDB's 38.
 Amount = Annotated[
     Decimal,
     BeforeValidator(_in_storable_range),
-    Field(allow_inf_nan=False, max_digits=28, decimal_places=10, examples=["150.25"]),
+    Field(allow_inf_nan=False, max_digits=28, decimal_places=10),
+    _decimal_input_schema(28, 10, example="150.25"),
 ]
 # One meaning for every ledger; each provider converts to and from its own convention.
 EXCHANGE_RATE_MEANING = (
@@ -164,6 +186,7 @@ ExchangeRate = Annotated[
     Decimal,
     BeforeValidator(_in_storable_range),
     Field(gt=0, allow_inf_nan=False, max_digits=28, decimal_places=12, description=EXCHANGE_RATE_MEANING),
+    _decimal_input_schema(28, 12, example="1.08", positive=True),
 ]
 # Output money: the codec writes the Decimal as a JSON number literal, digit for digit.
 Money = Annotated[Decimal, WithJsonSchema({"type": "number"})]

@@ -142,6 +142,64 @@ def find_contact(
     return finder(connection, outbound) if callable(finder) else None
 
 
+# --- hosted connect: optional members of a provider with OAuth consent -----------------------
+#
+# A provider whose connections come from an OAuth consent screen declares, besides
+# ``oauth_token_url`` and ``oauth_client_auth``:
+#
+# - ``connect_choices``: the questions the connect page asks before consent (a Zoho data
+#   centre, an Exact country, QuickBooks sandbox or production), each answer a connection
+#   setting; () when there are none.
+# - ``connect_pkce``: True when its authorisation server takes PKCE (S256).
+# - ``authorization_url(request)``: the consent screen's URL, with its scopes (overridable by
+#   LEDGERBRIDGE_<PROVIDER>_AUTHORIZE_URL, as the API and token URLs are). No I/O.
+# - ``discover_tenants(client, access_token, settings, callback)``: the companies the consent
+#   gave access to, read with the fresh access token (``callback`` holds the callback's query
+#   parameters, for QuickBooks' ``realmId`` or Zoho's ``accounts-server``).
+# - optionally ``revoke_tokens(client, app, tokens)``: revoke them at the provider when a
+#   connection is deleted (a provider without a revocation endpoint does not declare it).
+#
+# The code exchange itself is the same for all (providers/oauth.py ``exchange_code``).
+
+
+@dataclass(frozen=True)
+class ConnectChoice:
+    """A question the connect page asks before consent; the answer becomes connection setting ``setting``."""
+
+    setting: str
+    label: str
+    options: tuple[tuple[str, str], ...]  # (value, what the page shows)
+    default: str
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """What a provider's consent screen is asked for."""
+
+    client_id: str
+    redirect_uri: str
+    state: str  # random, single use, bound to one connect session
+    code_challenge: str  # S256 of the session's verifier; ignored where connect_pkce is False
+    settings: dict[str, str]  # the answers to connect_choices
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One company a consent gave access to; ``settings`` become the connection's settings."""
+
+    remote_id: str  # realm id, tenant id, account id, organization id, division, company id
+    name: str
+    settings: dict[str, str]
+
+
+def supports_connect(provider: object) -> bool:
+    return all(callable(getattr(provider, name, None)) for name in ("authorization_url", "discover_tenants"))
+
+
+def connect_choices(provider: object) -> tuple[ConnectChoice, ...]:
+    return tuple(getattr(provider, "connect_choices", ()) or ())
+
+
 class ProviderRejected(Exception):
     """The provider refused the invoice as invalid: resending the same thing will not help."""
 

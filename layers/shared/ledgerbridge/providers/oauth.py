@@ -109,6 +109,58 @@ class _Hold:
     until: float
 
 
+def post_token_request(client: httpx.Client, app: OAuthApp, grant: dict[str, str]) -> httpx.Response:
+    """POST ``grant`` to the app's token endpoint with the client credentials where it wants them."""
+    credentials = {"client_id": app.client_id, "client_secret": app.client_secret}
+    request: dict[str, Any] = {"headers": {"accept": "application/json"}}
+    if app.client_auth == "basic":
+        request.update(data=grant, auth=(app.client_id, app.client_secret))
+    elif app.client_auth == "json":
+        request.update(json={**grant, **credentials})
+    else:
+        request.update(data={**grant, **credentials})
+    try:
+        return client.post(app.token_url, **request)
+    except httpx.TransportError as exc:
+        raise ProviderUnavailable(f"{type(exc).__name__} calling the token endpoint") from exc
+
+
+class CodeRefused(Exception):
+    """The token endpoint refused the authorisation code (expired, used, or not this app's)."""
+
+
+def exchange_code(
+    client: httpx.Client,
+    app: OAuthApp,
+    code: str,
+    redirect_uri: str,
+    code_verifier: str | None,
+    clock: Callable[[], float] = time.time,
+) -> OAuthTokens:
+    """The authorisation code grant (RFC 6749 4.1.3, with PKCE's verifier where one was sent).
+
+    A refusal (400/401, or Zoho's HTTP 200 with ``error``) is CodeRefused; anything else that
+    is not a token is ProviderUnavailable. The answer's own text is never raised: it may echo
+    the code.
+    """
+    grant = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+    if code_verifier:
+        grant["code_verifier"] = code_verifier
+    response = post_token_request(client, app, grant)
+    if response.status_code in (400, 401) or _error_in_body(response):
+        error, _ = _error_texts(response)
+        raise CodeRefused(f"the token endpoint refused the code ({error or response.status_code})")
+    body = json_body(response) if response.status_code == 200 else None
+    if not isinstance(body, dict) or not body.get("access_token") or not body.get("refresh_token"):
+        raise ProviderUnavailable(f"token endpoint answered HTTP {response.status_code} without tokens")
+    return OAuthTokens(
+        access_token=str(body["access_token"]),
+        refresh_token=str(body["refresh_token"]),
+        expires_at=clock() + float(body.get("expires_in", 1800)),
+        version=0,
+    )
+
+
 class TokenSource:
     """Access tokens for one connection, kept in memory between invocations of a container."""
 
@@ -176,18 +228,7 @@ class TokenSource:
         grant = {"grant_type": "refresh_token", "refresh_token": refresh_token}
         if self._app.rules.sends_redirect_uri:
             grant["redirect_uri"] = self._app.redirect_uri or ""
-        client = {"client_id": self._app.client_id, "client_secret": self._app.client_secret}
-        request: dict[str, Any] = {"headers": {"accept": "application/json"}}
-        if self._app.client_auth == "basic":
-            request.update(data=grant, auth=(self._app.client_id, self._app.client_secret))
-        elif self._app.client_auth == "json":
-            request.update(json={**grant, **client})
-        else:
-            request.update(data={**grant, **client})
-        try:
-            return self._client.post(self._app.token_url, **request)
-        except httpx.TransportError as exc:
-            raise ProviderUnavailable(f"{type(exc).__name__} calling the token endpoint") from exc
+        return post_token_request(self._client, self._app, grant)
 
     def _refused(self, latest: OAuthTokens, response: httpx.Response, force: bool) -> OAuthTokens:
         """A refused refresh: rotated by a concurrent refresh, too early, truly revoked, or our app's fault.

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import TypeAdapter, ValidationError
@@ -29,7 +30,6 @@ from ledgerbridge.ids import reference_id, uuid7
 from ledgerbridge.models import DateTime, now_text
 from ledgerbridge.service import failure_text
 from ledgerbridge.store import accounts
-from ledgerbridge.store.credentials import encrypt_credentials
 
 # The API's own date-time rules (RFC 3339 with an offset) for a credentials file's expires_at.
 _DATE_TIME: TypeAdapter[Any] = TypeAdapter(DateTime)
@@ -44,6 +44,20 @@ def create_project(name: str) -> dict[str, str]:
     project_id = str(uuid7())
     accounts.put_project(project_id, name, now_text())
     return {"project_id": project_id, "name": name}
+
+
+def set_project(project_id: str, return_urls: list[str]) -> dict[str, Any]:
+    """``set-project --return-url URL`` (repeatable): where connect sessions may send end users
+    back to. Each must be an absolute https URL (http only for localhost, for local testing);
+    the list given replaces the project's list."""
+    _require_project(project_id)
+    for url in return_urls:
+        parts = urlsplit(url)
+        local = parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1")
+        if not (parts.scheme == "https" or local) or not parts.hostname or parts.fragment:
+            raise AdminError(f"--return-url must be an https URL without a #fragment, not {url!r}")
+    accounts.set_return_urls(project_id, list(dict.fromkeys(return_urls)))
+    return {"project_id": project_id, "return_urls": list(dict.fromkeys(return_urls))}
 
 
 def _require_project(project_id: str) -> None:
@@ -142,18 +156,9 @@ def create_connection(
         raise AdminError(f"provider must be one of: {', '.join(sorted(connections.PROVIDER_FACTORIES))}")
     if connections.provider_for(provider).oauth_token_url(connection_settings or {}):
         credentials = _oauth_credentials(provider, credentials)
-    connection_id = str(uuid7())
-    token = f"lbc_{secrets.token_urlsafe(32)}"
-    record = {
-        "project_id": project_id,
-        "connection_id": connection_id,
-        "provider": provider,
-        "settings": connection_settings or {},
-        "credentials": encrypt_credentials(connection_id, credentials) if credentials else None,
-        "credentials_version": 0 if credentials else None,
-        "created_at": now_text(),
-    }
-    accounts.put_connection(record, secret_hash(token))
+    connection_id, token = connections.store_connection(
+        project_id, provider, credentials, connection_settings
+    )
     return {
         "project_id": project_id,
         "connection_id": connection_id,
@@ -272,6 +277,9 @@ def _parser() -> argparse.ArgumentParser:
         return commands.add_parser(name, help=help_text, parents=[common])
 
     command("create-project", "create a project").add_argument("--name", required=True)
+    project = command("set-project", "set a project's registered connect return URLs")
+    project.add_argument("--project", required=True)
+    project.add_argument("--return-url", action="append", default=[], metavar="URL", dest="return_urls")
     command("create-api-key", "issue an API key (shown once)").add_argument("--project", required=True)
     command("revoke-api-key", "revoke an API key").add_argument("--key-id", required=True)
     connection = command("create-connection", "connect a ledger and sync its references (token shown once)")
@@ -301,6 +309,8 @@ def _read_credentials(path: Path | None) -> dict[str, Any] | None:
 def _run(args: argparse.Namespace) -> Any:
     if args.command == "create-project":
         return create_project(args.name)
+    if args.command == "set-project":
+        return set_project(args.project, args.return_urls)
     if args.command == "create-api-key":
         return create_api_key(args.project)
     if args.command == "revoke-api-key":

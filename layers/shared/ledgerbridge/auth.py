@@ -52,6 +52,17 @@ def _lookup(key_hash: str, token_hash: str) -> Principal:
     )
 
 
+def authenticate_project(api_key: str | None) -> str:
+    """The project an ``x-api-key`` belongs to, for the routes that act for a project, not a
+    connection (connect sessions, connections); the same one 401 for every failure."""
+    if not _plausible(api_key):
+        raise unauthorized()
+    found = accounts.find_api_key(secret_hash(api_key))
+    if found is None or found.get("revoked_at"):
+        raise unauthorized()
+    return str(found["project_id"])
+
+
 # Our keys and tokens are short ASCII; anything else is refused unhashed, so no header value
 # (megabytes, a lone surrogate smuggled into the event) is ever encoded or looked up.
 _MAX_SECRET_LENGTH = 256

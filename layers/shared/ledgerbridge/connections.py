@@ -80,6 +80,42 @@ def _token_source(principal: Principal, provider: Provider, token_url: str) -> A
     return source
 
 
+def store_connection(
+    project_id: str,
+    provider: str,
+    credentials: dict[str, Any] | None,
+    connection_settings: dict[str, str] | None,
+    tenant_name: str | None = None,
+) -> tuple[str, str]:
+    """A new connection (credentials KMS-encrypted) and its token; returns (connection id, token).
+
+    The token exists only here and as its hash: whoever creates the connection hands it on
+    (the admin CLI prints it, a connect session keeps it encrypted until it expires).
+    """
+    import secrets
+
+    from ledgerbridge.auth import secret_hash
+    from ledgerbridge.ids import uuid7
+    from ledgerbridge.models import now_text
+    from ledgerbridge.store import accounts
+    from ledgerbridge.store.credentials import encrypt_credentials
+
+    connection_id = str(uuid7())
+    token = f"lbc_{secrets.token_urlsafe(32)}"
+    record = {
+        "project_id": project_id,
+        "connection_id": connection_id,
+        "provider": provider,
+        "settings": connection_settings or {},
+        "credentials": encrypt_credentials(connection_id, credentials) if credentials else None,
+        "credentials_version": 0 if credentials else None,
+        "created_at": now_text(),
+        **({"tenant_name": tenant_name} if tenant_name else {}),
+    }
+    accounts.put_connection(record, secret_hash(token))
+    return connection_id, token
+
+
 def known_secrets(connection_id: str) -> tuple[str, ...]:
     """The connection's secrets this container holds (OAuth tokens, the app's client secret).
 

@@ -1016,14 +1016,20 @@ def main(argv: list[str] | None = None) -> None:
         cleanup.callback(_start_moto(aws_port).stop)
         aws = aws_environment(aws_port)
         _use_environment(aws)
+        api_url = f"http://{HOST}:{api_port}"
+        os.environ.setdefault("LEDGERBRIDGE_PUBLIC_URL", api_url)  # connect pages and their callback
         log_level = {"LogLevel": os.environ["LOG_LEVEL"]} if os.environ.get("LOG_LEVEL") else {}
         stack = Stack(template, name=STACK_NAME, region=aws["AWS_REGION"], parameters=log_level)
         deployment = deploy(stack, period)
         api.gateway = deployment.gateway
         cleanup.callback(deployment.sources.stop)  # runs before moto stops: pollers call it
         from ledgerbridge.admin import seed_demo  # after the environment points at moto
+        from ledgerbridge.connect import create_session
 
-        print(banner(seed_demo(), f"http://{HOST}:{api_port}", aws, deployment.fields), flush=True)
+        demo = seed_demo()
+        session = create_session(demo["project_id"], {"end_user": {"id": "demo-user"}}, api_url)
+        fields = {**deployment.fields, "connect-url": session["url"]}
+        print(banner(demo, api_url, aws, fields), flush=True)
         if not stop.is_set():
             deployment.sources.start()
             _serve(api, stop)

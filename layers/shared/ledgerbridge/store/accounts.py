@@ -2,7 +2,7 @@
 
 Single-table layout (pk / sk):
 
-    PROJECT#<project_id>      PROJECT                 name
+    PROJECT#<project_id>      PROJECT                 name, return_urls (connect)
     PROJECT#<project_id>      APIKEY#<key_id>         key_hash, revoked_at
     PROJECT#<project_id>      CONNECTION#<conn_id>    provider, settings, credentials (KMS blob)
     APIKEY#<sha256>           APIKEY                  project_id, key_id, revoked_at
@@ -70,6 +70,20 @@ def put_project(project_id: str, name: str, created_at: str) -> None:
 
 def get_project(project_id: str) -> dict[str, Any] | None:
     return _get(f"PROJECT#{project_id}", "PROJECT")
+
+
+def set_return_urls(project_id: str, return_urls: list[str]) -> None:
+    """The connect return URLs a project registered (replacing the previous list)."""
+    try:
+        dynamodb().update_item(
+            TableName=_table(),
+            Key=to_values({"pk": f"PROJECT#{project_id}", "sk": "PROJECT"}),
+            UpdateExpression="SET return_urls = :urls",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues=to_values({":urls": return_urls}),
+        )
+    except STORAGE_ERRORS as exc:
+        raise storage_unavailable() from exc
 
 
 def put_api_key(project_id: str, key_id: str, key_hash: str, created_at: str) -> None:

@@ -16,7 +16,14 @@ from botocore.exceptions import ClientError
 from ledgerbridge.aws import client
 from ledgerbridge.config import settings
 from ledgerbridge.provider_types import OAuthTokens, ProviderUnavailable, ReauthorizationRequired
-from ledgerbridge.store.dynamo import STORAGE_ERRORS, dynamodb, from_item, is_condition_failure, to_values
+from ledgerbridge.store.dynamo import (
+    STORAGE_ERRORS,
+    dynamodb,
+    from_item,
+    is_condition_failure,
+    storage_unavailable,
+    to_values,
+)
 
 NEEDS_REAUTHORIZATION = "needs_reauthorization"
 
@@ -90,3 +97,25 @@ class DynamoCredentialStore:
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues=to_values({":status": NEEDS_REAUTHORIZATION, ":reason": reason}),
         )
+
+
+def replace_credentials(project_id: str, connection_id: str, credentials: dict[str, Any] | None) -> None:
+    """A reconnect: new tokens (a new version, so no container's refresh can overwrite them with
+    older ones) and the connection active again."""
+    key = to_values({"pk": f"PROJECT#{project_id}", "sk": f"CONNECTION#{connection_id}"})
+    values: dict[str, Any] = {":active": "active", ":one": 1, ":zero": 0}
+    assignments = "#status = :active, credentials_version = if_not_exists(credentials_version, :zero) + :one"
+    if credentials:
+        values[":blob"] = encrypt_credentials(connection_id, credentials)
+        assignments += ", credentials = :blob"
+    try:
+        dynamodb().update_item(
+            TableName=settings().accounts_table,
+            Key=key,
+            UpdateExpression=f"SET {assignments} REMOVE status_reason",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=to_values(values),
+        )
+    except (ClientError, *STORAGE_ERRORS) as exc:
+        raise storage_unavailable() from exc

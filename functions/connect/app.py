@@ -1,0 +1,166 @@
+"""The connect function: hosted connect pages for end users, connect sessions for SaaS backends.
+
+Thin: routes, reading the request, shaping the answer; ``ledgerbridge.connect`` does the work
+and ``ledgerbridge.connect_pages`` renders the HTML. A function of its own, not routes of the
+API function: its answers are pages and redirects with their own security headers, and the
+invoice path's cold start need not import any of it.
+
+Session routes (``/connect/sessions``) take ``x-api-key`` alone: they act for the project, not
+for one connection, and answer JSON in the API's error shape. Page routes take no credentials
+(the page token or ``state`` is the capability) and answer HTML; a failure is a page saying
+what happened, or a redirect to the session's return URL with ``status=error``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ledgerbridge import connect, connect_pages, errors, jsonutil, request_body
+from ledgerbridge.auth import authenticate_project
+from ledgerbridge.errors import ApiError
+from ledgerbridge.observability import logger, tracer
+
+app = APIGatewayRestResolver(serializer=jsonutil.dumps)
+MAX_FORM_BYTES = 8192
+
+
+def _public_url() -> str:
+    """The API's base URL as the browser sees it (LEDGERBRIDGE_PUBLIC_URL, set by the template)."""
+    configured = os.environ.get("LEDGERBRIDGE_PUBLIC_URL")
+    if configured:
+        return configured.rstrip("/")
+    context = app.current_event.request_context
+    return f"https://{context.domain_name}/{context.stage}"
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(status, content_types.APPLICATION_JSON, jsonutil.dumps(body))
+
+
+def _page(status: int, html: str) -> Response:
+    schemes = "http: https:" if _public_url().startswith("http://") else "https:"
+    return Response(status, None, html, headers=connect_pages.security_headers(schemes))
+
+
+def _redirect(url: str) -> Response:
+    return Response(303, None, "", headers={**connect_pages.security_headers(), "Location": url})
+
+
+def _project() -> str:
+    return authenticate_project(app.current_event.headers.get("x-api-key"))
+
+
+# --- the SaaS backend -------------------------------------------------------------------------
+
+
+@app.post("/connect/sessions")
+def create_session() -> Response:
+    project_id = _project()
+    event = app.current_event
+    body = request_body.read_json_object(
+        event.body, event.is_base64_encoded, event.headers.get("content-type")
+    )
+    return _json(201, connect.create_session(project_id, body, _public_url()))
+
+
+@app.get("/connect/sessions/<session_id>")
+def read_session(session_id: str) -> Response:
+    return _json(200, connect.read_session(_project(), session_id))
+
+
+# --- the end user's browser -------------------------------------------------------------------
+
+
+@app.get("/connect/callback")
+def callback() -> Response:
+    query = dict(app.current_event.query_string_parameters or {})
+    outcome = connect.callback(query, _public_url())
+    if isinstance(outcome, connect.TenantChoice):
+        return _page(200, connect_pages.tenant_page(outcome))
+    return _finished(outcome)
+
+
+@app.get("/connect/tenant")
+def choose_tenant() -> Response:
+    choice = (app.current_event.query_string_parameters or {}).get("choice") or ""
+    return _finished(connect.choose_tenant(choice))
+
+
+@app.get("/connect/sandbox/consent")
+def sandbox_consent() -> Response:
+    state = (app.current_event.query_string_parameters or {}).get("state") or ""
+    if not connect.sandbox_consent_is_valid(state):
+        raise connect.ConnectFailed("invalid_request", "This consent request is not valid.")
+    callback_url = f"{_public_url()}/connect/callback"
+    approve = f"{callback_url}?{urlencode({'state': state, 'code': 'sandbox'})}"
+    refuse = f"{callback_url}?{urlencode({'state': state, 'error': 'access_denied'})}"
+    return _page(200, connect_pages.sandbox_consent_page(approve, refuse))
+
+
+@app.get("/connect/<page_token>")
+def ledger_page(page_token: str) -> Response:
+    return _page(200, connect_pages.ledger_page(connect.page(page_token), page_token))
+
+
+@app.post("/connect/<page_token>")
+def choose_ledger(page_token: str) -> Response:
+    form = _form()
+    provider = form.pop("provider", "")
+    return _redirect(connect.authorize(page_token, provider, form, _public_url()).url)
+
+
+def _form() -> dict[str, str]:
+    event = app.current_event
+    raw = event.decoded_body if event.is_base64_encoded else (event.body or "")
+    if len(raw.encode()) > MAX_FORM_BYTES:
+        raise connect.ConnectFailed("invalid_request", "The form was too large.")
+    return {key: values[-1] for key, values in parse_qs(raw, max_num_fields=20).items()}
+
+
+def _finished(outcome: connect.Redirect) -> Response:
+    if outcome.url:
+        return _redirect(outcome.url)
+    return _page(
+        200, connect_pages.message_page("Connected", "Your ledger is connected. You can close this window.")
+    )
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+@app.exception_handler(connect.ConnectFailed)
+def on_connect_failed(failure: connect.ConnectFailed) -> Response:
+    return _page(400, connect_pages.message_page("Could not connect", failure.message))
+
+
+@app.exception_handler(ApiError)
+def on_api_error(error: ApiError) -> Response:
+    if app.current_event.path.startswith("/connect/sessions"):
+        return _json(error.status, error.body())
+    return _page(error.status, connect_pages.message_page("Could not connect", error.message))
+
+
+@app.not_found
+def on_not_found(_: NotFoundError) -> Response:
+    return _json(404, errors.not_found("Route").body())
+
+
+@app.exception_handler(Exception)
+def on_unexpected(_: Exception) -> Response:
+    logger.exception("unhandled error")
+    if app.current_event.path.startswith("/connect/sessions"):
+        return _json(500, ApiError(500, "internal_error", "Something went wrong on our side.").body())
+    return _page(500, connect_pages.message_page("Something went wrong", "Something went wrong on our side."))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler
+def handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

@@ -9,7 +9,22 @@ real HTTP server end to end. It serves:
   the access token issued with it, so presenting either again fails (400 ``invalid_grant``,
   401 on the API). A wrong client answers 401 ``invalid_client``. Bodies are Doorkeeper's
   (the Rails OAuth server Pennylane's ``/oauth/*`` routes are served by).
+- ``GET /oauth/authorize``: the consent screen (tests/fakes/consent.py), with the client id,
+  the registered redirect URI and every scope of ``SCOPES`` required. PKCE as Pennylane's
+  OAuth server (Doorkeeper) does it: optional, and a code issued with an S256 challenge is
+  exchanged only with its verifier. Approving redirects with ``code`` and ``state``, nothing
+  more (Pennylane adds nothing); the user's choice of company is the fake's one company.
+- ``POST /oauth/token`` with ``grant_type=authorization_code`` (client id and secret in the form
+  body, as for refreshes): the code is single use and bound to the client, the redirect URI
+  and the challenge (400 ``invalid_grant`` otherwise); the answer is the refresh's Doorkeeper
+  body, and its pair becomes the connection's (the fake holds one grant's refresh token).
+- ``POST /oauth/revoke`` (RFC 7009, client id and secret in the form body; 401
+  ``invalid_client`` otherwise): revoking either token of a pair ends both, and the answer is
+  200 ``{}`` whatever the token (RFC 7009 2.2). Revoked tokens are kept in ``revoked``.
 - ``/api/external/v2/...`` with a known bearer token (401 ``{"error", "status"}`` otherwise).
+- ``GET /me``: the user and company of the token (any token, whatever its scopes), in the
+  documented shape (tests/fixtures/providers/pennylane/get-me.json), its query checked
+  against ``getMe`` (tests/fixtures/specs/pennylane/me.json).
 - Every ``POST /customer_invoices`` body is first checked against Pennylane's own OpenAPI
   schema for it (``postCustomerInvoices``, tests/fixtures/specs/pennylane, via
   tests/support/specs.py), and every GET's query parameters against the operation's documented
@@ -65,6 +80,7 @@ from urllib.parse import parse_qs, quote
 import httpx
 
 from ledgerbridge import jsonutil
+from tests.fakes.consent import ConsentScreen, invalid_grant
 from tests.fakes.faults import Fault, Faults
 from tests.support.specs import query_errors, schema_errors
 
@@ -72,6 +88,9 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "pen
 HOST = "https://app.pennylane.com"
 API = "/api/external/v2"
 TOKEN_PATH = "/oauth/token"
+AUTHORIZE_PATH = "/oauth/authorize"
+REVOKE_PATH = "/oauth/revoke"
+REDIRECT_URI = "https://ledgerbridge.example/connect/callback"  # the fake app's registered one
 CLIENT_ID = "fake-pennylane-client-id"
 CLIENT_SECRET = "fake-pennylane-client-secret"
 ACCESS_TOKEN_SECONDS = 86400
@@ -100,6 +119,7 @@ EXCHANGE_RATES = {
 }
 SPEC = "pennylane/customer_invoices"  # excerpt of Pennylane's OpenAPI document
 CUSTOMERS_SPEC = "pennylane/customers"  # the company-customer create body, from the same document
+ME_SPEC = "pennylane/me"  # the user-profile endpoint, from the same document
 # The list operations the fake serves, by their path under /api/external/v2.
 LIST_OPERATIONS = {
     "customers": "getCustomers",
@@ -169,12 +189,23 @@ class FakePennylane:
         client_secret: str = CLIENT_SECRET,
         access_token: str = "pl-access-0",
         refresh_token: str = "pl-refresh-0",
+        redirect_uri: str = REDIRECT_URI,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.client_id, self.client_secret, self.clock = client_id, client_secret, clock
         self.access_tokens = {access_token}
         self.refresh_token: str | None = refresh_token
         self.retired_refresh_tokens: list[str] = []
+        self.revoked: list[str] = []
+        self._access_of = {refresh_token: access_token}  # each refresh token's access token
+        self.consent = ConsentScreen(
+            path=AUTHORIZE_PATH,
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            required_scopes=tuple(SCOPES.split()),
+            pkce=False,  # optional, as in Doorkeeper; a challenge sent is still checked
+        )
+        self.profile: dict[str, Any] = recorded_body("get-me")
         self.requests: list[httpx.Request] = []
         self.customers: list[dict[str, Any]] = recorded_body("list-customers")["items"]
         self.products: list[dict[str, Any]] = recorded_body("list-products")["items"]
@@ -256,8 +287,10 @@ class FakePennylane:
 
     def _route(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
-        if path == TOKEN_PATH:
-            return self._token(request)
+        if self.consent.handles(request):
+            return self.consent.handle(request)
+        if path in (TOKEN_PATH, REVOKE_PATH):
+            return self._oauth(request)
         if not path.startswith(f"{API}/"):
             raise _Refused(404, "Not Found")
         authorization = request.headers.get("authorization", "")
@@ -280,6 +313,8 @@ class FakePennylane:
             "customer_invoices": list(self.invoices.values()),
         }
         _check_query(request, parts)
+        if parts == ["me"]:
+            return _json(200, copy.deepcopy(self.profile))
         if len(parts) == 1 and parts[0] in lists:
             return self._page(request, self._filtered(request, parts[0], lists[parts[0]]))
         if len(parts) >= 2 and parts[0] == "customer_invoices":
@@ -294,21 +329,46 @@ class FakePennylane:
 
     # --- OAuth ------------------------------------------------------------------------------
 
-    def _token(self, request: httpx.Request) -> httpx.Response:
+    def _oauth(self, request: httpx.Request) -> httpx.Response:
+        """The token and revocation endpoints: a POSTed form naming this app with its secret."""
         if request.method != "POST":
             return _json(405, {"error": "invalid_request"})
         form = {key: values[0] for key, values in parse_qs(request.content.decode()).items()}
         if (form.get("client_id"), form.get("client_secret")) != (self.client_id, self.client_secret):
             return _json(401, {"error": "invalid_client", "error_description": INVALID_CLIENT})
+        return self._token(form) if request.url.path == TOKEN_PATH else self._revoke(form)
+
+    def _token(self, form: dict[str, str]) -> httpx.Response:
+        if form.get("grant_type") == "authorization_code":
+            refusal = self.consent.exchange(form, form["client_id"])
+            return invalid_grant(refusal) if refusal else self._issue()
         if form.get("grant_type") != "refresh_token":
             return _json(400, {"error": "unsupported_grant_type"})
         if self.refresh_token is None or form.get("refresh_token") != self.refresh_token:
             return _json(400, {"error": "invalid_grant", "error_description": INVALID_GRANT})
+        self.retired_refresh_tokens.append(self.refresh_token)
+        self._access_of.pop(self.refresh_token, None)
+        self.access_tokens.clear()  # the previous pair stops working at once
+        return self._issue()
+
+    def _revoke(self, form: dict[str, str]) -> httpx.Response:
+        """RFC 7009: either token of a pair ends both; 200 ``{}`` even for a token already dead."""
+        token = form.get("token", "")
+        self.revoked.append(token)
+        refresh = next((r for r, access in self._access_of.items() if token in (r, access)), None)
+        if refresh is not None:
+            self.access_tokens.discard(self._access_of.pop(refresh))
+            if self.refresh_token == refresh:
+                self.refresh_token = None
+        return _json(200, {})
+
+    def _issue(self) -> httpx.Response:
+        """A new token pair, the connection's from now on, in Doorkeeper's token answer."""
         self._issued += 1
         access, refresh = f"pl-access-{self._issued}", f"pl-refresh-{self._issued}"
-        self.retired_refresh_tokens.append(self.refresh_token)
         self.refresh_token = refresh
-        self.access_tokens = {access}  # the previous pair stops working at once
+        self.access_tokens.add(access)
+        self._access_of[refresh] = access
         return _json(
             200,
             {
@@ -599,10 +659,13 @@ def _check_shape(body: Any) -> None:
 
 def _check_query(request: httpx.Request, parts: list[str]) -> None:
     """A 400 for a query parameter the operation does not document."""
-    operation = LIST_OPERATIONS.get(parts[-1]) if len(parts) in (1, 3) else None
+    if parts == ["me"]:
+        spec, operation = ME_SPEC, "getMe"
+    else:
+        spec, operation = SPEC, LIST_OPERATIONS.get(parts[-1]) if len(parts) in (1, 3) else None
     if operation is None:
         return
-    problems = query_errors(dict(request.url.params), SPEC, operation)
+    problems = query_errors(dict(request.url.params), spec, operation)
     if problems:
         raise _Refused(400, "; ".join(problems))
 

@@ -120,15 +120,56 @@ InvalidInvoice naming the field, before anything is stored or sent):
 
 Amounts are decimal strings in Pennylane ("1200.0"): they become Decimals on the way back,
 and are written from Decimals without exponent notation on the way out.
+
+Connect (the hosted consent flow; Pennylane's OAuth guide, "Implement OAuth 2.0"):
+
+- Authorisation URL: ``https://app.pennylane.com/oauth/authorize`` (overridable by
+  ``LEDGERBRIDGE_PENNYLANE_AUTHORIZE_URL``) with ``client_id``, ``redirect_uri``,
+  ``response_type=code``, ``state`` and ``scope``, the guide's parameters. Pennylane has one
+  host for every company, so the page asks nothing first (``connect_choices`` is empty) and
+  the token and API hosts never depend on a connection's settings.
+- Scopes (``CONNECT_SCOPES``): the scopes Pennylane's OpenAPI document names for each call this
+  module makes, and no more: ``customer_invoices:all`` (create invoices, and read them and
+  their lines back when a resend looks an earlier attempt up), ``customers:all`` (create company
+  customers, list and search customers), ``products:readonly`` (items) and
+  ``ledger_accounts:readonly`` (accounts). No supplier or category scope: this module creates
+  no bills and sets no analytical categories (both are refused above), and asking for more
+  than is used would only make the consent screen ask for more. Refresh tokens need no scope:
+  Pennylane's code exchange always answers a refresh token (no ``offline_access``). Scopes are
+  space-separated, which the URL encodes as ``+``, the delimiter the guide asks for.
+- PKCE: sent (S256). Pennylane's authorisation server metadata
+  (``/.well-known/oauth-authorization-server``) lists ``code_challenge_methods_supported``
+  ``S256``; its OAuth server (Doorkeeper) then checks the verifier of a code issued with a
+  challenge and asks none of a code issued without one, so the challenge only ever adds
+  protection, even though the partner guide does not mention it.
+- Tenant: a Pennylane OAuth token is granted for one company, which the user picks on the
+  consent screen. ``GET /api/external/v2/me`` (any valid token, whatever its scopes) answers
+  ``{"user": {...}, "company": {"id", "name", "reg_no"}}``: one Tenant, the company's id and
+  name. Its settings are empty: the module needs no company id (the token names the company),
+  and every Pennylane setting (``default_vat_rate``, ``default_unit``,
+  ``default_ledger_account_id``, ``memo_target``) is the operator's choice, not something the
+  consent can tell. 401/403 is ReauthorizationRequired; a network failure or any other status
+  is ProviderUnavailable; an answer without a company is no tenant at all.
+- Revocation: ``POST https://app.pennylane.com/oauth/revoke`` (RFC 7009; overridable by
+  ``LEDGERBRIDGE_PENNYLANE_REVOKE_URL``) with ``token`` and the client id and secret in the
+  form body, as at the token endpoint. The refresh token is the one revoked: RFC 7009 has the
+  server revoke the access tokens of the same grant with it, and Pennylane keeps the pair in
+  one grant. Any answer but 200 is ProviderUnavailable (RFC 7009 answers 200 even for a token
+  already dead, so anything else is the server or Ledgerbridge's OAuth app, never the
+  connection).
+- Redirect URI the operator registers with Pennylane's partnerships team for the OAuth app:
+  ``<API base URL>/connect/callback``. Pennylane adds nothing to the callback but ``code`` and
+  ``state``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import httpx
 
@@ -142,6 +183,8 @@ from ledgerbridge.models import (
     LineItemInput,
 )
 from ledgerbridge.providers.base import (
+    AuthorizationRequest,
+    ConnectChoice,
     ConnectionContext,
     InvalidInvoice,
     OutboundContact,
@@ -151,17 +194,28 @@ from ledgerbridge.providers.base import (
     ReauthorizationRequired,
     RemoteInvoice,
     RemoteReference,
+    Tenant,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
 from ledgerbridge.providers.mapping import RefusingMapper, type_word
 from ledgerbridge.providers.mapping import money as _money
 from ledgerbridge.providers.mapping import text as _text
+from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens, post_token_request
 
 Answer = TypeVar("Answer")  # what a create answers: a RemoteInvoice or a contact RemoteReference
 
 ENV_NAME = "PENNYLANE"
 API_URL = "https://app.pennylane.com"
 TOKEN_URL = "https://app.pennylane.com/oauth/token"
+AUTHORIZE_URL = "https://app.pennylane.com/oauth/authorize"
+REVOKE_URL = "https://app.pennylane.com/oauth/revoke"
+# What the consent asks for: the scope each call of this module needs (see the module docstring).
+CONNECT_SCOPES = (
+    "customer_invoices:all",  # create invoices; read them and their lines back
+    "customers:all",  # create company customers; list and search customers
+    "products:readonly",  # list products (items)
+    "ledger_accounts:readonly",  # list ledger accounts (accounts)
+)
 API_PATH = "/api/external/v2"
 PAGE_LIMIT = 100  # the most a v2 list returns at once
 LOOKUP_LIMIT = 10
@@ -777,14 +831,82 @@ def _line_records(http: ProviderHttp, invoice_id: Any) -> list[dict[str, Any]] |
         return None
 
 
+# --- hosted connect -----------------------------------------------------------------------
+
+
+def authorization_url(request: AuthorizationRequest) -> str:
+    """Pennylane's consent screen for ``request``: the guide's parameters, CONNECT_SCOPES and PKCE."""
+    query = {
+        "client_id": request.client_id,
+        "redirect_uri": request.redirect_uri,
+        "response_type": "code",
+        "scope": " ".join(CONNECT_SCOPES),  # encoded with "+" between scopes, as the guide asks
+        "state": request.state,
+        "code_challenge": request.code_challenge,
+        "code_challenge_method": "S256",
+    }
+    return f"{endpoint(ENV_NAME, 'AUTHORIZE', AUTHORIZE_URL)}?{urlencode(query)}"
+
+
+def _profile(client: httpx.Client, access_token: str) -> httpx.Response:
+    """``GET /me`` with a bare access token (a connection, and so ProviderHttp, does not exist yet)."""
+    headers = {"authorization": f"Bearer {access_token}", "accept": "application/json"}
+    try:
+        return client.get(f"{_api()}/me", headers=headers)
+    except httpx.TransportError as exc:
+        raise ProviderUnavailable(f"{type(exc).__name__} reading Pennylane's user profile") from exc
+
+
+def discover_tenants(client: httpx.Client, access_token: str) -> list[Tenant]:
+    """The one company the token was granted for, from ``GET /me``; none if Pennylane names none."""
+    response = _profile(client, access_token)
+    if response.status_code in (401, 403):
+        raise _failure(response)
+    body = json_body(response) if response.status_code == 200 else None
+    if not isinstance(body, dict):
+        raise ProviderUnavailable(f"Pennylane answered HTTP {response.status_code} reading the user profile")
+    company = body.get("company")
+    company_id = _text(company.get("id")) if isinstance(company, dict) else None
+    if company_id is None:
+        return []
+    return [Tenant(remote_id=company_id, name=_text(company.get("name")) or company_id, settings={})]
+
+
+def revoke_tokens(client: httpx.Client, app: OAuthApp, tokens: OAuthTokens) -> None:
+    """RFC 7009 revocation of the connection's refresh token (and with it its access token).
+
+    The client authenticates as at the token endpoint (RFC 7009 2.1), so the request is the
+    token endpoint's, sent to the revocation endpoint.
+    """
+    revocation = replace(app, token_url=endpoint(ENV_NAME, "REVOKE", REVOKE_URL))
+    grant = {"token": tokens.refresh_token, "token_type_hint": "refresh_token"}
+    response = post_token_request(client, revocation, grant)
+    if response.status_code != 200:
+        raise ProviderUnavailable(f"Pennylane answered HTTP {response.status_code} revoking the tokens")
+
+
 class PennylaneProvider:
     """Creates customer invoices in one Pennylane company; see the module docstring."""
 
     name = "pennylane"
     oauth_client_auth = "form"
+    connect_choices: tuple[ConnectChoice, ...] = ()  # one host for every company: nothing to ask
+    connect_pkce = True
 
     def oauth_token_url(self, settings: dict[str, str] | None = None) -> str | None:
         return endpoint(ENV_NAME, "TOKEN", TOKEN_URL)
+
+    def authorization_url(self, request: AuthorizationRequest) -> str:
+        return authorization_url(request)
+
+    def discover_tenants(
+        self, client: httpx.Client, access_token: str, settings: dict[str, str], callback: dict[str, str]
+    ) -> list[Tenant]:
+        """The company of the token (``settings``: no choices; ``callback``: nothing but code and state)."""
+        return discover_tenants(client, access_token)
+
+    def revoke_tokens(self, client: httpx.Client, app: OAuthApp, tokens: OAuthTokens) -> None:
+        revoke_tokens(client, app, tokens)
 
     def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> dict[str, Any]:
         return map_invoice(connection, outbound)

@@ -7,11 +7,25 @@ paging, ``reference_number`` search, mark-as-sent, delete). Use it with
 ``httpx.MockTransport(fake.handle)``, or behind tests/fakes/server.py end to end.
 
 What it models:
-- ``POST /oauth/v2/token`` (``grant_type=refresh_token``): the client id and secret as form
-  fields or query parameters, as Zoho documents (HTTP Basic is not read). A refresh issues a new
-  access token and *no* refresh token: Zoho refresh tokens do not rotate and stay valid. Zoho
-  answers refusals with HTTP 200 and an ``error`` field: ``invalid_code`` for an unknown or
-  revoked refresh token, ``invalid_client`` for wrong client credentials.
+- ``GET /oauth/v2/auth``: Zoho's consent screen (tests/fakes/consent.py), requiring the scopes
+  Zoho's Books reference names for every operation this fake serves
+  (tests/fixtures/specs/zoho-books/connect.json), comma-separated, and no PKCE (Zoho documents
+  it for client-based apps only). Approving redirects with ``code``, ``state`` and Zoho's
+  multi-DC extras ``location`` and ``accounts-server``; refusing with ``error=access_denied``.
+  Only a consent asked with ``access_type=offline`` earns a refresh token at the exchange.
+- ``POST /oauth/v2/token`` (``grant_type=refresh_token`` or ``authorization_code``): the client
+  id and secret as form fields or query parameters, as Zoho documents (HTTP Basic is not read).
+  A code is exchanged once, for the redirect URI it was issued to, answering Zoho's token shape
+  (``access_token``, ``refresh_token``, ``api_domain``, ``token_type``, ``expires_in``); the
+  tokens then work on the API and refresh. A refresh issues a new access token and *no* refresh
+  token: Zoho refresh tokens do not rotate and stay valid. Zoho answers refusals with HTTP 200
+  and an ``error`` field: ``invalid_code`` for an unknown, used or revoked code or refresh
+  token, ``invalid_client`` for wrong client credentials.
+- ``POST /oauth/v2/token/revoke?token=``: revokes a refresh token and every access token made
+  with it (or one access token), answering ``{"status": "success"}``; an unknown token is a 400
+  (its body is not documented: the fake's is ``{"error": "invalid_token"}``).
+- ``GET /books/v3/organizations`` (no ``organization_id``): the organisations of the token's
+  user, from ``list-organizations.json`` (``organizations``, which tests may change).
 - ``/books/v3/...``: ``Authorization: Zoho-oauthtoken <token>`` (what Zoho documents) or
   ``Bearer <token>`` (the OAuth standard, which Zoho's accounts documentation also accepts);
   otherwise 401 ``{"code": 57, ...}``. Another organisation's ``organization_id`` answers 400.
@@ -69,17 +83,23 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
 from ledgerbridge import jsonutil
+from tests.fakes.consent import ConsentScreen
 from tests.fakes.faults import Faults
-from tests.support.specs import query_errors, schema_errors
+from tests.support.specs import document, query_errors, schema_errors
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "zoho-books"
 API = "/books/v3"
 TOKEN_PATH = "/oauth/v2/token"
+AUTHORIZE_PATH = "/oauth/v2/auth"
+REVOKE_PATH = "/oauth/v2/token/revoke"
+REDIRECT_URI = "https://ledgerbridge.test/connect/callback"
+# What Zoho adds to the callback for a user of the US data centre (its "Multi DC support" page).
+CALLBACK_EXTRAS = {"location": "us", "accounts-server": "https://accounts.zoho.com"}
 ORGANIZATION_ID = "927270289"  # the recorded organisation
 CLIENT_ID = "1000.FAKEZOHOCLIENTID"
 CLIENT_SECRET = "fake-zoho-client-secret"
@@ -94,6 +114,7 @@ CONTACT_FIELD = "260815000000140005"  # a hand-written contact custom field ("Ac
 PO_NUMBER_FIELD = "260815000000140001"
 REFERENCE_FIELD = "260815000000140003"  # a text field for invoices, kept off the PDF: where the id can go
 SPEC = "zoho-books/books_v3"
+CONNECT_SPEC = "zoho-books/connect"
 CENT = Decimal("0.01")
 _CONTACT = re.compile(r"^contacts/(?P<id>\d+)$")
 # What a list row of GET /contacts carries (Zoho's List Contacts answer), of a full record.
@@ -154,10 +175,24 @@ class FakeZohoBooks:
         custom_fields: dict[str, str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(ORG_TZ),
         validate_schema: bool = True,
+        redirect_uri: str = REDIRECT_URI,
     ):
         self.organization_id, self.client_id, self.client_secret = organization_id, client_id, client_secret
         self.access_tokens = {access_token}
         self.refresh_tokens = {refresh_token}
+        self._granted_by: dict[str, str] = {access_token: refresh_token}  # access token -> its refresh token
+        self._offline_codes: set[str] = set()  # codes whose consent asked access_type=offline
+        self.revoked: list[str] = []
+        self.consent = ConsentScreen(
+            path=AUTHORIZE_PATH,
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            required_scopes=required_scopes(),
+            pkce=False,
+            extras=lambda: dict(CALLBACK_EXTRAS),
+            scope_separator=",",
+        )
+        self.organizations: list[dict[str, Any]] = recorded_body("list-organizations")["organizations"]
         self.custom_fields = (
             {
                 PO_NUMBER_FIELD: "PO number",
@@ -266,8 +301,12 @@ class FakeZohoBooks:
 
     def _route(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        if self.consent.handles(request):
+            return self._consent(request)
         if path == TOKEN_PATH:
             return self._token(request)
+        if path == REVOKE_PATH:
+            return self._revoke(request)
         if not path.startswith(f"{API}/"):
             return _json(404, {"code": 5, "message": "Invalid URL Passed"})
         try:
@@ -281,6 +320,8 @@ class FakeZohoBooks:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme not in ("Zoho-oauthtoken", "Bearer") or token not in self.access_tokens:
             raise ZohoError(57, "You are not authorized to perform this operation", 401)
+        if request.url.path == f"{API}/organizations":
+            return  # the user's organisations: named by no organization_id
         organization = request.url.params.get("organization_id")
         if organization != self.organization_id:
             raise ZohoError(
@@ -290,6 +331,9 @@ class FakeZohoBooks:
     def _api(self, request: httpx.Request, resource: str) -> httpx.Response:
         method = request.method
         lists = {"items": self.items, "chartofaccounts": self.accounts}
+        if resource == "organizations" and method == "GET":
+            organizations = copy.deepcopy(self.organizations)
+            return _json(200, {"code": 0, "message": "success", "organizations": organizations})
         if method == "GET" and resource in lists:
             return self._page(request, resource, lists[resource])
         if resource == "contacts" and method == "GET":
@@ -333,7 +377,8 @@ class FakeZohoBooks:
         operation = _operation(request.method, resource)
         if not self.validate_schema or operation is None:
             return
-        problems = query_errors(dict(request.url.params), SPEC, operation)
+        spec = CONNECT_SPEC if operation == "list_organizations" else SPEC
+        problems = query_errors(dict(request.url.params), spec, operation)
         if problems:
             raise ZohoError(4, "Undocumented query: " + "; ".join(problems))
 
@@ -391,23 +436,60 @@ class FakeZohoBooks:
         fields = {**{key: value for key, value in request.url.params.items()}, **fields}
         if (fields.get("client_id"), fields.get("client_secret")) != (self.client_id, self.client_secret):
             return _json(200, {"error": "invalid_client"})
+        if fields.get("grant_type") == "authorization_code":
+            return self._exchange_code(fields)
         if fields.get("grant_type") != "refresh_token":
             return _json(200, {"error": "unsupported_grant_type"})
         if fields.get("refresh_token") not in self.refresh_tokens:
             return _json(200, {"error": "invalid_code"})
+        return _json(200, self._tokens(str(fields["refresh_token"]), with_refresh_token=False))
+
+    def _exchange_code(self, fields: dict[str, str]) -> httpx.Response:
+        """A single-use code for its redirect URI; a refresh token only for an offline consent."""
+        if self.consent.exchange(fields, fields.get("client_id")) is not None:
+            return _json(200, {"error": "invalid_code"})  # Zoho's refusal of a code, as of a refresh token
+        self._issued += 1
+        refresh = f"zoho-refresh-{self._issued}"
+        offline = fields.get("code") in self._offline_codes
+        if offline:
+            self.refresh_tokens.add(refresh)
+        return _json(200, self._tokens(refresh, with_refresh_token=offline))
+
+    def _tokens(self, refresh: str, with_refresh_token: bool) -> dict[str, Any]:
+        """Zoho's token answer: a new access token (remembered as made with ``refresh``)."""
         self._issued += 1
         access = f"zoho-access-{self._issued}"
         self.access_tokens.add(access)
-        return _json(
-            200,
-            {
-                "access_token": access,
-                "scope": "ZohoBooks.fullaccess.all",
-                "api_domain": "https://www.zohoapis.com",
-                "token_type": "Bearer",
-                "expires_in": 3600,
-            },
-        )
+        self._granted_by[access] = refresh
+        answer: dict[str, Any] = {"access_token": access}
+        if with_refresh_token:
+            answer["refresh_token"] = refresh
+        return {
+            **answer,
+            "scope": ",".join(self.consent.required_scopes),
+            "api_domain": "https://www.zohoapis.com",
+            "token_type": "Bearer",
+            "expires_in": 3600,
+        }
+
+    def _consent(self, request: httpx.Request) -> httpx.Response:
+        """The consent screen; a code approved with ``access_type=offline`` is remembered as such."""
+        response = self.consent.handle(request)
+        codes = parse_qs(urlsplit(response.headers.get("location", "")).query).get("code", [])
+        if codes and request.url.params.get("access_type") == "offline":
+            self._offline_codes.add(codes[0])
+        return response
+
+    def _revoke(self, request: httpx.Request) -> httpx.Response:
+        """A refresh token with every access token made with it, or one access token."""
+        token = request.url.params.get("token", "")
+        if request.method != "POST" or token not in self.refresh_tokens | self.access_tokens:
+            return _json(400, {"error": "invalid_token"})
+        self.revoked.append(token)
+        self.refresh_tokens.discard(token)
+        made_with = {access for access, refresh in self._granted_by.items() if refresh == token}
+        self.access_tokens -= made_with | {token}
+        return _json(200, {"status": "success"})
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -778,7 +860,14 @@ _OPERATIONS = (
     ("GET", re.compile(r"^settings/currencies$"), "list_currencies"),
     ("GET", re.compile(r"^items$"), "list_items"),
     ("GET", re.compile(r"^chartofaccounts$"), "list_chart_of_accounts"),
+    ("GET", re.compile(r"^organizations$"), "list_organizations"),
 )
+
+
+def required_scopes() -> tuple[str, ...]:
+    """The scopes Zoho's Books reference names for the operations this fake serves, in their order."""
+    scopes = document(CONNECT_SPEC)["x-oauth-scopes"]
+    return tuple(dict.fromkeys(scopes[operation] for _, _, operation in _OPERATIONS))
 
 
 def _operation(method: str, resource: str) -> str | None:

@@ -120,6 +120,43 @@ Why it looks the way it does:
   TokenSource keeps the one it had). ``oauth_token_url(settings)`` names the connection's
   accounts server; called without settings (as the connection machinery does today) it
   names the ``com`` one, so other data centres need LEDGERBRIDGE_ZOHO_BOOKS_TOKEN_URL.
+
+Connect (the hosted consent flow; Zoho Accounts' "Authorization Request", "Multi DC support"
+and "Revoke OAuth tokens" pages, and the Books API v3 reference; the parameters and the scope
+of each call are in tests/fixtures/specs/zoho-books/connect.json):
+
+- The page asks for the data centre first (``connect_choices``: ``data_center``, ``com`` by
+  default). Each data centre has its own accounts server, and a Zoho account lives in one: the
+  consent, the code exchange (``oauth_token_url(settings)``), the API and the revocation all
+  go to the chosen one. Zoho's alternative (always ``accounts.zoho.com``, then the callback's
+  ``accounts-server``) needs multi-DC enabled on the operator's client and a token URL chosen
+  after the callback; asking first works with any client registration.
+- Authorisation URL: ``{accounts server}/oauth/v2/auth`` (LEDGERBRIDGE_ZOHO_BOOKS_AUTHORIZE_URL
+  replaces it) with ``response_type=code``, ``client_id``, ``redirect_uri``, ``state``,
+  ``scope``, ``access_type=offline`` (without it Zoho answers no refresh token) and
+  ``prompt=consent`` (Zoho answers a refresh token only at a user's first consent, so a
+  reconnect would otherwise get none and could not be stored).
+- Scopes (``CONNECT_SCOPES``, comma-separated as Zoho's OAuth page asks): the "OAuth Scope" the
+  Books reference names for each call this module makes, and no more. ``ZohoBooks.invoices``
+  and ``ZohoBooks.bills`` CREATE (create, mark as sent, add the memo's comment), READ (the
+  search before a resend, comments) and DELETE (the later copies of a resent create, and a
+  draft whose mark-as-sent or comment was refused); ``ZohoBooks.contacts`` CREATE and READ;
+  ``ZohoBooks.settings.READ`` (items, currencies and the organisation list);
+  ``ZohoBooks.accountants.READ`` (the chart of accounts). Reporting tags are not synced
+  (tracking is refused), so no scope for them; nothing is updated, so no UPDATE scope.
+- PKCE: not sent (``connect_pkce`` False). Zoho documents ``code_challenge`` only for mobile
+  and desktop (client-based) apps; its server-based flow, which Ledgerbridge's confidential
+  client follows, authenticates the exchange with the client secret instead.
+- Tenants: ``GET {api}/books/v3/organizations`` (no organization_id: it lists the
+  organisations of the consenting user) with the fresh token, one Tenant per active
+  organisation (``is_org_active`` not false), the user's default one first, its settings
+  ``organization_id`` and ``data_center``. 401/403 is ReauthorizationRequired, a network
+  failure, 429 or 5xx ProviderUnavailable; no organisation is an empty list.
+- Revocation: ``POST {accounts server}/oauth/v2/token/revoke?token=<refresh token>`` (the
+  token endpoint of the connection's OAuthApp plus ``/revoke``; LEDGERBRIDGE_ZOHO_BOOKS_REVOKE_URL
+  replaces it), which also revokes every access token made with it. Zoho's 400 means the
+  token is no longer valid: already revoked, which is what was asked.
+- Redirect URI the operator registers on the Zoho client: ``<API base URL>/connect/callback``.
 """
 
 from __future__ import annotations
@@ -130,6 +167,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -142,6 +180,8 @@ from ledgerbridge.models import (
     LineItemInput,
 )
 from ledgerbridge.providers.base import (
+    AuthorizationRequest,
+    ConnectChoice,
     ConnectionContext,
     InvalidInvoice,
     OutboundContact,
@@ -151,15 +191,19 @@ from ledgerbridge.providers.base import (
     ReauthorizationRequired,
     RemoteInvoice,
     RemoteReference,
+    Tenant,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
 from ledgerbridge.providers.mapping import RefusingMapper, fits_double, type_word
 from ledgerbridge.providers.mapping import money as _money
 from ledgerbridge.providers.mapping import text as _text
+from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens
 
 ENV_NAME = "ZOHO_BOOKS"
 API_PATH = "/books/v3"
 TOKEN_PATH = "/oauth/v2/token"
+AUTHORIZE_PATH = "/oauth/v2/auth"
+REVOKE_SUFFIX = "/revoke"  # Zoho's revocation endpoint is its token endpoint's path + /revoke
 DEFAULT_DATA_CENTER = "com"
 # Zoho's data centres: (API host, accounts host). Canada's accounts server is zohocloud.ca.
 DATA_CENTERS = {
@@ -172,6 +216,33 @@ DATA_CENTERS = {
     "com.cn": ("https://www.zohoapis.com.cn", "https://accounts.zoho.com.cn"),
     "sa": ("https://www.zohoapis.sa", "https://accounts.zoho.sa"),
 }
+# What the connect page shows for each data centre (the accounts server's domain in brackets).
+DATA_CENTER_NAMES = {
+    "com": "United States (zoho.com)",
+    "eu": "Europe (zoho.eu)",
+    "in": "India (zoho.in)",
+    "com.au": "Australia (zoho.com.au)",
+    "jp": "Japan (zoho.jp)",
+    "ca": "Canada (zohocloud.ca)",
+    "com.cn": "China (zoho.com.cn)",
+    "sa": "Saudi Arabia (zoho.sa)",
+}
+CONNECT_CHOICES = (
+    ConnectChoice("data_center", "Zoho data centre", tuple(DATA_CENTER_NAMES.items()), DEFAULT_DATA_CENTER),
+)
+# The scopes Zoho's Books reference names for the calls this module makes (see the docstring).
+CONNECT_SCOPES = (
+    "ZohoBooks.invoices.CREATE",
+    "ZohoBooks.invoices.READ",
+    "ZohoBooks.invoices.DELETE",
+    "ZohoBooks.bills.CREATE",
+    "ZohoBooks.bills.READ",
+    "ZohoBooks.bills.DELETE",
+    "ZohoBooks.contacts.CREATE",
+    "ZohoBooks.contacts.READ",
+    "ZohoBooks.settings.READ",
+    "ZohoBooks.accountants.READ",
+)
 PAGE_SIZE = 200  # the most a Zoho Books list returns per page
 
 # Lengths Zoho documents; longer values are refused (or, for a line name, shortened visibly).
@@ -283,8 +354,13 @@ def organization_id(settings: dict[str, str]) -> str:
     return organization
 
 
+def data_center(settings: dict[str, str] | None) -> str:
+    """The connection's data centre as DATA_CENTERS names it (any case, a leading dot ignored)."""
+    return (_setting(settings or {}, "data_center") or DEFAULT_DATA_CENTER).lower().removeprefix(".")
+
+
 def _data_center(settings: dict[str, str] | None) -> tuple[str, str]:
-    name = (_setting(settings or {}, "data_center") or DEFAULT_DATA_CENTER).lower().removeprefix(".")
+    name = data_center(settings)
     hosts = DATA_CENTERS.get(name)
     if hosts is None:
         known = ", ".join(DATA_CENTERS)
@@ -1096,6 +1172,78 @@ def _contact_records(api: _Api, page_size: int) -> Iterator[dict[str, Any]]:
         yield created.get(str(row.get("contact_id")), row)
 
 
+# --- hosted connect -----------------------------------------------------------------------
+
+
+def authorization_url(request: AuthorizationRequest) -> str:
+    """The consent screen of the chosen data centre's accounts server (no PKCE: see the docstring)."""
+    query = {
+        "response_type": "code",
+        "client_id": request.client_id,
+        "redirect_uri": request.redirect_uri,
+        "scope": ",".join(CONNECT_SCOPES),
+        "state": request.state,
+        "access_type": "offline",
+        "prompt": "consent",
+    }
+    default = _data_center(request.settings)[1] + AUTHORIZE_PATH
+    return f"{endpoint(ENV_NAME, 'AUTHORIZE', default)}?{urlencode(query)}"
+
+
+def _organizations(client: httpx.Client, access_token: str, settings: dict[str, str]) -> httpx.Response:
+    """``GET /organizations`` with a bare access token (no connection, so no ProviderHttp, exists yet)."""
+    headers = {"authorization": f"Zoho-oauthtoken {access_token}", "accept": "application/json"}
+    try:
+        return client.get(f"{api_url(settings)}/organizations", headers=headers)
+    except httpx.TransportError as exc:
+        raise ProviderUnavailable(f"{type(exc).__name__} listing the Zoho Books organisations") from exc
+
+
+def discover_tenants(client: httpx.Client, access_token: str, settings: dict[str, str]) -> list[Tenant]:
+    """The active organisations of the consenting user, the default one first."""
+    response = _organizations(client, access_token, settings)
+    if response.status_code in (401, 403):
+        raise ReauthorizationRequired(
+            f"Zoho Books refused the new access token (HTTP {response.status_code})"
+        )
+    body = json_body(response) if response.status_code == 200 else None
+    if not isinstance(body, dict) or body.get("code") != 0:
+        raise ProviderUnavailable(
+            f"Zoho Books answered HTTP {response.status_code} listing the organisations"
+        )
+    rows = [row for row in body.get("organizations") or [] if isinstance(row, dict)]
+    active = [
+        row for row in rows if _text(row.get("organization_id")) and row.get("is_org_active") is not False
+    ]
+    ordered = sorted(active, key=lambda row: row.get("is_default_org") is not True)
+    return [_tenant(row, data_center(settings)) for row in ordered]
+
+
+def _tenant(row: dict[str, Any], center: str) -> Tenant:
+    organization = str(_text(row.get("organization_id")))
+    return Tenant(
+        remote_id=organization,
+        name=_text(row.get("name")) or organization,
+        settings={"organization_id": organization, "data_center": center},
+    )
+
+
+def revoke_tokens(client: httpx.Client, app: OAuthApp, tokens: OAuthTokens) -> None:
+    """Revokes the refresh token (and so its access tokens) at the connection's accounts server."""
+    url = endpoint(ENV_NAME, "REVOKE", app.token_url + REVOKE_SUFFIX)
+    try:
+        response = client.post(
+            url, params={"token": tokens.refresh_token}, headers={"accept": "application/json"}
+        )
+    except httpx.TransportError as exc:
+        raise ProviderUnavailable(f"{type(exc).__name__} revoking the Zoho tokens") from exc
+    if response.status_code == 400:
+        return  # Zoho: the token is not valid (any more): nothing left to revoke
+    body = json_body(response) if response.status_code == 200 else None
+    if not isinstance(body, dict) or body.get("status") != "success":
+        raise ProviderUnavailable(f"Zoho answered HTTP {response.status_code} revoking the tokens")
+
+
 # --- the provider ---------------------------------------------------------------------------
 
 
@@ -1104,6 +1252,8 @@ class ZohoBooksProvider:
 
     name = "zoho_books"
     oauth_client_auth = "form"
+    connect_choices = CONNECT_CHOICES
+    connect_pkce = False  # Zoho documents PKCE for client-based apps only (see the docstring)
 
     def __init__(self, page_size: int = PAGE_SIZE):
         self._page_size = page_size
@@ -1111,6 +1261,18 @@ class ZohoBooksProvider:
     def oauth_token_url(self, settings: dict[str, str] | None = None) -> str | None:
         """The connection's accounts server when given its settings; ``com`` otherwise (see token_url)."""
         return token_url(settings)
+
+    def authorization_url(self, request: AuthorizationRequest) -> str:
+        return authorization_url(request)
+
+    def discover_tenants(
+        self, client: httpx.Client, access_token: str, settings: dict[str, str], callback: dict[str, str]
+    ) -> list[Tenant]:
+        """The organisations of the chosen data centre (the callback's ``location`` is not needed)."""
+        return discover_tenants(client, access_token, settings)
+
+    def revoke_tokens(self, client: httpx.Client, app: OAuthApp, tokens: OAuthTokens) -> None:
+        revoke_tokens(client, app, tokens)
 
     def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> ZohoBooksRequest:
         return map_invoice(connection, outbound)

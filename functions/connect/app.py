@@ -53,6 +53,12 @@ def _redirect(url: str) -> Response:
     return Response(303, None, "", headers={**connect_pages.security_headers(), "Location": url})
 
 
+def _is_json_route() -> bool:
+    """Routes for SaaS backends answer JSON; the end user's pages answer HTML."""
+    path = app.current_event.path
+    return path.startswith(("/connect/sessions", "/connections"))
+
+
 def _project() -> str:
     return authenticate_project(app.current_event.headers.get("x-api-key"))
 
@@ -73,6 +79,22 @@ def create_session() -> Response:
 @app.get("/connect/sessions/<session_id>")
 def read_session(session_id: str) -> Response:
     return _json(200, connect.read_session(_project(), session_id))
+
+
+@app.get("/connections")
+def list_connections() -> Response:
+    return _json(200, {"data": connect.list_connections(_project())})
+
+
+@app.get("/connections/<connection_id>")
+def get_connection(connection_id: str) -> Response:
+    return _json(200, connect.get_connection(_project(), connection_id))
+
+
+@app.delete("/connections/<connection_id>")
+def delete_connection(connection_id: str) -> Response:
+    connect.delete_connection(_project(), connection_id)
+    return Response(204, None, "")
 
 
 # --- the end user's browser -------------------------------------------------------------------
@@ -142,7 +164,7 @@ def on_connect_failed(failure: connect.ConnectFailed) -> Response:
 
 @app.exception_handler(ApiError)
 def on_api_error(error: ApiError) -> Response:
-    if app.current_event.path.startswith("/connect/sessions"):
+    if _is_json_route():
         return _json(error.status, error.body())
     return _page(error.status, connect_pages.message_page("Could not connect", error.message))
 
@@ -155,7 +177,7 @@ def on_not_found(_: NotFoundError) -> Response:
 @app.exception_handler(Exception)
 def on_unexpected(_: Exception) -> Response:
     logger.exception("unhandled error")
-    if app.current_event.path.startswith("/connect/sessions"):
+    if _is_json_route():
         return _json(500, ApiError(500, "internal_error", "Something went wrong on our side.").body())
     return _page(500, connect_pages.message_page("Something went wrong", "Something went wrong on our side."))
 

@@ -118,3 +118,28 @@ def test_sessions_refuse_what_a_payments_grade_api_must(stack: LocalStack) -> No
     assert httpx.get(f"{stack.api_url}/connect/not-a-real-token").status_code == 400
     bogus_callback = httpx.get(f"{stack.api_url}/connect/callback", params={"state": "forged", "code": "x"})
     assert bogus_callback.status_code == 400 and "already been used or has expired" in bogus_callback.text
+
+
+def test_the_project_lists_and_deletes_its_connections(stack: LocalStack) -> None:
+    session = new_session(stack, return_url=RETURN_URL).json()
+    assert httpx.get(link(consent_page(stack, session), "approve")).status_code == 303
+    outcome = read_session(stack, session["id"])
+    key = {"x-api-key": stack.api_key}
+    listed = httpx.get(f"{stack.api_url}/connections", headers=key).json()["data"]
+    [mine] = [c for c in listed if c["id"] == outcome["connection_id"]]
+    assert (mine["provider"], mine["status"], mine["needs_reauthorization"]) == ("sandbox", "active", False)
+    one = httpx.get(f"{stack.api_url}/connections/{mine['id']}", headers=key)
+    assert one.status_code == 200 and one.json() == mine
+    assert httpx.get(f"{stack.api_url}/connections", headers={"x-api-key": "lbk_nope"}).status_code == 401
+
+    assert httpx.delete(f"{stack.api_url}/connections/{mine['id']}", headers=key).status_code == 204
+    refused = httpx.get(
+        f"{stack.api_url}/accounting/invoices",
+        headers={**key, "x-connection-token": outcome["connection_token"]},
+    )
+    assert refused.status_code == 401  # never used before, so no container had it cached
+    assert httpx.get(f"{stack.api_url}/connections/{mine['id']}", headers=key).status_code == 404
+    assert httpx.delete(f"{stack.api_url}/connections/{mine['id']}", headers=key).status_code == 404
+    assert mine["id"] not in {
+        c["id"] for c in httpx.get(f"{stack.api_url}/connections", headers=key).json()["data"]
+    }

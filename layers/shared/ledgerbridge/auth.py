@@ -42,7 +42,7 @@ def _lookup(key_hash: str, token_hash: str) -> Principal:
     if token is None or token["project_id"] != api_key["project_id"]:
         raise unauthorized()
     connection = accounts.get_connection(token["project_id"], token["connection_id"])
-    if connection is None:
+    if connection is None or connection.get("status") == "deleted":
         raise unauthorized()
     return Principal(
         project_id=token["project_id"],

@@ -302,6 +302,19 @@ def _oauth_client(provider: str) -> Any:
         ) from None
 
 
+def _oauth_app(provider_name: str, settings: dict[str, str]) -> tuple[Any, Any]:
+    """The deployment's OAuth app at the provider, for the token endpoint ``settings`` choose."""
+    from ledgerbridge.providers.oauth import OAuthApp
+
+    provider = connections.provider_for(provider_name)
+    client = _oauth_client(provider_name)
+    token_url = provider.oauth_token_url(settings) or ""
+    rules = base.refresh_rules(provider)
+    app = OAuthApp(token_url, client.client_id, client.client_secret, provider.oauth_client_auth,
+                   client.redirect_uri, rules)  # fmt: skip
+    return app, client
+
+
 def redirect_uri(client: Any, public_url: str) -> str:
     """The callback the provider redirects to: the OAuth app's registered one, else ours."""
     return client.redirect_uri or f"{public_url}/connect/callback"
@@ -356,19 +369,11 @@ def _exchange(
 ) -> tuple[Any, list[base.Tenant]]:
     from ledgerbridge.provider_types import ProviderUnavailable, ReauthorizationRequired
     from ledgerbridge.providers.http import shared_client
-    from ledgerbridge.providers.oauth import CodeRefused, OAuthApp, exchange_code
+    from ledgerbridge.providers.oauth import CodeRefused, exchange_code
 
     provider = connections.provider_for(record["provider"])
-    client = _oauth_client(record["provider"])
     settings = record["settings"]
-    app = OAuthApp(
-        provider.oauth_token_url(settings) or "",
-        client.client_id,
-        client.client_secret,
-        provider.oauth_client_auth,
-        client.redirect_uri,
-        base.refresh_rules(provider),
-    )
+    app, client = _oauth_app(record["provider"], settings)
     verifier = record["code_verifier"] if getattr(provider, "connect_pkce", False) else None
     try:
         tokens = exchange_code(
@@ -497,3 +502,66 @@ def _outcome_url(session: dict[str, Any], outcome: dict[str, str]) -> str:
         return ""
     separator = "&" if urlsplit(return_url).query else "?"
     return f"{return_url}{separator}{query}"
+
+
+# --- the project's connections (the SaaS backend) ------------------------------------------------
+
+
+def _connection_view(connection: dict[str, Any]) -> dict[str, Any]:
+    status = connection.get("status") or "active"
+    return {
+        "id": connection["connection_id"],
+        "provider": connection["provider"],
+        "status": status,
+        "tenant_name": connection.get("tenant_name"),
+        "created_at": connection.get("created_at"),
+        "needs_reauthorization": status == "needs_reauthorization",
+        "status_reason": connection.get("status_reason"),
+    }
+
+
+def list_connections(project_id: str) -> list[dict[str, Any]]:
+    """The project's connections, deleted ones left out, oldest first."""
+    found = accounts.list_connections(project_id)
+    return [_connection_view(c) for c in found if c.get("status") != "deleted"]
+
+
+def get_connection(project_id: str, connection_id: str) -> dict[str, Any]:
+    connection = accounts.get_connection(project_id, connection_id) if _is_id(connection_id) else None
+    if connection is None or connection.get("status") == "deleted":
+        raise ApiError(404, "not_found", "Connection not found.")
+    return _connection_view(connection)
+
+
+def delete_connection(project_id: str, connection_id: str) -> None:
+    """Revoke the tokens at the provider where it can, then forget them and refuse the token.
+
+    A revocation that fails (the provider down) does not keep the connection: the caller asked
+    for it gone, its credentials are deleted here either way, and the provider's tokens expire
+    on their own; the failure is logged. Stored invoices stay in the invoices table.
+    """
+    connection = accounts.get_connection(project_id, connection_id) if _is_id(connection_id) else None
+    if connection is None or connection.get("status") == "deleted":
+        raise ApiError(404, "not_found", "Connection not found.")
+    _revoke(connection)
+    from ledgerbridge.models import now_text
+
+    accounts.mark_connection_deleted(project_id, connection_id, now_text())
+    logger.info("connection deleted", extra={"connection_id": connection_id})
+
+
+def _revoke(connection: dict[str, Any]) -> None:
+    provider = connections.provider_for(connection["provider"])
+    revoke = getattr(provider, "revoke_tokens", None)
+    if not callable(revoke) or not connection.get("credentials"):
+        return
+    from ledgerbridge.provider_types import OAuthTokens
+    from ledgerbridge.providers.http import shared_client
+    from ledgerbridge.store.credentials import decrypt_credentials
+
+    try:
+        app, _ = _oauth_app(connection["provider"], connection.get("settings") or {})
+        saved = decrypt_credentials(connection["connection_id"], _blob(connection["credentials"]))
+        revoke(shared_client(), app, OAuthTokens.from_credentials(saved, 0))
+    except Exception as exc:  # see delete_connection: logged, never a reason to keep the connection
+        logger.warning("token revocation failed", extra={"error": type(exc).__name__})

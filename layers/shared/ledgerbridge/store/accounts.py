@@ -18,11 +18,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from ledgerbridge.config import settings
 from ledgerbridge.store.dynamo import (
     STORAGE_ERRORS,
     dynamodb,
     from_item,
+    is_condition_failure,
     put_new_items,
     storage_unavailable,
     to_values,
@@ -168,3 +171,24 @@ def list_connections(project_id: str) -> list[dict[str, Any]]:
 
 def list_projects() -> list[dict[str, Any]]:
     return list(_scan_by_sort_key("PROJECT"))
+
+
+def mark_connection_deleted(project_id: str, connection_id: str, deleted_at: str) -> bool:
+    """Deleted: its credentials gone, its token refused from now on (auth checks the status);
+    False if there was no such connection. Its invoices stay where they are."""
+    try:
+        dynamodb().update_item(
+            TableName=_table(),
+            Key=to_values({"pk": f"PROJECT#{project_id}", "sk": f"CONNECTION#{connection_id}"}),
+            UpdateExpression="SET #status = :deleted, deleted_at = :at REMOVE credentials",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=to_values({":deleted": "deleted", ":at": deleted_at}),
+        )
+    except ClientError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise storage_unavailable() from exc
+    except STORAGE_ERRORS as exc:
+        raise storage_unavailable() from exc
+    return True

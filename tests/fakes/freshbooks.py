@@ -7,7 +7,24 @@ answer and the error envelope are written by hand from FreshBooks' documentation
 fixture says so in its ``note``).
 
 What it models:
-- ``POST /auth/oauth/token``: a JSON body (``grant_type=refresh_token``, ``client_id``,
+- ``GET /oauth/authorize`` (auth.freshbooks.com's path): the consent screen (tests/fakes/consent.py)
+  with the client id, the registered redirect URI and every scope FreshBooks documents for the
+  calls the fake serves (tests/fixtures/providers/freshbooks/scopes.json) required. No PKCE:
+  FreshBooks documents none, so a challenge is neither asked for nor checked unless one is sent.
+  Approving redirects with ``code`` and ``state`` and nothing else, as FreshBooks does.
+- ``POST /auth/oauth/token`` with ``grant_type=authorization_code``: the JSON body is first checked
+  against FreshBooks' Node SDK's token request (tests/fixtures/specs/freshbooks/auth.json; 400
+  ``invalid_request`` listing the problems), then the code must be unused and bound to this client
+  and redirect URI (400 ``invalid_grant`` otherwise). The answer has the SDK's TokenResponse
+  fields (exchange-code.json) with the consented scope; its pair becomes the connection's, and
+  the previous refresh token is retired (FreshBooks keeps one refresh token per user and app).
+- ``POST /auth/oauth/revoke``: a JSON body with the app's client id and secret (401
+  ``invalid_client`` otherwise) and ``token``; revoking a refresh token or its access token ends
+  both (one grant in FreshBooks' OAuth server), and the answer is 200 ``{}`` whatever the token.
+  Revoked tokens are kept in ``revoked``.
+- ``GET /auth/api/v1/users/me``: a known bearer token (401 otherwise), then ``identity``, the
+  recorded answer (get-account-id.json); tests may change its ``business_memberships``.
+- ``POST /auth/oauth/token`` refreshes: a JSON body (``grant_type=refresh_token``, ``client_id``,
   ``client_secret``, ``refresh_token``, ``redirect_uri``; a form body is refused here so the
   test proves JSON is sent). ``redirect_uri`` must be the app's registered one: FreshBooks'
   Node SDK sends it on every refresh, so a refresh without it (or with another) is refused
@@ -69,22 +86,27 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from ledgerbridge import jsonutil
+from tests.fakes.consent import ConsentScreen, invalid_grant
 from tests.fakes.faults import Faults
 from tests.support.specs import schema_errors
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "freshbooks"
 ACCOUNT_ID = "ZyQ04o"  # the recorded account
 TOKEN_PATH = "/auth/oauth/token"
+AUTHORIZE_PATH = "/oauth/authorize"  # on auth.freshbooks.com
+REVOKE_PATH = "/auth/oauth/revoke"
+IDENTITY_PATH = "/auth/api/v1/users/me"
 API_PREFIX = "/accounting/account/"
 CLIENT_ID = "fake-freshbooks-client-id"
 CLIENT_SECRET = "fake-freshbooks-client-secret"
-REDIRECT_URI = "https://ledgerbridge.example/oauth/freshbooks"  # the fake app's registered one
+REDIRECT_URI = "https://ledgerbridge.example/connect/callback"  # the fake app's registered one
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 15
 EASTERN = ZoneInfo("America/New_York")  # FreshBooks' accounting timestamps
 CENT = Decimal("0.01")
 VALIDATION_STATUS = 422
 SPEC = "freshbooks/invoices"
+AUTH_SPEC = "freshbooks/auth"  # the Node SDK's token request and answer
 CLIENT_SPEC = "freshbooks/clients"
 BASE_CURRENCY = "USD"  # the fake business's own currency: a client created without one gets it
 # What describes one client, as a client created without it has it (FreshBooks' create answer).
@@ -99,6 +121,11 @@ LISTS = {"users/clients": "clients", "items/items": "items", "taxes/taxes": "tax
 def fixture(name: str) -> dict[str, Any]:
     """A fixture file, numbers as Decimals."""
     return jsonutil.loads((FIXTURES / f"{name}.json").read_bytes())
+
+
+def documented_scopes() -> tuple[str, ...]:
+    """Every scope FreshBooks documents for a call the fake serves, each once (scopes.json)."""
+    return tuple(dict.fromkeys(fixture("scopes")["resources"].values()))
 
 
 def recorded_body(name: str) -> Any:
@@ -140,8 +167,18 @@ class FakeFreshBooks:
         self.account_id, self.client_id, self.client_secret = account_id, client_id, client_secret
         self.redirect_uri = redirect_uri
         self.access_tokens = {access_token}
-        self.refresh_token = refresh_token
+        self.refresh_token: str | None = refresh_token
         self.retired_refresh_tokens: list[str] = []
+        self.revoked: list[str] = []
+        self._access_of = {refresh_token: access_token}  # each live refresh token's access token
+        self.consent = ConsentScreen(
+            path=AUTHORIZE_PATH,
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            required_scopes=documented_scopes(),
+            pkce=False,  # FreshBooks documents none
+        )
+        self.identity: dict[str, Any] = recorded_body("get-account-id")
         self.clock = clock
         self.requests: list[httpx.Request] = []
         self.clients: list[dict[str, Any]] = recorded_result("list-clients")["clients"]
@@ -218,8 +255,12 @@ class FakeFreshBooks:
         with self._lock:
             request.read()
             self.requests.append(request)
+            if self.consent.handles(request):
+                return self.consent.handle(request)
             if request.url.path == TOKEN_PATH:
                 return self._token(request)
+            if request.url.path == REVOKE_PATH:
+                return self._revoke(request)
             fault = self._faults.take(request, lambda: self._route(request))
             if fault:
                 return _json(
@@ -229,6 +270,8 @@ class FakeFreshBooks:
 
     def _route(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        if path == IDENTITY_PATH and request.method == "GET":
+            return self._bearer_refusal(request) or _json(200, copy.deepcopy(self.identity))
         if not path.startswith(API_PREFIX):
             return _not_found()
         refused = self._refuse_access(request)
@@ -252,6 +295,19 @@ class FakeFreshBooks:
         return _not_found()
 
     def _refuse_access(self, request: httpx.Request) -> httpx.Response | None:
+        refused = self._bearer_refusal(request)
+        if refused:
+            return refused
+        account = request.url.path[len(API_PREFIX) :].split("/", 1)[0]
+        if account != self.account_id:
+            error = _Invalid(
+                1003, "accountid", "The server could not verify that you are authorized.", account, "account"
+            )
+            return _errors(403, [error])
+        return None
+
+    def _bearer_refusal(self, request: httpx.Request) -> httpx.Response | None:
+        """401 unless the request carries an access token this fake issued and has not revoked."""
         authorization = request.headers.get("authorization", "")
         if not authorization.startswith("Bearer "):
             return _json(
@@ -266,29 +322,27 @@ class FakeFreshBooks:
             return _json(
                 401, {"error": "invalid_token", "error_description": "The access token is invalid"}, headers
             )
-        account = request.url.path[len(API_PREFIX) :].split("/", 1)[0]
-        if account != self.account_id:
-            error = _Invalid(
-                1003, "accountid", "The server could not verify that you are authorized.", account, "account"
-            )
-            return _errors(403, [error])
         return None
 
     # --- token endpoint ---------------------------------------------------------------------
 
-    def _token(self, request: httpx.Request) -> httpx.Response:
-        if request.method != "POST" or "application/json" not in request.headers.get("content-type", ""):
-            return _json(400, {"error": "invalid_request", "error_description": "Send a JSON body."})
-        try:
-            body = jsonutil.loads(request.content)
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
+    def _client_body(self, request: httpx.Request) -> dict[str, Any] | httpx.Response:
+        """The JSON body of an OAuth request naming this app with its secret, else the refusal."""
+        body = _body(request) if request.method == "POST" else None
+        if not isinstance(body, dict) or "application/json" not in request.headers.get("content-type", ""):
             return _json(400, {"error": "invalid_request", "error_description": "Send a JSON body."})
         if (body.get("client_id"), body.get("client_secret")) != (self.client_id, self.client_secret):
             return _json(
                 401, {"error": "invalid_client", "error_description": "Client authentication failed."}
             )
+        return body
+
+    def _token(self, request: httpx.Request) -> httpx.Response:
+        body = self._client_body(request)
+        if isinstance(body, httpx.Response):
+            return body
+        if body.get("grant_type") == "authorization_code":
+            return self._exchange_code(body)
         if body.get("grant_type") != "refresh_token":
             return _json(
                 400, {"error": "unsupported_grant_type", "error_description": "Unsupported grant type."}
@@ -300,18 +354,51 @@ class FakeFreshBooks:
                 else "The redirect uri included is not valid."
             )
             return _json(400, {"error": "invalid_request", "error_description": description})
-        if body.get("refresh_token") != self.refresh_token:
+        if self.refresh_token is None or body.get("refresh_token") != self.refresh_token:
             return _json(
                 400, {"error": "invalid_grant", "error_description": "The provided grant is invalid."}
             )
+        return self._issue(recorded_body("refresh-token"))
+
+    def _exchange_code(self, body: dict[str, Any]) -> httpx.Response:
+        """The authorization-code grant: the SDK's body, then a single-use code bound to its request."""
+        problems = schema_errors(body, AUTH_SPEC, "TokenRequest")
+        if problems:
+            return _json(400, {"error": "invalid_request", "error_description": "; ".join(problems)})
+        refusal = self.consent.exchange(body, body.get("client_id"))
+        if refusal:
+            return invalid_grant(refusal)
+        granted = self.consent.codes[str(body["code"])].scope
+        return self._issue({**recorded_body("exchange-code"), "scope": granted})
+
+    def _issue(self, answer: dict[str, Any]) -> httpx.Response:
+        """A new token pair, the connection's from now on (the previous refresh token is retired)."""
         self._issued += 1
         access, refresh = f"fb-access-{self._issued}", f"fb-refresh-{self._issued}"
-        self.retired_refresh_tokens.append(self.refresh_token)
+        if self.refresh_token is not None:
+            self.retired_refresh_tokens.append(self.refresh_token)
+            self._access_of.pop(self.refresh_token, None)
         self.refresh_token = refresh
         self.access_tokens.add(access)
-        answer = copy.deepcopy(recorded_body("refresh-token"))
+        self._access_of[refresh] = access
+        answer = copy.deepcopy(answer)
         answer.update(access_token=access, refresh_token=refresh, created_at=int(self.clock().timestamp()))
         return _json(200, answer)
+
+    def _revoke(self, request: httpx.Request) -> httpx.Response:
+        """Either token of a pair ends both; 200 ``{}`` even for a token already dead (RFC 7009 2.2)."""
+        body = self._client_body(request)
+        if isinstance(body, httpx.Response):
+            return body
+        token = str(body.get("token") or "")
+        self.revoked.append(token)
+        refresh = token if token in self._access_of else None
+        refresh = refresh or next((r for r, access in self._access_of.items() if access == token), None)
+        if refresh is not None:
+            self.access_tokens.discard(self._access_of.pop(refresh))
+            if self.refresh_token == refresh:
+                self.refresh_token = None
+        return _json(200, recorded_body("revoke-token"))
 
     # --- reads ------------------------------------------------------------------------------
 

@@ -119,16 +119,65 @@ InvalidInvoice naming the field, raised before anything is stored or sent):
 - Timestamps: FreshBooks writes accounting ``updated`` times in US Eastern time without an
   offset (a recorded client's ``signup_date`` 16:48:49 UTC is its ``updated`` 12:48:49; its
   Node SDK reads them the same way), converted here with the US daylight-saving rule.
+
+Connect (the hosted consent flow; FreshBooks' "Authentication" and "Scopes" pages and its
+official Node and Python SDKs, ``getAuthRequestUrl`` / ``get_auth_request_url``):
+
+- Authorisation URL: ``https://auth.freshbooks.com/oauth/authorize`` (the SDKs' ``AUTH_BASE_URL``
+  + ``/oauth/authorize``; ``LEDGERBRIDGE_FRESHBOOKS_AUTHORIZE_URL`` overrides it) with
+  ``response_type=code``, ``client_id``, ``redirect_uri``, ``scope`` and ``state``, the SDKs'
+  parameters plus the state FreshBooks documents passing through to the redirect. FreshBooks
+  has one host for every business, so the page asks nothing first (``connect_choices`` is
+  empty) and the token and API hosts never depend on a connection's settings.
+- Scopes (``CONNECT_SCOPES``): FreshBooks' ``user:<object>:<read|write>`` scopes for each call
+  this module makes, and no more (a consent screen should ask for nothing unused, and FreshBooks
+  cannot add a scope to a token later: the user would have to consent again).
+  ``user:profile:read`` reads ``/auth/api/v1/users/me``, the businesses (tenant discovery; the
+  Scopes page adds it to every app). ``user:clients:read`` lists and searches clients
+  (reference sync, ``find_contact``); ``user:clients:write`` creates them (contacts).
+  ``user:invoices:read`` lists a client's invoices (``find_invoice`` before a resend);
+  ``user:invoices:write`` creates invoices and marks them sent. ``user:billable_items:read``
+  lists items (the Items page's scope); ``user:taxes:read`` lists taxes, to name an item's
+  taxes. No bills, vendors, expenses or accounts scope: this module creates no bills (refused
+  above), reads no chart of accounts and sets no tracking (refused above). Refresh tokens need
+  no scope: FreshBooks' code exchange always answers a refresh token (no ``offline_access``).
+  Scopes are joined by spaces, sent as ``%20`` as the Node SDK's ``encodeURIComponent`` does.
+- PKCE: not sent (``connect_pkce`` False). Neither FreshBooks' authentication pages nor its
+  SDKs take a ``code_challenge``, and the code exchange is authenticated by the client secret;
+  the single-use ``state`` bound to the connect session guards the redirect. The exchange is
+  ``oauth.exchange_code`` with the client id and secret in the JSON body (``oauth_client_auth``
+  ``json``), the body the Node SDK's ``authorizeCall`` sends (its fields, and no verifier).
+- Tenants: a FreshBooks token names no business. ``GET {api}/auth/api/v1/users/me`` (FreshBooks'
+  Identity Model page) lists ``business_memberships``; each business with an ``account_id``
+  (what every ``/accounting`` URL takes) becomes one Tenant: its ``account_id`` (the remote id
+  and the ``account_id`` setting) and ``name``, first seen first, each account once. The
+  business's ``timezone``, when it is an IANA name this runtime knows, becomes the ``time_zone``
+  setting, so an invoice without ``issue_date`` is dated by the business's own calendar rather
+  than UTC (an unknown name is left out: the default stays UTC rather than every invoice being
+  refused). The membership's role is not filtered on: the Identity Model page documents no list
+  of roles, so the user picks among every business FreshBooks lists. 401/403 is
+  ReauthorizationRequired; a network failure, 429 or 5xx (after ``ProviderHttp``'s retries) or
+  an answer that is not the documented JSON is ProviderUnavailable; no business is no tenant.
+- Revocation: ``POST https://api.freshbooks.com/auth/oauth/revoke`` (FreshBooks' "Revoke a
+  Refresh Token"; ``LEDGERBRIDGE_FRESHBOOKS_REVOKE_URL`` overrides it) with a JSON body of
+  ``client_id``, ``client_secret`` and ``token``, the refresh token: the token endpoint's
+  request with the token in place of a grant. FreshBooks' OAuth server keeps a refresh token
+  and its access token as one grant, so both end. Any answer but 200 is ProviderUnavailable.
+- Redirect URI the operator registers with the FreshBooks app and puts in the FreshBooks entry
+  of the OAuth client secret (refreshes carry it too, see above): ``<API base URL>/connect/callback``.
+  It must be HTTPS and carry no query string (FreshBooks' authentication page); FreshBooks adds
+  nothing to the callback but ``code`` and ``state``.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
@@ -143,6 +192,8 @@ from ledgerbridge.models import (
     LineItemInput,
 )
 from ledgerbridge.providers.base import (
+    AuthorizationRequest,
+    ConnectChoice,
     ConnectionContext,
     InvalidInvoice,
     OutboundContact,
@@ -153,14 +204,29 @@ from ledgerbridge.providers.base import (
     RefreshRules,
     RemoteInvoice,
     RemoteReference,
+    Tenant,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
 from ledgerbridge.providers.mapping import RefusingMapper, type_word
 from ledgerbridge.providers.mapping import text as _text
+from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens, post_token_request
 
 ENV_NAME = "FRESHBOOKS"
 API_URL = "https://api.freshbooks.com"
 TOKEN_URL = "https://api.freshbooks.com/auth/oauth/token"
+AUTHORIZE_URL = "https://auth.freshbooks.com/oauth/authorize"
+REVOKE_URL = "https://api.freshbooks.com/auth/oauth/revoke"
+IDENTITY_PATH = "/auth/api/v1/users/me"  # on the API host: the user's businesses
+# What the consent asks for: the scope of each call this module makes (see the module docstring).
+CONNECT_SCOPES = (
+    "user:profile:read",  # GET /auth/api/v1/users/me: the businesses (tenant discovery)
+    "user:clients:read",  # list and search clients
+    "user:clients:write",  # create clients
+    "user:invoices:read",  # list a client's invoices before a resend
+    "user:invoices:write",  # create invoices, mark them sent
+    "user:billable_items:read",  # list items
+    "user:taxes:read",  # list taxes (an item's tax names)
+)
 PAGE_SIZE = 100  # FreshBooks silently caps per_page at 100
 MONEY_PLACES = 2
 CENT = Decimal("0.01")
@@ -241,12 +307,20 @@ def _time_zone(settings: dict[str, str]) -> tzinfo:
     name = (settings.get("time_zone") or "").strip()
     if not name or name.upper() == "UTC":
         return UTC
+    zone = _iana_zone(name)
+    if zone is None:
+        raise InvalidInvoice(
+            [("connection", f"time_zone {name!r} is not a known IANA time zone (such as America/Toronto)")]
+        )
+    return zone
+
+
+def _iana_zone(name: str) -> tzinfo | None:
+    """The IANA time zone ``name`` (``America/Toronto``); None when this runtime knows no such zone."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInvoice(
-            [("connection", f"time_zone {name!r} is not a known IANA time zone (such as America/Toronto)")]
-        ) from None
+        return None
 
 
 def _memo_target(settings: dict[str, str]) -> str | None:
@@ -900,18 +974,100 @@ def _api(account_id: str, path: str) -> str:
     return f"{endpoint(ENV_NAME, 'API', API_URL)}/accounting/account/{account_id}/{path}"
 
 
+# --- hosted connect (module docstring, Connect) -----------------------------------------------
+
+
+def authorization_url(request: AuthorizationRequest) -> str:
+    """FreshBooks' consent screen for ``request``: code flow, CONNECT_SCOPES, no PKCE. No I/O."""
+    query = {
+        "response_type": "code",
+        "client_id": request.client_id,
+        "redirect_uri": request.redirect_uri,
+        "scope": " ".join(CONNECT_SCOPES),
+        "state": request.state,
+    }
+    return f"{endpoint(ENV_NAME, 'AUTHORIZE', AUTHORIZE_URL)}?{urlencode(query, quote_via=quote)}"
+
+
+def discover_tenants(client: httpx.Client, access_token: str) -> list[Tenant]:
+    """One Tenant per business of ``GET /auth/api/v1/users/me`` that has an accounting account."""
+    response = ProviderHttp(client).request(
+        "GET",
+        endpoint(ENV_NAME, "API", API_URL) + IDENTITY_PATH,
+        headers={"authorization": f"Bearer {access_token}"},
+    )
+    if response.status_code in (401, 403):
+        raise ReauthorizationRequired(
+            f"FreshBooks refused the new access token (HTTP {response.status_code})"
+        )
+    body = json_body(response) if response.status_code == 200 else None
+    identity = body.get("response") if isinstance(body, dict) else None
+    if not isinstance(identity, dict):
+        raise ProviderUnavailable(
+            f"FreshBooks answered HTTP {response.status_code} reading the user's businesses"
+        )
+    tenants: dict[str, Tenant] = {}
+    for membership in identity.get("business_memberships") or []:
+        tenant = _business_tenant(membership)
+        if tenant is not None:
+            tenants.setdefault(tenant.remote_id, tenant)
+    return list(tenants.values())
+
+
+def _business_tenant(membership: Any) -> Tenant | None:
+    """The Tenant for one business membership; None without an accounting ``account_id``."""
+    business = membership.get("business") if isinstance(membership, dict) else None
+    account = _text(business.get("account_id")) if isinstance(business, dict) else None
+    if account is None:
+        return None
+    settings = {"account_id": account}
+    zone = _text(business.get("timezone"))
+    if zone is not None and _iana_zone(zone) is not None:
+        settings["time_zone"] = zone
+    return Tenant(remote_id=account, name=_text(business.get("name")) or account, settings=settings)
+
+
+def revoke_tokens(client: httpx.Client, app: OAuthApp, tokens: OAuthTokens) -> None:
+    """Revoke the connection's refresh token (and with it its access token) at FreshBooks.
+
+    The body is the token endpoint's (client id and secret in JSON) with ``token`` as its grant.
+    """
+    revocation = replace(app, token_url=endpoint(ENV_NAME, "REVOKE", REVOKE_URL))
+    response = post_token_request(client, revocation, {"token": tokens.refresh_token})
+    if response.status_code != 200:
+        body = json_body(response)
+        error = body.get("error") if isinstance(body, dict) else None
+        raise ProviderUnavailable(
+            f"FreshBooks answered HTTP {response.status_code} revoking tokens ({error or 'no error code'})"
+        )
+
+
 class FreshBooksProvider:
     """Creates invoices and clients in one FreshBooks business; see the module docstring."""
 
     name = "freshbooks"
     oauth_client_auth = "json"
     oauth_refresh = RefreshRules(sends_redirect_uri=True)
+    connect_choices: tuple[ConnectChoice, ...] = ()  # one host for every business: nothing to ask
+    connect_pkce = False  # FreshBooks documents no PKCE (module docstring)
 
     def __init__(self, page_size: int = PAGE_SIZE):
         self._page_size = page_size
 
     def oauth_token_url(self, settings: dict[str, str] | None = None) -> str | None:
         return endpoint(ENV_NAME, "TOKEN", TOKEN_URL)
+
+    def authorization_url(self, request: AuthorizationRequest) -> str:
+        return authorization_url(request)
+
+    def discover_tenants(
+        self, client: httpx.Client, access_token: str, settings: dict[str, str], callback: dict[str, str]
+    ) -> list[Tenant]:
+        """FreshBooks needs neither: no connect choices, and its redirect names no business."""
+        return discover_tenants(client, access_token)
+
+    def revoke_tokens(self, client: httpx.Client, app: OAuthApp, tokens: OAuthTokens) -> None:
+        revoke_tokens(client, app, tokens)
 
     def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> FreshBooksRequest:
         return map_invoice(connection, outbound)

@@ -13,9 +13,28 @@ real HTTP server end to end. It serves:
   exceeded: access_token not expired"}`` and a ``Reason: TooEarlyToRefreshTokens: ...`` header,
   as Exact answers (the answer picqer/exact-php-client users quote); the refresh token stays
   valid.
-- ``GET /api/v1/current/Me`` (the recorded user) and ``/api/v1/{division}/...`` for this
-  division only (403 otherwise), with a bearer token issued less than 10 minutes ago by the
-  fake's clock (401 with ``WWW-Authenticate`` otherwise).
+- ``GET /api/oauth2/auth``: Exact's consent screen, a shared ``ConsentScreen`` (tests/fakes/consent.py)
+  holding the request to what Exact documents: ``client_id``, the registered ``redirect_uri``,
+  ``response_type=code`` and a ``state``; no scope is required (an Exact app's scopes are its App
+  Store registration, see ``app_scopes``) and no PKCE (Exact documents none). Approving redirects
+  with ``code`` and ``state`` only, as Exact's documented redirect does.
+- ``POST /api/oauth2/token`` with ``grant_type=authorization_code`` (client id and secret in the
+  form body, checked as for a refresh): the consent's code, single use, same client and
+  ``redirect_uri``; refused: 400 ``invalid_grant``. Granted: the token answer of a refresh (a
+  10-minute access token, ``expires_in`` a string, a refresh token), and the refresh token
+  held before dies, as a new consent replaces the app's tokens.
+- ``GET /api/v1/current/Me`` (the recorded user; ``$select`` honoured) and
+  ``/api/v1/{division}/...`` for this division only (403 otherwise), with a bearer token issued
+  less than 10 minutes ago by the fake's clock (401 with ``WWW-Authenticate`` otherwise).
+- ``GET hrm/Divisions``: the divisions the consent gave the app (list-divisions.json), listed
+  like every other list.
+- App scopes: with ``app_scopes`` (scope name -> "Read" or "Manage", as an app registers them in
+  Exact's App Store) each resource answers only within its scope, the one Exact's REST API
+  reference names for it (``RESOURCE_SCOPES``, from api-scopes.json; current/Me and
+  hrm/Divisions need none): a read
+  outside the app's scopes, or a write with only "Read", is 403 "Forbidden - Application Scope
+  Violated", as Exact answers. Without ``app_scopes`` nothing is checked (a self-registered app
+  has no data scoping).
 - ``POST salesinvoice/SalesInvoices``, ``salesentry/SalesEntries`` and
   ``purchaseentry/PurchaseEntries``: every body is first checked against Exact's own .NET client
   models (tests/fixtures/specs/exact-online/models.json): a property the entity does not have,
@@ -75,12 +94,15 @@ from urllib.parse import parse_qs, quote, urlencode
 import httpx
 
 from ledgerbridge import jsonutil
+from tests.fakes.consent import ConsentScreen, invalid_grant
 from tests.fakes.faults import Faults
 from tests.support.specs import document, schema_errors
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "exact-online"
 DIVISION = 124132  # the recorded division
 TOKEN_PATH = "/api/oauth2/token"
+AUTHORIZE_PATH = "/api/oauth2/auth"
+REDIRECT_URI = "https://ledgerbridge.example/connect/callback"  # the app's registered redirect URI
 CLIENT_ID = "fake-exact-client-id"
 CLIENT_SECRET = "fake-exact-client-secret"
 ACCESS_TOKEN_SECONDS = 600
@@ -120,6 +142,10 @@ def read_only(model: str) -> frozenset[str]:
 def fixture(name: str) -> dict[str, Any]:
     """A recorded (or documented) exchange file, numbers as Decimals."""
     return jsonutil.loads((FIXTURES / f"{name}.json").read_bytes())
+
+
+# The scope Exact's REST API reference names for each resource served (None: no scope needed).
+RESOURCE_SCOPES: dict[str, str | None] = fixture("api-scopes")["scopes"]
 
 
 def recorded_body(name: str, index: int = 0) -> Any:
@@ -183,6 +209,8 @@ class FakeExactOnline:
         clock: Callable[[], float] = time.time,
         division_currency: str = DIVISION_CURRENCY,
         validate_schema: bool = True,
+        redirect_uri: str = REDIRECT_URI,
+        app_scopes: dict[str, str] | None = None,
     ):
         self.division, self.client_id, self.client_secret = division, client_id, client_secret
         self.page_size, self.clock = page_size, clock
@@ -201,6 +229,11 @@ class FakeExactOnline:
         self.gl_accounts = [*_plain(recorded_records("list-gl-accounts")), dict(REVENUE_ACCOUNT)]
         self.cost_centers = _plain(recorded_records("list-cost-centers"))
         self.cost_units = _plain(recorded_records("list-cost-units"))
+        self.divisions = _plain(recorded_records("list-divisions"))
+        self.app_scopes = app_scopes
+        self.consent = ConsentScreen(
+            AUTHORIZE_PATH, client_id, redirect_uri, required_scopes=(), pkce=False
+        )  # Exact's authorisation request names no scope and takes no PKCE
         self.sales_invoices: dict[str, dict[str, Any]] = {}
         self.sales_entries: dict[str, dict[str, Any]] = {}
         self.purchase_entries: dict[str, dict[str, Any]] = {}
@@ -263,6 +296,8 @@ class FakeExactOnline:
 
     def _route(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        if self.consent.handles(request):
+            return self.consent.handle(request)
         if path == TOKEN_PATH:
             return self._token(request)
         if not path.startswith("/api/v1/"):
@@ -271,11 +306,12 @@ class FakeExactOnline:
         if refused:
             return refused
         if path == "/api/v1/current/Me":
-            return _json(200, recorded_body("get-current-user"))
+            return self._me(request)
         division, _, resource = path[len("/api/v1/") :].partition("/")
         if division != str(self.division):
             return _error(403, "Forbidden: you have no access to this division")
         try:
+            self._check_scope(request, resource)
             return self._resource(request, resource)
         except ExactError as exc:
             return _error(exc.status, str(exc))
@@ -288,6 +324,28 @@ class FakeExactOnline:
             response.headers["www-authenticate"] = 'Bearer error="invalid_token"'
             return response
         return None
+
+    def _me(self, request: httpx.Request) -> httpx.Response:
+        body = copy.deepcopy(recorded_body("get-current-user"))
+        select = request.url.params.get("$select")
+        body["d"]["results"] = [
+            {"__metadata": user["__metadata"], **_select(user, select)} for user in body["d"]["results"]
+        ]
+        return _json(200, body)
+
+    def _check_scope(self, request: httpx.Request, resource: str) -> None:
+        """Exact's data scoping: the resource's scope, registered by the app at the access it needs."""
+        if self.app_scopes is None:
+            return
+        scope = RESOURCE_SCOPES.get(resource.partition("(")[0])
+        if scope is None:
+            return
+        access = self.app_scopes.get(scope)
+        writing = request.method != "GET"
+        if access is None or (writing and access != "Manage"):
+            verb, technical = "manage" if writing else "read", scope.lower().replace(" ", ".")
+            message = f"Forbidden - Application Scope Violated. Cannot {verb} '{technical}' scope."
+            raise ExactError(message, 403)
 
     def _resource(self, request: httpx.Request, resource: str) -> httpx.Response:
         name, _, key = resource.partition("(")
@@ -319,6 +377,7 @@ class FakeExactOnline:
             "financial/GLAccounts": _Collection(self.gl_accounts, "GLAccount"),
             "hrm/Costcenters": _Collection(self.cost_centers, "Costcenter"),
             "hrm/Costunits": _Collection(self.cost_units, "Costunit"),
+            "hrm/Divisions": _Collection(self.divisions, "HRM.Division", key="Code"),
         }
         if request.method != "GET" or name not in collections or key:
             raise ExactError(f"Resource not found for the segment '{resource}'", 404)
@@ -332,6 +391,9 @@ class FakeExactOnline:
         form = {key: values[0] for key, values in parse_qs(request.content.decode()).items()}
         if (form.get("client_id"), form.get("client_secret")) != (self.client_id, self.client_secret):
             return _json(400, {"error": "invalid_client"})
+        if form.get("grant_type") == "authorization_code":
+            refused = self.consent.exchange(form, form.get("client_id"))
+            return invalid_grant(refused) if refused else self._issue_tokens()
         if form.get("grant_type") != "refresh_token":
             return _json(400, {"error": "unsupported_grant_type"})
         if form.get("refresh_token") != self.refresh_token:
@@ -346,6 +408,10 @@ class FakeExactOnline:
             too_early = _json(400, refusal)
             too_early.headers["Reason"] = f"TooEarlyToRefreshTokens: {refusal['error_description']}"
             return too_early
+        return self._issue_tokens()
+
+    def _issue_tokens(self) -> httpx.Response:
+        """A new access token and refresh token; the refresh token held until now dies."""
         self._issued += 1
         access, refresh = f"exact-access-{self._issued}", f"exact-refresh-{self._issued}"
         self.retired_refresh_tokens.append(self.refresh_token)

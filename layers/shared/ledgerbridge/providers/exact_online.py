@@ -143,6 +143,46 @@ Why it looks the way it does:
   Refreshes carry no ``redirect_uri`` (Exact's refresh request has grant type, refresh token
   and client credentials only).
 
+Connect (the hosted consent flow; sources: Exact's knowledge base "OAuth: set up authorization
+requests" and "get and use access tokens", and the Scope column of Exact's REST API reference,
+start.exactonline.nl/docs/HlpRestAPIResources.aspx):
+
+- The page asks the country first (``connect_choices``: the ``country`` setting, one of HOSTS, nl
+  by default): each Exact country is its own host, so the consent screen is
+  ``https://start.exactonline.<country>/api/oauth2/auth`` (LEDGERBRIDGE_EXACT_ONLINE_AUTHORIZE_URL
+  replaces it), and the code is exchanged at, and the API called on, that same host.
+- The authorisation request carries what Exact documents and nothing more: ``client_id``,
+  ``redirect_uri``, ``response_type=code`` and ``state``. ``force_login`` is left out (Exact then
+  keeps a browser's Exact session; the consent screen still shows who consents to what).
+- Scopes are no parameter at Exact: an app's data scopes belong to its registration in Exact's
+  App Store (its data and security review) and the consent screen shows them; there the user
+  also picks the divisions the app may use. ``APP_SCOPES`` is what the operator registers, each
+  named as Exact's reference names the scope of the endpoints used: Crm accounts (Manage:
+  contacts are created, customers and suppliers listed), Sales invoices (Manage: sales
+  invoices), Financial accounting (Manage: sales and purchase entries), Logistics items,
+  Financial generalledgers and Financial costcenters (Read: the items, G/L accounts, cost centres
+  and cost units the reference sync lists). current/Me and hrm/Divisions need none. A call
+  outside the registered scopes is Exact's 403 "Application Scope Violated" (ProviderRejected;
+  the optional cost lists are then simply absent). No scope is needed for a refresh token:
+  Exact answers every code grant with one (30 days, replaced at every refresh).
+- No PKCE (``connect_pkce`` False): Exact documents no ``code_challenge``; the code is bound to
+  the app by its client secret, sent in the form body as for a refresh.
+- Tenants: ``GET /api/v1/current/Me`` names the user's ``CurrentDivision``; ``GET
+  /api/v1/{CurrentDivision}/hrm/Divisions`` lists the divisions the user gave the app (Exact
+  documents that it returns only those), and needs no scope, where system/Divisions would need
+  Organization administration for nothing else. Each division is a tenant: its ``Code`` as
+  remote id and ``division`` setting, its ``Description`` (else its owner's name) as name, the
+  chosen ``country``; archived (Status 1) and deleted (BlockingStatus 100 and up) divisions are
+  left out, the current one comes first. A 401/403 (the token, or the user's current division
+  was not granted) is ReauthorizationRequired: only a new consent helps; 5xx and network
+  failures are ProviderUnavailable after the usual retries; no division is an empty list.
+- Revocation: Exact documents no token revocation endpoint (a user withdraws an app in Exact,
+  under My Exact Online, security centre), so ``revoke_tokens`` is not declared; a deleted
+  connection's refresh token dies unused after 30 days.
+- The redirect URI the operator registers with the Exact app is ``<API base URL>/connect/callback``
+  (Exact wants a public HTTPS URL). An Exact app is registered in one country's App Store, so
+  the deployment's one Exact client connects divisions of that country.
+
 Connection settings: ``division`` (required), ``country`` (nl), ``sales_journal`` (70),
 ``purchase_journal`` (60), ``sales_document`` (invoice | entry), ``memo_target`` (remarks |
 description), ``default_item_id``, ``default_vat_code``, ``default_purchase_vat_code``,
@@ -155,11 +195,12 @@ import base64
 import hashlib
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -174,6 +215,8 @@ from ledgerbridge.models import (
     PhoneNumberInput,
 )
 from ledgerbridge.providers.base import (
+    AuthorizationRequest,
+    ConnectChoice,
     ConnectionContext,
     InvalidInvoice,
     OutboundContact,
@@ -184,6 +227,7 @@ from ledgerbridge.providers.base import (
     RefreshRules,
     RemoteInvoice,
     RemoteReference,
+    Tenant,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
 from ledgerbridge.providers.mapping import RefusingMapper, fits_double, type_word
@@ -323,6 +367,140 @@ def token_url(settings: dict[str, str] | None = None) -> str:
     """The token endpoint of the connection's country (nl without settings or for an unknown one)."""
     host = HOSTS.get(_country(settings or {}), HOSTS[DEFAULT_COUNTRY])
     return endpoint(ENV_NAME, "TOKEN", host + TOKEN_PATH)
+
+
+# --- hosted connect ---------------------------------------------------------------------------
+
+AUTHORIZE_PATH = "/api/oauth2/auth"
+ME = "current/Me"
+DIVISIONS = "hrm/Divisions"
+DIVISION_SELECT = "Code,Description,CustomerName,Country,Currency,Status,BlockingStatus"
+ARCHIVED_DIVISION = 1  # Division.Status: 0 regular, 1 archived (kept only for legal obligations)
+DELETED_DIVISION = 100  # Division.BlockingStatus from 100 on: waiting for deletion, deleted, deletion failed
+COUNTRY_NAMES = {
+    "nl": "Netherlands",
+    "be": "Belgium",
+    "de": "Germany",
+    "fr": "France",
+    "es": "Spain",
+    "co.uk": "United Kingdom",
+    "com": "United States and elsewhere",
+}
+
+
+@dataclass(frozen=True)
+class AppScope:
+    """One data scope the deployment's Exact app registers (Exact's App Store, not the consent URL)."""
+
+    name: str  # as Exact's REST API reference names the scope of an endpoint
+    access: str  # "Read", or "Manage" (read and write)
+    used_for: str
+
+
+APP_SCOPES = (
+    AppScope("Crm accounts", "Manage", "crm/Accounts: create contacts; list customers and suppliers"),
+    AppScope("Sales invoices", "Manage", "salesinvoice/SalesInvoices: create and read back sales invoices"),
+    AppScope(
+        "Financial accounting",
+        "Manage",
+        "salesentry/SalesEntries and purchaseentry/PurchaseEntries: book and read back entries",
+    ),
+    AppScope("Logistics items", "Read", "logistics/Items: the items lines name"),
+    AppScope("Financial generalledgers", "Read", "financial/GLAccounts: the accounts entry lines book on"),
+    AppScope("Financial costcenters", "Read", "hrm/Costcenters and hrm/Costunits: tracking categories"),
+)
+
+COUNTRY_CHOICE = ConnectChoice(
+    setting="country",
+    label="Which Exact Online do you sign in to?",
+    options=tuple((country, f"{COUNTRY_NAMES[country]} ({host.removeprefix('https://')})")
+                  for country, host in HOSTS.items()),
+    default=DEFAULT_COUNTRY,
+)  # fmt: skip
+
+
+def connect_country(settings: dict[str, str]) -> str:
+    """The country the connect page chose; one Exact does not have is a programming error here."""
+    country = _country(settings)
+    if country not in HOSTS:
+        raise ValueError(f"Exact Online country must be one of {', '.join(HOSTS)}, not '{country}'")
+    return country
+
+
+def authorization_url(request: AuthorizationRequest) -> str:
+    """Exact's consent screen on the chosen country's host (LEDGERBRIDGE_EXACT_ONLINE_AUTHORIZE_URL wins).
+
+    Only what Exact documents: no scope (the app's registration holds its scopes), no PKCE.
+    """
+    default = HOSTS[connect_country(request.settings)] + AUTHORIZE_PATH
+    query = {
+        "client_id": request.client_id,
+        "redirect_uri": request.redirect_uri,
+        "response_type": "code",
+        "state": request.state,
+    }
+    return f"{endpoint(ENV_NAME, 'AUTHORIZE', default)}?{urlencode(query)}"
+
+
+class ConsentToken:
+    """The access token a consent just gave: used as is, never refreshed (a 401 means no access)."""
+
+    def __init__(self, token: str):
+        self._token = token
+
+    def access_token(self) -> str:
+        return self._token
+
+    def refresh_after_rejection(self, rejected_access_token: str) -> str:
+        raise ReauthorizationRequired("Exact Online refused the access token its consent just gave")
+
+
+def _discovery_failure(response: httpx.Response, doing: str) -> Exception:
+    """401/403: the consent gave no access to read the companies; anything else: try again later."""
+    message = error_message(json_body(response)) or f"HTTP {response.status_code}"
+    if response.status_code in (401, 403):
+        return ReauthorizationRequired(f"Exact Online refused {doing} after consent ({message})")
+    return ProviderUnavailable(f"Exact Online answered {doing} with {message}")
+
+
+def current_division(http: ProviderHttp, base: str) -> int | None:
+    """``CurrentDivision`` of ``current/Me``: the division the user works in (and the way in)."""
+    response = http.request("GET", f"{base}{API_PREFIX}{ME}", params={"$select": "CurrentDivision"})
+    if response.status_code != 200:
+        raise _discovery_failure(response, "reading the current user")
+    users, _ = _results(json_body(response))
+    division = users[0].get("CurrentDivision") if users else None
+    return division if isinstance(division, int) and not isinstance(division, bool) else None
+
+
+def _usable(division: dict[str, Any]) -> bool:
+    return (
+        isinstance(division.get("Code"), int)
+        and division.get("Status") != ARCHIVED_DIVISION
+        and (division.get("BlockingStatus") or 0) < DELETED_DIVISION
+    )
+
+
+def division_tenant(division: dict[str, Any], country: str) -> Tenant:
+    """One division as a tenant: its name, and the settings a connection to it needs."""
+    code = str(division["Code"])
+    name = _text(division.get("Description")) or _text(division.get("CustomerName")) or f"Division {code}"
+    return Tenant(remote_id=code, name=name, settings={"division": code, "country": country})
+
+
+def discover_tenants(client: httpx.Client, access_token: str, settings: dict[str, str]) -> list[Tenant]:
+    """The divisions the consent gave access to: the current one first, then by number."""
+    country = connect_country(settings)
+    http = ProviderHttp(client, tokens=ConsentToken(access_token))
+    host = {"country": country}
+    current = current_division(http, api_base_url(host))
+    if current is None:
+        return []
+    exact = _Exact(http, host, str(current))
+    pages = exact.pages(DIVISIONS, {"$select": DIVISION_SELECT}, "listing the divisions", _discovery_failure)
+    divisions = [division for page in pages for division in page if _usable(division)]
+    divisions.sort(key=lambda division: (division["Code"] != current, division["Code"]))
+    return [division_tenant(division, country) for division in divisions]
 
 
 # --- references and dates -------------------------------------------------------------------
@@ -877,14 +1055,18 @@ def _failure(response: httpx.Response, doing: str) -> Exception:
 class _Exact:
     """Calls to one division, on the connection's base URL."""
 
-    def __init__(self, connection: ConnectionContext):
+    def __init__(self, http: ProviderHttp, settings: dict[str, str], division: str):
+        self.http = http
+        self.base = api_base_url(settings)
+        self.division = division
+
+    @classmethod
+    def of(cls, connection: ConnectionContext) -> _Exact:
         if connection.http is None:
             raise ProviderUnavailable(
                 "the Exact Online connection has no HTTP client (credentials not loaded)"
             )
-        self.http: ProviderHttp = connection.http
-        self.base = api_base_url(connection.settings)
-        self.division = _division(connection.settings)
+        return cls(connection.http, connection.settings, _division(connection.settings))
 
     def url(self, resource: str) -> str:
         return f"{self.base}{API_PREFIX}{self.division}/{resource}"
@@ -903,14 +1085,20 @@ class _Exact:
             raise ProviderUnavailable(f"Exact Online answered a __next link outside its API: {next_link}")
         return self.base + raw[start:]
 
-    def pages(self, resource: str, params: dict[str, str], doing: str) -> Iterator[list[dict[str, Any]]]:
-        """Every page of a list, following ``__next`` until Exact sends none."""
+    def pages(
+        self,
+        resource: str,
+        params: dict[str, str],
+        doing: str,
+        failure: Callable[[httpx.Response, str], Exception] | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every page of a list, following ``__next`` until Exact sends none; ``failure`` reads a refusal."""
         url: str | None = self.url(resource)
         query: dict[str, str] | None = params
         while url:
             response = self.get(url, query)
             if response.status_code != 200:
-                raise _failure(response, doing)
+                raise (failure or _failure)(response, doing)
             records, next_link = _results(json_body(response))
             yield records
             url, query = (self.follow(next_link), None) if next_link else (None, None)
@@ -941,9 +1129,21 @@ class ExactOnlineProvider:
     oauth_client_auth = "form"
     oauth_refresh = RefreshRules(margin_seconds=25.0, too_early=("access_token not expired",))
 
+    connect_choices = (COUNTRY_CHOICE,)
+    connect_pkce = False  # Exact documents no code_challenge; the code grant is held by the client secret
+
     def oauth_token_url(self, settings: dict[str, str] | None = None) -> str | None:
         """The token endpoint of the connection's Exact country (see token_url)."""
         return token_url(settings)
+
+    def authorization_url(self, request: AuthorizationRequest) -> str:
+        return authorization_url(request)
+
+    def discover_tenants(
+        self, client: httpx.Client, access_token: str, settings: dict[str, str], callback: dict[str, str]
+    ) -> list[Tenant]:
+        """Exact's redirect carries only code and state, so ``callback`` has nothing to add."""
+        return discover_tenants(client, access_token, settings)
 
     def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> ExactRequest:
         return map_invoice(connection, outbound)
@@ -951,7 +1151,7 @@ class ExactOnlineProvider:
     def send_invoice(
         self, connection: ConnectionContext, outbound: OutboundInvoice, request: ExactRequest
     ) -> RemoteInvoice:
-        exact = _Exact(connection)
+        exact = _Exact.of(connection)
         document = request.document
         try:
             # Not idempotent at Exact: resent only when it certainly never arrived (refused, 429).
@@ -972,7 +1172,7 @@ class ExactOnlineProvider:
 
     def find_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice | None:
         """The document an earlier attempt created, found by its ``YourRef`` (oldest if several)."""
-        exact = _Exact(connection)
+        exact = _Exact.of(connection)
         document = document_for(connection.settings, outbound.invoice)
         params = {
             "$filter": f"YourRef eq '{exact_reference(outbound.invoice_id)}'",
@@ -1010,7 +1210,7 @@ class ExactOnlineProvider:
         self, connection: ConnectionContext, outbound: OutboundContact, request: AccountRequest
     ) -> RemoteReference:
         """Create the account; an answer lost on the way is looked up by its Remarks reference."""
-        exact = _Exact(connection)
+        exact = _Exact.of(connection)
         try:
             # Not idempotent at Exact: resent only when it certainly never arrived (refused, 429).
             response = exact.http.request("POST", exact.url(ACCOUNTS), body=request.body, idempotent=False)
@@ -1033,7 +1233,7 @@ class ExactOnlineProvider:
         name = outbound.contact.name
         if not name:
             return None  # never created: map_contact refuses a contact without a name
-        exact = _Exact(connection)
+        exact = _Exact.of(connection)
         reference = exact_reference(outbound.contact_id)
         params = {"$filter": f"Name eq {odata_text(name)}", "$select": f"{ACCOUNT_SELECT},Remarks,Created"}
         found = [
@@ -1049,7 +1249,7 @@ class ExactOnlineProvider:
         )
 
     def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
-        exact = _Exact(connection)
+        exact = _Exact.of(connection)
         references: list[RemoteReference] = []
         for source in REFERENCE_SOURCES:
             try:

@@ -3,9 +3,23 @@
 One stateful object, used as ``httpx.MockTransport(fake.handle)`` in unit tests or behind a
 real HTTP server end to end. It serves:
 
-- ``POST /connect/token`` (``grant_type=refresh_token``, HTTP Basic client auth): a new access
-  token and a *new* refresh token each time; the refresh token used is retired, so presenting
-  it again answers 400 ``{"error": "invalid_grant"}`` (Xero rotates refresh tokens).
+- ``GET /identity/connect/authorize`` (``AUTHORIZE_PATH``): Xero's consent screen, the shared
+  ``ConsentScreen``: ``response_type=code``, this app's ``client_id`` and registered
+  ``redirect_uri``, a ``state`` and every scope in ``REQUIRED_SCOPES``; no PKCE (Xero documents
+  it only for apps without a client secret). Approving redirects with ``code`` and ``state``
+  only, as Xero does.
+- ``POST /connect/token`` (HTTP Basic client auth): ``grant_type=refresh_token`` answers a new
+  access token and a *new* refresh token each time; the refresh token used is retired, so
+  presenting it again answers 400 ``{"error": "invalid_grant"}`` (Xero rotates refresh tokens).
+  ``grant_type=authorization_code`` exchanges a code from the consent screen (single use, same
+  client and redirect URI; else 400 ``invalid_grant``) for a new grant's tokens, in Xero's
+  token response shape, with the consented ``scope``.
+- ``POST /connect/revocation`` (HTTP Basic client auth, ``token=<refresh token>``): retires the
+  refresh token and every access token of its grant, and removes the user's connections, as
+  Xero does; 200 with no body, also for a token it does not know (RFC 7009).
+- ``GET /connections``: a known bearer token (401 otherwise) lists the organisations connected
+  to the app (``list-tenants.json``, recorded; ``authEventId`` filters them). An organisation
+  no longer connected answers 403 on the Accounting API.
 - ``/api.xro/2.0/...``: a known bearer token (401 otherwise) and this organisation's
   ``xero-tenant-id`` (403 otherwise).
 - ``PUT /Invoices``: checks the body against the official OpenAPI ``Invoices`` schema (400
@@ -52,6 +66,7 @@ import math
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -61,12 +76,21 @@ from urllib.parse import parse_qs
 import httpx
 
 from ledgerbridge import jsonutil
+from tests.fakes.consent import ConsentScreen, invalid_grant
 from tests.fakes.faults import Faults
 from tests.support.openapi import schema_errors
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "xero"
 API = "/api.xro/2.0"
 TOKEN_PATH = "/connect/token"
+AUTHORIZE_PATH = "/identity/connect/authorize"
+REVOCATION_PATH = "/connect/revocation"
+CONNECTIONS_PATH = "/connections"
+REDIRECT_URI = "https://ledgerbridge.test/connect/callback"  # the fake app's registered redirect URI
+# What Ledgerbridge's consent must ask for (Xero's granular scopes; see providers/xero.py).
+REQUIRED_SCOPES = ("offline_access", "accounting.invoices", "accounting.contacts", "accounting.settings.read")
+# The scope of the tokens the fake starts with (a connection made before hosted connect).
+SEEDED_SCOPE = "accounting.transactions accounting.contacts accounting.settings offline_access"
 TENANT_ID = "59712f8f-45a3-4d45-a705-5d0c9748317e"  # the recorded organisation
 CLIENT_ID = "fake-xero-client-id"
 CLIENT_SECRET = "fake-xero-client-secret"
@@ -106,6 +130,14 @@ def recorded_body(name: str) -> Any:
     return fixture(name)["exchanges"][0]["response"]["body"]
 
 
+@dataclass
+class Grant:
+    """One consent's tokens: what it allows, and every access token issued under it."""
+
+    scope: str
+    access_tokens: set[str] = field(default_factory=set)
+
+
 def ms_date(moment: datetime | date, offset: bool = True) -> str:
     """Xero's ``/Date(ms+0000)/`` (dates are midnight UTC)."""
     if not isinstance(moment, datetime):
@@ -125,13 +157,16 @@ class FakeXero:
         client_secret: str = CLIENT_SECRET,
         access_token: str = "xero-access-0",
         refresh_token: str = "xero-refresh-0",
+        redirect_uri: str = REDIRECT_URI,
         validate_schema: bool = True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.tenant_id, self.client_id, self.client_secret = tenant_id, client_id, client_secret
         self.access_tokens = {access_token}
-        self.refresh_token = refresh_token
+        self.grants = {refresh_token: Grant(SEEDED_SCOPE, {access_token})}  # by live refresh token
         self.retired_refresh_tokens: list[str] = []
+        self.consent = ConsentScreen(AUTHORIZE_PATH, client_id, redirect_uri, REQUIRED_SCOPES, pkce=False)
+        self.connections: list[dict[str, Any]] = _connections(recorded_body("list-tenants"), tenant_id)
         self.validate_schema, self.clock = validate_schema, clock
         self.requests: list[httpx.Request] = []
         self.contacts: list[dict[str, Any]] = recorded_body("list-contacts")["Contacts"]
@@ -207,6 +242,12 @@ class FakeXero:
         path = request.url.path
         if path == TOKEN_PATH:
             return self._token(request)
+        if path == REVOCATION_PATH:
+            return self._revoke(request)
+        if self.consent.handles(request):
+            return self.consent.handle(request)
+        if path.lower() == CONNECTIONS_PATH:
+            return self._list_connections(request)
         if not path.startswith(f"{API}/"):
             return _problem(404, "Not Found", "The resource you're looking for cannot be found")
         refused = self._refuse_access(request)
@@ -227,14 +268,32 @@ class FakeXero:
         return _problem(404, "Not Found", "The resource you're looking for cannot be found")
 
     def _refuse_access(self, request: httpx.Request) -> httpx.Response | None:
-        authorization = request.headers.get("authorization", "")
-        if not authorization.startswith("Bearer ") or authorization[7:] not in self.access_tokens:
-            response = _problem(401, "Unauthorized", "AuthenticationUnsuccessful")
-            response.headers["www-authenticate"] = 'Bearer error="invalid_token"'
-            return response
-        if request.headers.get("xero-tenant-id") != self.tenant_id:
+        unknown = self._unknown_bearer(request)
+        if unknown:
+            return unknown
+        tenant = request.headers.get("xero-tenant-id")
+        if tenant != self.tenant_id or not any(c["tenantId"] == tenant for c in self.connections):
             return _problem(403, "Forbidden", "AuthenticationUnsuccessful")
         return None
+
+    def _unknown_bearer(self, request: httpx.Request) -> httpx.Response | None:
+        """Xero's 401 for a request without a live access token, else None."""
+        authorization = request.headers.get("authorization", "")
+        if authorization.startswith("Bearer ") and authorization[7:] in self.access_tokens:
+            return None
+        response = _problem(401, "Unauthorized", "AuthenticationUnsuccessful")
+        response.headers["www-authenticate"] = 'Bearer error="invalid_token"'
+        return response
+
+    def _list_connections(self, request: httpx.Request) -> httpx.Response:
+        if request.method != "GET":
+            return _problem(405, "Method Not Allowed", "Connections supports GET here")
+        unknown = self._unknown_bearer(request)
+        if unknown:
+            return unknown
+        event = request.url.params.get("authEventId")
+        listed = [c for c in self.connections if event is None or c.get("authEventId") == event]
+        return _json(200, copy.deepcopy(listed))
 
     # --- identity ---------------------------------------------------------------------------
 
@@ -243,15 +302,30 @@ class FakeXero:
             return _json(405, {"error": "invalid_request"})
         if not self._client_authenticated(request):
             return _json(400, {"error": "invalid_client"})
-        form = parse_qs(request.content.decode())
-        if form.get("grant_type") != ["refresh_token"]:
+        form = {name: values[0] for name, values in parse_qs(request.content.decode()).items()}
+        if form.get("grant_type") == "authorization_code":
+            return self._exchange_code(form)
+        if form.get("grant_type") != "refresh_token":
             return _json(400, {"error": "unsupported_grant_type"})
-        if form.get("refresh_token") != [self.refresh_token]:
+        presented = form.get("refresh_token", "")
+        grant = self.grants.pop(presented, None)
+        if grant is None:
             return _json(400, {"error": "invalid_grant"})
+        self.retired_refresh_tokens.append(presented)
+        return self._issue(grant)
+
+    def _exchange_code(self, form: dict[str, str]) -> httpx.Response:
+        refusal = self.consent.exchange(form, self.client_id)  # the client authenticated as client_id
+        if refusal:
+            return invalid_grant(refusal)
+        return self._issue(Grant(self.consent.codes[form["code"]].scope))
+
+    def _issue(self, grant: Grant) -> httpx.Response:
+        """New tokens for ``grant``, in Xero's token response shape; the refresh token is its live one."""
         self._issued += 1
         access, refresh = f"xero-access-{self._issued}", f"xero-refresh-{self._issued}"
-        self.retired_refresh_tokens.append(self.refresh_token)
-        self.refresh_token = refresh
+        grant.access_tokens.add(access)
+        self.grants[refresh] = grant
         self.access_tokens.add(access)
         return _json(
             200,
@@ -260,9 +334,25 @@ class FakeXero:
                 "expires_in": 1800,
                 "token_type": "Bearer",
                 "refresh_token": refresh,
-                "scope": "accounting.transactions accounting.contacts accounting.settings offline_access",
+                "scope": grant.scope,
             },
         )
+
+    def _revoke(self, request: httpx.Request) -> httpx.Response:
+        """Xero's revocation: the grant's tokens die and the user's connections go with them."""
+        if request.method != "POST":
+            return _json(405, {"error": "invalid_request"})
+        if not self._client_authenticated(request):
+            return _json(400, {"error": "invalid_client"})
+        token = parse_qs(request.content.decode()).get("token", [""])[0]
+        if not token:
+            return _json(400, {"error": "invalid_request"})
+        grant = self.grants.pop(token, None)
+        if grant is not None:
+            self.retired_refresh_tokens.append(token)
+            self.access_tokens -= grant.access_tokens
+            self.connections = []
+        return httpx.Response(200)
 
     def _client_authenticated(self, request: httpx.Request) -> bool:
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
@@ -765,6 +855,14 @@ def _validation_exception(results: list[tuple[dict[str, Any], list[str]]]) -> di
         "Message": "A validation exception occurred",
         "Elements": [_with_errors(record, errors) for record, errors in results],
     }
+
+
+def _connections(recorded: list[dict[str, Any]], tenant_id: str) -> list[dict[str, Any]]:
+    """The recorded connections, plus one for the fake's organisation if the recording lacks it."""
+    if any(connection["tenantId"] == tenant_id for connection in recorded):
+        return recorded
+    own = {**recorded[0], "id": str(uuid.uuid4()), "tenantId": tenant_id, "tenantName": "Fake organisation"}
+    return [own, *recorded]
 
 
 def _json(status: int, body: Any) -> httpx.Response:

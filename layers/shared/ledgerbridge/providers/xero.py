@@ -93,15 +93,64 @@ the invoice or silently record something other than what was asked):
   back as (150.24, 1.234566), as finer amounts are. Rates up to about 1 keep 6 or more
   significant digits; the limit bites only for large rates given to many places. Line
   rates must equal the invoice's (a Xero invoice has one rate).
+
+Connect (hosted consent): the page sends the customer to Xero's authorisation endpoint,
+``https://login.xero.com/identity/connect/authorize`` (the ``authorizationUrl`` of Xero's
+OpenAPI; ``LEDGERBRIDGE_XERO_AUTHORIZE_URL`` overrides it), with ``response_type=code``, the
+app's ``client_id``, the ``redirect_uri`` the operator registered with the Xero app
+(``<API base URL>/connect/callback``, exactly), the session's ``state`` and ``CONNECT_SCOPES``.
+Xero asks nothing before consent (one global host, the organisation is chosen on Xero's own
+screen), so ``connect_choices`` is empty. The scopes are Xero's granular ones: apps created on
+or after 2 March 2026 cannot ask for the broad ``accounting.transactions`` any more, and older
+apps may ask for granular scopes since April 2026 and must have moved by September 2027
+(developer.xero.com/faq/granular-scopes; the list is the one Xero publishes in its own
+XeroAPI/xero-mcp-server README). Each one, and why:
+
+- ``offline_access``: the only way Xero issues a refresh token; without it the connection
+  would die with its first 30-minute access token.
+- ``accounting.invoices``: ``PUT Invoices`` (sales invoices and bills alike) and the memo's
+  ``PUT Invoices/{id}/History`` note, the granular successor of ``accounting.transactions``
+  for invoices; read-write, since Ledgerbridge creates them.
+- ``accounting.contacts``: ``PUT Contacts`` (contact creation) and ``GET Contacts`` (sync).
+- ``accounting.settings.read``: ``GET Accounts``, ``Items`` and ``TrackingCategories``, what
+  the reference sync reads. Read-only: Ledgerbridge never changes an organisation's settings.
+
+No ``openid``/``profile``/``email``: Ledgerbridge does not need to know who the user is, and a
+consent screen asks for nothing it does not need. No PKCE (``connect_pkce = False``): Xero
+documents PKCE for its "Auth Code with PKCE" app type, which has no client secret; Ledgerbridge
+uses a Web app ("Auth Code") whose documented flow takes no ``code_challenge`` and whose code
+exchange is authenticated by the client secret (HTTP Basic), and it does not lean on a
+parameter Xero does not document for that app type. The single-use ``state`` bound to the
+connect session guards the redirect. Xero's redirect carries ``code`` and ``state``, nothing
+Ledgerbridge needs besides.
+
+Tenant discovery (``discover_tenants``): ``GET https://api.xero.com/connections`` with the new
+access token (the API host, so ``LEDGERBRIDGE_XERO_API_URL`` moves it too) lists every
+organisation the user has connected to the app; one consent can connect several, and the
+page lets the user pick. Each ``ORGANISATION`` connection becomes a Tenant: ``tenantId`` is the
+``tenant_id`` setting (the ``xero-tenant-id`` header), ``tenantName`` the name shown. Other
+tenant types (a XeroHQ practice, WorkflowMax) have no Accounting API and are left out; none
+at all is an empty list. A 401/403 is ReauthorizationRequired (the token is not good for
+this), a 429, 5xx or network failure ProviderUnavailable after ``ProviderHttp``'s retries.
+
+Revocation (``revoke_tokens``): ``POST https://identity.xero.com/connect/revocation`` with
+``token=<refresh token>`` and the client credentials as the token endpoint takes them (HTTP
+Basic), as Xero's own SDKs do (``LEDGERBRIDGE_XERO_REVOKE_URL`` overrides it). Xero answers 200
+and retires the refresh token and its access tokens and, in the words of its Python SDK,
+removes "all a user's connections": every organisation that user connected to the app, not
+only the one this connection uses (``DELETE /connections/{id}`` would disconnect one
+organisation, but needs the connection's id, which revocation is not given). Anything but 200
+is ProviderUnavailable.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -115,6 +164,8 @@ from ledgerbridge.models import (
 )
 from ledgerbridge.observability import logger
 from ledgerbridge.providers.base import (
+    AuthorizationRequest,
+    ConnectChoice,
     ConnectionContext,
     InvalidInvoice,
     OutboundContact,
@@ -124,14 +175,22 @@ from ledgerbridge.providers.base import (
     ReauthorizationRequired,
     RemoteInvoice,
     RemoteReference,
+    Tenant,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
 from ledgerbridge.providers.mapping import money as _money
 from ledgerbridge.providers.mapping import text as _text
 from ledgerbridge.providers.mapping import type_word
+from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens, post_token_request
 
 API_URL = "https://api.xero.com"
 TOKEN_URL = "https://identity.xero.com/connect/token"
+AUTHORIZE_URL = "https://login.xero.com/identity/connect/authorize"
+REVOKE_URL = "https://identity.xero.com/connect/revocation"
+CONNECTIONS_PATH = "/connections"  # on the API host, outside api.xro/2.0
+# What the consent asks for; each scope is explained in the module docstring.
+CONNECT_SCOPES = ("offline_access", "accounting.invoices", "accounting.contacts", "accounting.settings.read")
+ORGANISATION_TENANT = "ORGANISATION"  # the only tenant type with an Accounting API
 API_PATH = "/api.xro/2.0"
 CONTACTS_PAGE_SIZE = 100  # what Xero returns per ?page=N
 MAX_TRACKING_PER_LINE = 2
@@ -712,14 +771,80 @@ def _put_one(
     return records[0]
 
 
+# --- hosted connect (module docstring, Connect) -----------------------------------------------
+
+
+def authorization_url(request: AuthorizationRequest) -> str:
+    """Xero's consent screen for ``request``: code flow, CONNECT_SCOPES, no PKCE. No I/O."""
+    query = {
+        "response_type": "code",
+        "client_id": request.client_id,
+        "redirect_uri": request.redirect_uri,
+        "scope": " ".join(CONNECT_SCOPES),
+        "state": request.state,
+    }
+    return f"{endpoint('XERO', 'AUTHORIZE', AUTHORIZE_URL)}?{urlencode(query, quote_via=quote)}"
+
+
+def discover_tenants(client: httpx.Client, access_token: str) -> list[Tenant]:
+    """The organisations the new access token may use, from ``GET /connections``."""
+    response = ProviderHttp(client).request(
+        "GET",
+        endpoint("XERO", "API", API_URL) + CONNECTIONS_PATH,
+        headers={"authorization": f"Bearer {access_token}"},
+    )
+    if response.status_code in (401, 403):
+        raise ReauthorizationRequired(f"Xero refused the new access token (HTTP {response.status_code})")
+    connections = json_body(response)
+    if response.status_code != 200 or not isinstance(connections, list):
+        raise ProviderUnavailable(f"Xero answered HTTP {response.status_code} listing its connections")
+    return [tenant for tenant in map(_organisation, connections) if tenant is not None]
+
+
+def _organisation(connection: Any) -> Tenant | None:
+    """The Tenant for one ``/connections`` entry; None unless it is an organisation with an id."""
+    if not isinstance(connection, dict) or connection.get("tenantType") != ORGANISATION_TENANT:
+        return None
+    tenant_id = _text(connection.get("tenantId"))
+    if tenant_id is None:
+        return None
+    return Tenant(tenant_id, _text(connection.get("tenantName")) or tenant_id, {"tenant_id": tenant_id})
+
+
+def revoke_tokens(client: httpx.Client, app: OAuthApp, tokens: OAuthTokens) -> None:
+    """Revoke the grant behind ``tokens`` at Xero (its refresh token, as Xero's SDKs send it)."""
+    revocation = replace(app, token_url=endpoint("XERO", "REVOKE", REVOKE_URL))  # same client auth
+    response = post_token_request(client, revocation, {"token": tokens.refresh_token})
+    if response.status_code != 200:
+        body = json_body(response)
+        error = body.get("error") if isinstance(body, dict) else None
+        raise ProviderUnavailable(
+            f"Xero's revocation endpoint answered HTTP {response.status_code} ({error or 'no error code'})"
+        )
+
+
 class XeroProvider:
     """Creates invoices and bills in one Xero organisation; see the module docstring."""
 
     name = "xero"
     oauth_client_auth = "basic"
+    connect_choices: tuple[ConnectChoice, ...] = ()  # one global host; the organisation is picked at Xero
+    connect_pkce = False  # Xero documents PKCE only for apps without a client secret (module docstring)
 
     def oauth_token_url(self, settings: dict[str, str] | None = None) -> str | None:
         return endpoint("XERO", "TOKEN", TOKEN_URL)
+
+    def authorization_url(self, request: AuthorizationRequest) -> str:
+        return authorization_url(request)
+
+    def discover_tenants(
+        self, client: httpx.Client, access_token: str, settings: dict[str, str], callback: dict[str, str]
+    ) -> list[Tenant]:
+        """Xero needs neither: no connect choices, and its redirect names no organisation."""
+        return discover_tenants(client, access_token)
+
+    def revoke_tokens(self, client: httpx.Client, app: OAuthApp, tokens: OAuthTokens) -> None:
+        revoke_tokens(client, app, tokens)
 
     def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> dict[str, Any]:
         return map_invoice(connection, outbound)

@@ -7,10 +7,22 @@ names, the company's customers, vendors, items and accounts) and QuickBooks' doc
 real HTTP server.
 
 What it models:
-- ``POST /oauth2/v1/tokens/bearer``: ``grant_type=refresh_token`` with HTTP Basic client auth;
-  each refresh issues a new access token and a new refresh token and (``rotate_refresh_tokens``)
-  retires the one used. Errors as Intuit answers them: 401 ``invalid_client``, 400
-  ``invalid_grant``.
+- ``GET /connect/oauth2``: Intuit's consent screen (tests/fakes/consent.py) for the client id
+  and redirect URI given, requiring ``REQUIRED_SCOPES`` and no PKCE (Intuit's discovery
+  documents list no ``code_challenge_methods_supported``); approving redirects with ``code``,
+  ``state`` and the company's ``realmId``, as Intuit does.
+- ``POST /oauth2/v1/tokens/bearer`` with HTTP Basic client auth: ``grant_type=refresh_token``
+  issues a new access token and a new refresh token and (``rotate_refresh_tokens``) retires the
+  one used; ``grant_type=authorization_code`` exchanges a consent's code once. Both answer
+  Intuit's token response (``token_type``, ``expires_in``, ``refresh_token``,
+  ``x_refresh_token_expires_in``, ``access_token``). Errors as Intuit answers them: 401
+  ``invalid_client``, 400 ``invalid_grant``.
+- ``POST /v2/oauth2/tokens/revoke``: HTTP Basic client auth and a JSON ``{"token": ...}``, as
+  Intuit's SDKs send it. Revoking either token of a grant (one consent and the refreshes that
+  followed it) ends every token of that grant; 200 whatever the token (RFC 7009 2.2), 401
+  ``invalid_client``, 400 ``invalid_request`` without a JSON token. Revoked tokens are kept in
+  ``revoked``.
+- ``GET /v3/company/{realm}/companyinfo/{realm}``: the company (get-company-info.json).
 - Bearer tokens on every API call: unknown or expired -> 401 ``AuthenticationFault``; another
   company's realm -> 403 ``AuthorizationFault``.
 - ``POST /v3/company/{realm}/invoice|bill``: first the body is checked against Intuit's XSD for
@@ -60,11 +72,17 @@ from urllib.parse import parse_qs
 import httpx
 
 from ledgerbridge import jsonutil
+from tests.fakes.consent import ConsentScreen, invalid_grant
 from tests.support.quickbooks_xsd import xsd_errors
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "quickbooks"
 REALM_ID = "9341457021722202"
 TOKEN_PATH = "/oauth2/v1/tokens/bearer"
+AUTHORIZE_PATH = "/connect/oauth2"
+REVOKE_PATH = "/v2/oauth2/tokens/revoke"
+REDIRECT_URI = "https://ledgerbridge.test/connect/callback"
+# What Intuit's consent screen insists on for an Accounting API app.
+REQUIRED_SCOPES = ("com.intuit.quickbooks.accounting",)
 COMPANY_TZ = timezone(timedelta(hours=-7))  # the recorded company answers in US Pacific time
 HOME_CURRENCY = "USD"
 # The fake day's rates, QuickBooks' way round: US dollars per one unit of the currency.
@@ -89,7 +107,8 @@ LINE_DETAILS = {
     "Bill": {"AccountBasedExpenseLineDetail", "ItemBasedExpenseLineDetail"},
 }
 _API_PATH = re.compile(
-    r"^/v3/company/(?P<realm>[^/]+)/(?P<resource>invoice|bill|customer|vendor|query)(?:/(?P<id>[^/]+))?$"
+    r"^/v3/company/(?P<realm>[^/]+)/(?P<resource>invoice|bill|customer|vendor|query|companyinfo)"
+    r"(?:/(?P<id>[^/]+))?$"
 )
 ENTITIES = {"invoice": "Invoice", "bill": "Bill", "customer": "Customer", "vendor": "Vendor"}
 _QUERY = re.compile(
@@ -185,10 +204,22 @@ class FakeQuickBooks:
         rotate_refresh_tokens: bool = True,
         today: Callable[[], date] = lambda: datetime.now(COMPANY_TZ).date(),
         validate_schema: bool = True,
+        redirect_uri: str = REDIRECT_URI,
     ):
         self.realm_id, self.client_id, self.client_secret = realm_id, client_id, client_secret
         self.access_tokens = {access_token}
         self.refresh_tokens = {refresh_token}
+        self.grants = {access_token: 0, refresh_token: 0}  # token -> the consent it descends from
+        self.revoked: list[str] = []
+        self.company = dict(recorded_response("get-company-info.json")["CompanyInfo"])
+        self.consent = ConsentScreen(
+            path=AUTHORIZE_PATH,
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            required_scopes=REQUIRED_SCOPES,
+            pkce=False,
+            extras=lambda: {"realmId": self.realm_id},
+        )
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.custom_fields = custom_fields if custom_fields is not None else {"1": "Crew #", "2": "Sales Rep"}
         self.tax_rate, self.today, self.validate_schema = tax_rate, today, validate_schema
@@ -265,8 +296,12 @@ class FakeQuickBooks:
 
     def _handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        if self.consent.handles(request):
+            return self.consent.handle(request)
         if request.url.path == TOKEN_PATH:
             return self._token(request)
+        if request.url.path == REVOKE_PATH:
+            return self._revoke(request)
         if self._injected and request.url.path.startswith("/v3/"):
             injected = self._injected.popleft()
             if injected.kind == "reply":
@@ -288,10 +323,12 @@ class FakeQuickBooks:
         resource, txn_id = match["resource"], match["id"]
         if resource == "query" and request.method in ("GET", "POST") and txn_id is None:
             return self._query(request)
-        entity = ENTITIES[resource]
-        if request.method == "GET" and txn_id is not None:
+        if resource == "companyinfo" and request.method == "GET" and txn_id is not None:
+            return self._company_info(txn_id)
+        entity = ENTITIES.get(resource)  # CompanyInfo is only read here
+        if entity is not None and request.method == "GET" and txn_id is not None:
             return self._read(entity, txn_id)
-        if request.method == "POST" and txn_id is None:
+        if entity is not None and request.method == "POST" and txn_id is None:
             return self._create(entity, request)
         return _json(
             405, _fault([("500", "Unsupported Operation", f"{request.method} is not supported here")])
@@ -315,17 +352,27 @@ class FakeQuickBooks:
         if request.method != "POST" or not self._client_authenticated(request):
             return _json(401, {"error": "invalid_client"})
         form = {key: values[0] for key, values in parse_qs(request.content.decode()).items()}
+        if form.get("grant_type") == "authorization_code":
+            refusal = self.consent.exchange(form, self.client_id)  # Basic auth named this client
+            if refusal is not None:
+                return invalid_grant(refusal)
+            return self._issue(grant=max(self.grants.values(), default=0) + 1)
         if form.get("grant_type") != "refresh_token":
             return _json(400, {"error": "unsupported_grant_type"})
         used = form.get("refresh_token")
         if used not in self.refresh_tokens:
             return _json(400, {"error": "invalid_grant"})
+        if self.rotate_refresh_tokens:
+            self.refresh_tokens.discard(used)
+        return self._issue(grant=self.grants.get(used, 0))
+
+    def _issue(self, grant: int) -> httpx.Response:
+        """A new access and refresh token of ``grant``, in Intuit's token response."""
         self._tokens_issued += 1
         access, refresh = f"qb-access-{self._tokens_issued}", f"qb-refresh-{self._tokens_issued}"
         self.access_tokens.add(access)
-        if self.rotate_refresh_tokens:
-            self.refresh_tokens.discard(used)
         self.refresh_tokens.add(refresh)
+        self.grants.update({access: grant, refresh: grant})
         return _json(
             200,
             {
@@ -336,6 +383,25 @@ class FakeQuickBooks:
                 "access_token": access,
             },
         )
+
+    def _revoke(self, request: httpx.Request) -> httpx.Response:
+        """Intuit's revocation: one token ends its whole grant (the app is disconnected)."""
+        if request.method != "POST" or not self._client_authenticated(request):
+            return _json(401, {"error": "invalid_client"})
+        try:
+            body = jsonutil.loads(request.content) if request.content else None
+        except ValueError:
+            body = None
+        token = body.get("token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            return _json(400, {"error": "invalid_request"})
+        grant = self.grants.get(token)
+        if grant is not None:
+            ended = {known for known, of in self.grants.items() if of == grant}
+            self.access_tokens -= ended
+            self.refresh_tokens -= ended
+        self.revoked.append(token)
+        return httpx.Response(200)
 
     def _client_authenticated(self, request: httpx.Request) -> bool:
         header = request.headers.get("authorization", "")
@@ -373,6 +439,13 @@ class FakeQuickBooks:
             {entity: page, "startPosition": start, "maxResults": len(page)} if page else {}
         )
         return _json(200, {"QueryResponse": result, "time": _now_text(millis=True)})
+
+    def _company_info(self, company_id: str) -> httpx.Response:
+        """CompanyInfo is read by the realm id itself; any other id is not this company."""
+        if company_id != self.realm_id:
+            detail = f"Object Not Found : CompanyInfo {company_id}"
+            return _json(400, _fault([("610", "Object Not Found", detail)]))
+        return _json(200, {"CompanyInfo": self.company, "time": _now_text(millis=True)})
 
     def _read(self, entity: str, txn_id: str) -> httpx.Response:
         record = self.transactions[entity].get(txn_id)

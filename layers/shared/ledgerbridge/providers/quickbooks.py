@@ -59,6 +59,46 @@ Why it looks the way it does:
 - Every body the tests build or send is validated against Intuit's own XSDs (Finance.xsd and
   the files it includes, under tests/fixtures/specs/quickbooks): element names, how often each
   may occur, leaf types, enumerations and the lengths Intuit documents there.
+
+Connect (the hosted consent flow; Intuit's "Set up OAuth 2.0" guide, its OpenID discovery
+documents ``developer.intuit.com/.well-known/openid_configuration`` and
+``openid_sandbox_configuration``, and its OAuth SDKs, intuit/oauth-pythonclient and
+intuit/oauth-jsclient):
+
+- Authorisation URL: ``https://appcenter.intuit.com/connect/oauth2`` (overridable by
+  ``LEDGERBRIDGE_QUICKBOOKS_AUTHORIZE_URL``) with ``client_id``, ``response_type=code``,
+  ``scope``, ``redirect_uri`` and ``state``, the parameters Intuit's SDKs send. Both discovery
+  documents name the same authorisation and token endpoints: sandbox or production is decided
+  by the app's keys (Development keys reach sandbox companies only) and by the API host. So
+  the page asks one question first, ``environment`` (production, the default, or sandbox: the
+  module's existing setting), and the answer chooses only the API host (``api_base_url``),
+  never the authorisation or token URL.
+- Scopes (``CONNECT_SCOPES``): ``com.intuit.quickbooks.accounting`` alone. It is Intuit's one
+  scope for the Accounting API, and covers every call this module makes: creating invoices,
+  bills, customers and vendors, and reading customers, vendors, items, accounts, classes,
+  departments and the company's info. No refresh scope exists or is needed (Intuit's code
+  exchange always answers a refresh token, valid 100 days and renewed on use), and none of
+  the OpenID scopes (``openid``, ``email``, ``profile``...): the company comes from the
+  callback's ``realmId``, and asking for the user's identity would only add consent questions.
+  ``com.intuit.quickbooks.payment`` is Intuit's Payments API, which nothing here calls.
+- PKCE: not sent (``connect_pkce`` is False). Neither discovery document lists
+  ``code_challenge_methods_supported`` and none of Intuit's SDKs sends a challenge; the
+  client secret (HTTP Basic at the token endpoint) authenticates the code exchange.
+- Tenant: a consent is granted for one company, which the user picks on Intuit's screen;
+  Intuit adds it to the callback as ``realmId`` (beside ``code`` and ``state``).
+  ``GET /v3/company/{realmId}/companyinfo/{realmId}`` on the environment's API host names it
+  (``CompanyName``, else ``LegalName``). One Tenant, settings ``realm_id`` and
+  ``environment``: the keys ``create-connection --setting`` takes. A callback without
+  ``realmId`` is no tenant at all; 401/403 is ReauthorizationRequired; a network failure or
+  any other answer is ProviderUnavailable.
+- Revocation: ``POST https://developer.api.intuit.com/v2/oauth2/tokens/revoke`` (both
+  discovery documents' ``revocation_endpoint``; overridable by
+  ``LEDGERBRIDGE_QUICKBOOKS_REVOKE_URL``), the client id and secret as HTTP Basic and a JSON
+  body ``{"token": <refresh token>}``, as Intuit's SDKs send it; revoking the refresh token
+  disconnects the app from the company, and its access token with it. Any answer but 200 is
+  ProviderUnavailable (the server or Ledgerbridge's OAuth app, never the connection).
+- Redirect URI the operator registers on the app's Keys & OAuth page (Development and
+  Production separately): ``<API base URL>/connect/callback``.
 """
 
 from __future__ import annotations
@@ -68,26 +108,46 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
+
+import httpx
 
 from ledgerbridge.models import ContactInput, ContactStatus, InvoiceStatus, InvoiceType, LineItemInput
 from ledgerbridge.providers.base import (
+    AuthorizationRequest,
+    ConnectChoice,
     ConnectionContext,
     InvalidInvoice,
     OutboundContact,
     OutboundInvoice,
     ProviderRejected,
     ProviderUnavailable,
+    ReauthorizationRequired,
     RemoteInvoice,
     RemoteReference,
+    Tenant,
 )
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
 from ledgerbridge.providers.mapping import RefusingMapper, type_word
 from ledgerbridge.providers.mapping import money as _money
+from ledgerbridge.providers.mapping import text as _text
+from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens
 
 ENV_NAME = "QUICKBOOKS"
 PRODUCTION_API_URL = "https://quickbooks.api.intuit.com"
 SANDBOX_API_URL = "https://sandbox-quickbooks.api.intuit.com"
 TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
+AUTHORIZE_URL = "https://appcenter.intuit.com/connect/oauth2"
+REVOKE_URL = "https://developer.api.intuit.com/v2/oauth2/tokens/revoke"
+# What the consent asks for: Intuit's Accounting API scope, which every call here needs.
+CONNECT_SCOPES = ("com.intuit.quickbooks.accounting",)
+# The connect page's one question; its answer is the ``environment`` setting (api_base_url).
+ENVIRONMENT_CHOICE = ConnectChoice(
+    setting="environment",
+    label="QuickBooks environment",
+    options=(("production", "QuickBooks Online company"), ("sandbox", "Sandbox company (Intuit developers)")),
+    default="production",
+)
 MINOR_VERSION = "75"
 PAGE_SIZE = 1000  # the most a QuickBooks query returns at once
 
@@ -155,14 +215,19 @@ def _realm_id(settings: dict[str, str]) -> str:
     return realm
 
 
-def api_base_url(settings: dict[str, str]) -> str:
-    """Production or sandbox host by the ``environment`` setting; the env var overrides both."""
+def _environment(settings: dict[str, str]) -> str:
+    """``production`` (the default) or ``sandbox``; anything else is a misconfigured connection."""
     environment = (settings.get("environment") or "production").strip().lower()
     if environment not in ("production", "sandbox"):
         raise InvalidInvoice(
             [("connection", f"QuickBooks environment must be sandbox or production, not '{environment}'")]
         )
-    default = SANDBOX_API_URL if environment == "sandbox" else PRODUCTION_API_URL
+    return environment
+
+
+def api_base_url(settings: dict[str, str]) -> str:
+    """Production or sandbox host by the ``environment`` setting; the env var overrides both."""
+    default = SANDBOX_API_URL if _environment(settings) == "sandbox" else PRODUCTION_API_URL
     return endpoint(ENV_NAME, "API", default)
 
 
@@ -736,6 +801,72 @@ def _references(entity: str, records: list[dict[str, Any]]) -> list[RemoteRefere
     return _tracking_categories(entity, records)
 
 
+# --- hosted connect -----------------------------------------------------------------------
+
+
+def authorization_url(request: AuthorizationRequest) -> str:
+    """Intuit's consent screen for ``request``: its SDKs' parameters and CONNECT_SCOPES, no PKCE."""
+    query = {
+        "client_id": request.client_id,
+        "response_type": "code",
+        "scope": " ".join(CONNECT_SCOPES),
+        "redirect_uri": request.redirect_uri,
+        "state": request.state,
+    }
+    return f"{endpoint(ENV_NAME, 'AUTHORIZE', AUTHORIZE_URL)}?{urlencode(query)}"
+
+
+def _company_info(client: httpx.Client, url: str, access_token: str) -> httpx.Response:
+    """One GET with a bare access token (no connection, and so no ProviderHttp, exists yet)."""
+    headers = {"authorization": f"Bearer {access_token}", "accept": "application/json"}
+    try:
+        return client.get(url, params={"minorversion": MINOR_VERSION}, headers=headers)
+    except httpx.TransportError as exc:
+        raise ProviderUnavailable(f"{type(exc).__name__} reading the QuickBooks company") from exc
+
+
+def discover_tenants(
+    client: httpx.Client, access_token: str, settings: dict[str, str], realm_id: str
+) -> list[Tenant]:
+    """The company of the callback's ``realmId``, named by its CompanyInfo; none without a realm."""
+    realm = _text(realm_id)
+    if realm is None:
+        return []
+    environment = _environment(settings)
+    url = f"{api_base_url(settings)}/v3/company/{realm}/companyinfo/{realm}"
+    response = _company_info(client, url, access_token)
+    if response.status_code in (401, 403):
+        raise ReauthorizationRequired(
+            f"QuickBooks refused the new access token (HTTP {response.status_code})"
+        )
+    body = json_body(response) if response.status_code == 200 else None
+    company = body.get("CompanyInfo") if isinstance(body, dict) else None
+    if not isinstance(company, dict):
+        raise ProviderUnavailable(f"QuickBooks answered HTTP {response.status_code} without the CompanyInfo")
+    name = _text(company.get("CompanyName")) or _text(company.get("LegalName")) or realm
+    return [Tenant(remote_id=realm, name=name, settings={"realm_id": realm, "environment": environment})]
+
+
+def revoke_tokens(client: httpx.Client, app: OAuthApp, tokens: OAuthTokens) -> None:
+    """Revoke the connection's refresh token (and so its access token) the way Intuit's SDKs do.
+
+    HTTP Basic client credentials with a JSON body: not one of the token endpoint's styles
+    (``post_token_request`` would put the credentials in the JSON), so it is sent here.
+    """
+    url = endpoint(ENV_NAME, "REVOKE", REVOKE_URL)
+    try:
+        response = client.post(
+            url,
+            json={"token": tokens.refresh_token},
+            auth=(app.client_id, app.client_secret),
+            headers={"accept": "application/json"},
+        )
+    except httpx.TransportError as exc:
+        raise ProviderUnavailable(f"{type(exc).__name__} revoking the QuickBooks tokens") from exc
+    if response.status_code != 200:
+        raise ProviderUnavailable(f"QuickBooks answered HTTP {response.status_code} revoking the tokens")
+
+
 # --- the provider --------------------------------------------------------------------------
 
 
@@ -744,12 +875,27 @@ class QuickBooksProvider:
 
     name = "quickbooks"
     oauth_client_auth = "basic"
+    connect_choices = (ENVIRONMENT_CHOICE,)
+    connect_pkce = False  # Intuit's authorisation server takes no code_challenge
 
     def __init__(self, page_size: int = PAGE_SIZE):
         self._page_size = page_size
 
     def oauth_token_url(self, settings: dict[str, str] | None = None) -> str | None:
+        """One token endpoint for sandbox and production companies alike."""
         return endpoint(ENV_NAME, "TOKEN", TOKEN_URL)
+
+    def authorization_url(self, request: AuthorizationRequest) -> str:
+        return authorization_url(request)
+
+    def discover_tenants(
+        self, client: httpx.Client, access_token: str, settings: dict[str, str], callback: dict[str, str]
+    ) -> list[Tenant]:
+        """The company Intuit names in the callback's ``realmId``, on the chosen environment's host."""
+        return discover_tenants(client, access_token, settings, callback.get("realmId") or "")
+
+    def revoke_tokens(self, client: httpx.Client, app: OAuthApp, tokens: OAuthTokens) -> None:
+        revoke_tokens(client, app, tokens)
 
     def map_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> QuickBooksRequest:
         realm = _realm_id(connection.settings)

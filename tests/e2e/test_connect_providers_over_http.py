@@ -16,6 +16,7 @@ registers it with each provider.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ import pytest
 
 from tests.e2e.conftest import LocalStack, start_local_stack
 from tests.e2e.support import admin, configure_oauth_apps
-from tests.fakes import exact_online, freshbooks, pennylane, zoho_books
+from tests.fakes import exact_online, freshbooks, pennylane, quickbooks, xero, zoho_books
 from tests.fakes.server import serve
 
 pytestmark = pytest.mark.e2e
@@ -49,6 +50,10 @@ class Ledger:
 
 
 LEDGERS = [
+    Ledger("quickbooks", "QUICKBOOKS", quickbooks, quickbooks.FakeQuickBooks, {"environment": "production"},
+           created=lambda fake: len(fake.created())),
+    Ledger("xero", "XERO", xero, xero.FakeXero, company="Demo Company (Global)",
+           created=lambda fake: len(fake.invoices)),
     Ledger("freshbooks", "FRESHBOOKS", freshbooks, freshbooks.FakeFreshBooks,
            created=lambda fake: len(fake.created())),
     Ledger("zoho_books", "ZOHO_BOOKS", zoho_books, zoho_books.FakeZohoBooks, {"data_center": "eu"},
@@ -84,12 +89,17 @@ def running() -> Iterator[Running]:
         apps = {}
         for ledger in LEDGERS:
             fakes[ledger.name].consent.redirect_uri = callback
-            module = ledger.fake_module
-            apps[ledger.name] = {"client_id": module.CLIENT_ID, "client_secret": module.CLIENT_SECRET,
+            fake = fakes[ledger.name]
+            apps[ledger.name] = {"client_id": fake.consent.client_id, "client_secret": client_secret(fake),
                                  "redirect_uri": callback}  # fmt: skip
         configure_oauth_apps(stack, apps)
         admin(stack, "set-project", "--project", stack.fields["project-id"], "--return-url", RETURN_URL)
         yield Running(stack, fakes)
+
+
+def client_secret(fake: Any) -> str:
+    """The fake app's client secret (a module constant, or the fake's own where it takes one)."""
+    return getattr(fake, "client_secret", None) or sys.modules[type(fake).__module__].CLIENT_SECRET
 
 
 def start(running: Running, ledger: Ledger) -> tuple[dict[str, Any], httpx.Response]:
@@ -143,6 +153,23 @@ def listed(stack: LocalStack, auth: dict[str, str], kind: str) -> list[dict[str,
     return answer.json()["data"]
 
 
+def simple_invoice(stack: LocalStack, auth: dict[str, str]) -> dict[str, Any]:
+    """A receivable for an active customer and an item the callback's reference sync stored."""
+    synced = {kind: listed(stack, auth, kind) for kind in ("contacts", "items")}
+    customer = next(
+        c["id"] for c in synced["contacts"] if c.get("is_customer") and c.get("status") != "ARCHIVED"
+    )
+    # an item that names its sales account where the ledger has them (Xero: each approved line needs one)
+    item = next((i for i in synced["items"] if i.get("sales_account")), synced["items"][0])
+    line = {"description": "Connected", "quantity": 1, "unit_price": "10", "item_id": item["id"]}
+    return {
+        "contact_id": customer,
+        "issue_date": "2026-11-24",
+        "due_date": "2026-12-24",
+        "line_items": [line],
+    }
+
+
 def session_outcome(stack: LocalStack, session_id: str) -> dict[str, Any]:
     answer = httpx.get(f"{stack.api_url}/connect/sessions/{session_id}", headers={"x-api-key": stack.api_key})
     assert answer.status_code == 200, answer.text
@@ -159,22 +186,10 @@ def test_a_customer_connects_and_the_token_creates_an_invoice(running: Running, 
     outcome = session_outcome(stack, session["id"])
     assert (outcome["status"], outcome["provider"]) == ("connected", ledger.name)
     auth = {"x-api-key": stack.api_key, "x-connection-token": outcome["connection_token"]}
-    synced = {kind: listed(stack, auth, kind) for kind in ("contacts", "items")}  # synced by the callback
-    customer = next(c["id"] for c in synced["contacts"] if c.get("is_customer"))
     before = ledger.created(fake)
-    line = {
-        "description": "Connected",
-        "quantity": 1,
-        "unit_price": "10",
-        "item_id": synced["items"][0]["id"],
-    }
-    body = {
-        "contact_id": customer,
-        "issue_date": "2026-11-24",
-        "due_date": "2026-12-24",
-        "line_items": [line],
-    }
-    invoice = httpx.post(f"{stack.api_url}/accounting/invoices", json=body, headers=auth)
+    invoice = httpx.post(
+        f"{stack.api_url}/accounting/invoices", json=simple_invoice(stack, auth), headers=auth
+    )
     assert invoice.status_code == 201, invoice.text
     assert invoice.json()["sync_status"] == "synced" and ledger.created(fake) == before + 1
 
@@ -189,3 +204,42 @@ def test_refused_consent_stores_no_connection(running: Running, ledger: Ledger) 
     }  # fmt: skip
     assert session_outcome(stack, session["id"])["status"] == "failed"
     assert admin(stack, "list-connections", "--project", stack.fields["project-id"]) == before
+
+
+def reconnect(running: Running, ledger: Ledger, connection_id: str, company: str) -> dict[str, list[str]]:
+    stack = running.stack
+    body = {"end_user": {"id": "user-xero"}, "connection_id": connection_id, "return_url": RETURN_URL}
+    created = httpx.post(f"{stack.api_url}/connect/sessions", json=body, headers={"x-api-key": stack.api_key})
+    assert created.status_code == 201, created.text
+    session_url = created.json()["url"]
+    chosen = httpx.post(session_url, data={"provider": ledger.name})
+    assert chosen.status_code == 303, chosen.text
+    return landed(follow(httpx.get(chosen.headers["location"]), "approve"), company)
+
+
+def test_a_reconnect_repairs_the_connection_and_keeps_its_token(running: Running) -> None:
+    [ledger] = [ledger for ledger in LEDGERS if ledger.name == "xero"]
+    stack = running.stack
+    session, consent = start(running, ledger)
+    landed(follow(consent, "approve"), ledger.company)
+    outcome = session_outcome(stack, session["id"])
+    key = {"x-api-key": stack.api_key}
+    auth = {**key, "x-connection-token": outcome["connection_token"]}
+    connection_url = f"{stack.api_url}/connections/{outcome['connection_id']}"
+    invoice = {**simple_invoice(stack, auth), "status": "DRAFT"}  # a draft needs no account per line
+    fake = running.fakes["xero"]
+    fake.expire_access_tokens()
+    fake.grants.clear()  # the user withdrew the app at Xero: its refresh token is refused
+    blocked = httpx.post(f"{stack.api_url}/accounting/invoices", json=invoice, headers=auth)
+    assert (blocked.status_code, blocked.json()["error"]) == (409, "reauthorization_required"), blocked.text
+    assert httpx.get(connection_url, headers=key).json()["needs_reauthorization"] is True
+
+    other = reconnect(running, ledger, outcome["connection_id"], "acmeAPI")
+    assert other["status"] == ["error"] and other["error"] == ["different_company"]
+    assert httpx.get(connection_url, headers=key).json()["needs_reauthorization"] is True  # unchanged
+
+    repaired = reconnect(running, ledger, outcome["connection_id"], "Demo Company (Global)")
+    assert repaired["status"] == ["success"]
+    assert httpx.get(connection_url, headers=key).json()["status"] == "active"
+    again = httpx.post(f"{stack.api_url}/accounting/invoices", json=invoice, headers=auth)  # the same token
+    assert again.status_code == 201 and again.json()["sync_status"] == "synced", again.text

@@ -438,7 +438,10 @@ def _finish(
     connection_settings = {**settings, **tenant.settings}
     credentials = tokens.to_credentials() if tokens else None
     if session.get("connection_id"):
-        connection_id, token = _reconnect(session, provider, connection_settings, credentials)
+        try:
+            connection_id, token = _reconnect(session, provider, connection_settings, credentials)
+        except ConnectFailed as failed:
+            return _fail(session, failed.code, provider)
     else:
         connection_id, token = connections.store_connection(
             session["project_id"], provider, credentials, connection_settings, tenant.name

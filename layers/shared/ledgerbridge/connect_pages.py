@@ -29,7 +29,9 @@ _STYLE = (
     "font-size:1rem;cursor:pointer;text-decoration:none;display:inline-block}"
     ".secondary{background:#fff;color:#1a4d8f;border:2px solid #1a4d8f}"
     "button:focus,a:focus,select:focus{outline:3px solid #f0b429;outline-offset:2px}"
-    "label{display:block;margin:.5rem 0 .25rem}select{font-size:1rem;padding:.3rem;margin-bottom:.75rem}"
+    "label{display:block;margin:.5rem 0 .25rem}"
+    "select{display:block;font-size:1rem;padding:.3rem;margin-bottom:.75rem}"
+    "fieldset{border:0;padding:0;margin:0}legend{font-weight:600;margin-bottom:.5rem}"
     "p.note{color:#3e4c59;font-size:.9rem}"
 )
 
@@ -73,7 +75,7 @@ def ledger_page(page: Page, page_token: str) -> str:
         f"<h1>Connect your accounting software{whose}</h1>"
         "<p>Choose your ledger. You will sign in there and allow access; nothing is shared until"
         " you do.</p>"
-        f'<section aria-label="Ledgers">{forms}</section>'
+        f"<fieldset><legend>Your ledger</legend>{forms}</fieldset>"
         '<p class="note">This link is yours alone and expires 30 minutes after it was created.</p>'
     )
     return _document("Connect your accounting software", body)

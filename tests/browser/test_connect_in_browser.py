@@ -45,6 +45,7 @@ from tests.browser.conftest import WatchedPage
 from tests.e2e.conftest import LocalStack, start_local_stack
 from tests.e2e.support import admin, configure_oauth_apps
 from tests.e2e.test_connect_over_http import new_session, read_session
+from tests.e2e.test_connect_providers_over_http import simple_invoice
 from tests.fakes import quickbooks, zoho_books
 from tests.fakes.server import serve
 
@@ -370,8 +371,8 @@ def test_an_oauth_ledger_connects_through_its_consent_screen(
         if c["connection_id"] == outcome["connection_id"]
     ]
     assert connection["settings"][ledger.setting] == ledger.answer  # the page's answer was kept
-    contacts = httpx.get(
-        f"{stack.api_url}/accounting/contacts",
-        headers={**api_key, "x-connection-token": outcome["connection_token"]},
-    )
-    assert contacts.status_code == 200 and contacts.json()["data"], contacts.text  # synced at connect
+    auth = {**api_key, "x-connection-token": outcome["connection_token"]}
+    body = simple_invoice(stack, auth)
+    invoice = httpx.post(f"{stack.api_url}/accounting/invoices", json=body, headers=auth)
+    assert invoice.status_code == 201, invoice.text  # at the fake, with the references synced at connect
+    assert invoice.json()["sync_status"] == "synced" and invoice.json()["remote_id"]

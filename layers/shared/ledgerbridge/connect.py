@@ -157,21 +157,16 @@ def _session_fields(project: dict[str, Any], body: dict[str, Any]) -> tuple[Any,
     problems: list[FieldError] = []
     unknown = set(body) - {"end_user", "providers", "return_url", "connection_id"}
     problems += [FieldError(name[:64], "unknown field") for name in sorted(unknown)]
-    end_user = body.get("end_user")
-    if (
-        not isinstance(end_user, dict)
-        or not isinstance(end_user.get("id"), str)
-        or not end_user["id"].strip()
-    ):
+    end_user = body.get("end_user") if isinstance(body.get("end_user"), dict) else {}
+    user_id = end_user.get("id")
+    if not isinstance(user_id, str) or not user_id.strip():
         problems.append(FieldError("end_user.id", "required: the SaaS's own id for this end user"))
-        end_user = {}
-    else:
-        for key in ("id", "email", "organization_name"):
-            value = end_user.get(key)
-            if value is not None and (not isinstance(value, str) or len(value) > 255):
-                problems.append(FieldError(f"end_user.{key}", "must be text of at most 255 characters"))
-        extra = set(end_user) - {"id", "email", "organization_name"}
-        problems += [FieldError(f"end_user.{name}"[:64], "unknown field") for name in sorted(extra)]
+    for key in ("id", "email", "organization_name"):
+        value = end_user.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > 255):
+            problems.append(FieldError(f"end_user.{key}", "must be text of at most 255 characters"))
+    extra = set(end_user) - {"id", "email", "organization_name"}
+    problems += [FieldError(f"end_user.{name}"[:64], "unknown field") for name in sorted(extra)]
     return_url = body.get("return_url")
     registered = project.get("return_urls") or []
     if return_url is not None and (not isinstance(return_url, str) or return_url not in registered):

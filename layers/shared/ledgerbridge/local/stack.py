@@ -1017,9 +1017,9 @@ def main(argv: list[str] | None = None) -> None:
         aws = aws_environment(aws_port)
         _use_environment(aws)
         api_url = f"http://{HOST}:{api_port}"
-        os.environ.setdefault("LEDGERBRIDGE_PUBLIC_URL", api_url)  # connect pages and their callback
         log_level = {"LogLevel": os.environ["LOG_LEVEL"]} if os.environ.get("LOG_LEVEL") else {}
-        stack = Stack(template, name=STACK_NAME, region=aws["AWS_REGION"], parameters=log_level)
+        parameters = {"PublicUrl": api_url, **log_level}  # connect links and their callback come here
+        stack = Stack(template, name=STACK_NAME, region=aws["AWS_REGION"], parameters=parameters)
         deployment = deploy(stack, period)
         api.gateway = deployment.gateway
         cleanup.callback(deployment.sources.stop)  # runs before moto stops: pollers call it

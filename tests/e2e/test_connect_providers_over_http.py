@@ -82,8 +82,9 @@ def running() -> Iterator[Running]:
             env[f"LEDGERBRIDGE_{ledger.env}_API_URL"] = url
             env[f"LEDGERBRIDGE_{ledger.env}_TOKEN_URL"] = url + module.TOKEN_PATH
             env[f"LEDGERBRIDGE_{ledger.env}_AUTHORIZE_URL"] = url + module.AUTHORIZE_PATH
-            if hasattr(module, "REVOKE_PATH"):
-                env[f"LEDGERBRIDGE_{ledger.env}_REVOKE_URL"] = url + module.REVOKE_PATH
+            revoke_path = getattr(module, "REVOKE_PATH", getattr(module, "REVOCATION_PATH", None))
+            if revoke_path:  # Exact Online has no revocation endpoint
+                env[f"LEDGERBRIDGE_{ledger.env}_REVOKE_URL"] = url + revoke_path
         stack = stack_of.enter_context(start_local_stack(env))
         callback = f"{stack.api_url}/connect/callback"
         apps = {}
@@ -243,3 +244,19 @@ def test_a_reconnect_repairs_the_connection_and_keeps_its_token(running: Running
     assert httpx.get(connection_url, headers=key).json()["status"] == "active"
     again = httpx.post(f"{stack.api_url}/accounting/invoices", json=invoice, headers=auth)  # the same token
     assert again.status_code == 201 and again.json()["sync_status"] == "synced", again.text
+
+
+def test_deleting_a_connection_revokes_its_tokens_at_the_provider(running: Running) -> None:
+    [ledger] = [ledger for ledger in LEDGERS if ledger.name == "xero"]
+    stack, fake = running.stack, running.fakes["xero"]
+    session, consent = start(running, ledger)
+    landed(follow(consent, "approve"), ledger.company)
+    outcome = session_outcome(stack, session["id"])
+    live = set(fake.grants)
+    key = {"x-api-key": stack.api_key}
+    deleted = httpx.delete(f"{stack.api_url}/connections/{outcome['connection_id']}", headers=key)
+    assert deleted.status_code == 204, deleted.text
+    [revoked] = live - set(fake.grants)  # this connection's refresh token, and only it
+    assert revoked in fake.retired_refresh_tokens
+    auth = {**key, "x-connection-token": outcome["connection_token"]}
+    assert httpx.get(f"{stack.api_url}/accounting/invoices", headers=auth).status_code == 401

@@ -90,6 +90,9 @@ def test_the_whole_flow_ends_in_a_connection_that_creates_invoices(stack: LocalS
         headers={"x-api-key": stack.api_key, "x-connection-token": token},
     )
     assert invoice.status_code == 201 and invoice.json()["sync_status"] == "synced", invoice.text
+    key = {"x-api-key": stack.api_key}
+    connection = httpx.get(f"{stack.api_url}/connections/{outcome['connection_id']}", headers=key).json()
+    assert connection["last_used_at"] == invoice.json()["created_at"]
     assert httpx.get(session["url"]).status_code == 400  # the page is done once the session is
 
 
@@ -128,6 +131,7 @@ def test_the_project_lists_and_deletes_its_connections(stack: LocalStack) -> Non
     listed = httpx.get(f"{stack.api_url}/connections", headers=key).json()["data"]
     [mine] = [c for c in listed if c["id"] == outcome["connection_id"]]
     assert (mine["provider"], mine["status"], mine["needs_reauthorization"]) == ("sandbox", "active", False)
+    assert mine["last_used_at"] is None and mine["created_at"]  # its token is still unused
     one = httpx.get(f"{stack.api_url}/connections/{mine['id']}", headers=key)
     assert one.status_code == 200 and one.json() == mine
     assert httpx.get(f"{stack.api_url}/connections", headers={"x-api-key": "lbk_nope"}).status_code == 401

@@ -49,7 +49,7 @@ from ledgerbridge.ids import uuid7
 from ledgerbridge.models import format_date_time
 from ledgerbridge.observability import logger
 from ledgerbridge.providers import base
-from ledgerbridge.store import accounts
+from ledgerbridge.store import accounts, invoices
 from ledgerbridge.store import connect_sessions as store
 
 SESSION_SECONDS = 30 * 60
@@ -513,6 +513,7 @@ def _connection_view(connection: dict[str, Any]) -> dict[str, Any]:
         "status": status,
         "tenant_name": connection.get("tenant_name"),
         "created_at": connection.get("created_at"),
+        "last_used_at": invoices.last_created_at(connection["connection_id"]),
         "needs_reauthorization": status == "needs_reauthorization",
         "status_reason": connection.get("status_reason"),
     }

@@ -206,3 +206,21 @@ def query(connection_id: str, limit: int, after_id: str | None = None, before_id
     if not forward:
         records.reverse()
     return Page(records=records, has_more=has_more)
+
+
+def last_created_at(connection_id: str) -> str | None:
+    """When the connection's newest invoice was stored (ids are time-ordered UUIDv7s: one item,
+    newest first), or None: what GET /connections reports as the connection's last use."""
+    try:
+        response = dynamodb().query(
+            TableName=_table(),
+            KeyConditionExpression="connection_id = :c",
+            ExpressionAttributeValues=to_values({":c": connection_id}),
+            ProjectionExpression="created_at",
+            ScanIndexForward=False,
+            Limit=1,
+        )
+    except STORAGE_ERRORS as exc:
+        raise storage_unavailable() from exc
+    items = response.get("Items") or []
+    return str(from_item(items[0])["created_at"]) if items else None

@@ -120,8 +120,8 @@ def create_session(project_id: str, body: dict[str, Any], public_url: str) -> di
     project = accounts.get_project(project_id) or {}
     return_url, providers, connection_id, end_user = _session_fields(project, body)
     if connection_id:
-        connection = accounts.get_connection(project_id, connection_id)
-        if connection is None:
+        connection = accounts.get_connection(project_id, connection_id) if _is_id(connection_id) else None
+        if connection is None or connection.get("status") == "deleted":
             raise validation_error([FieldError("connection_id", "no such connection in this project")])
         providers = [connection["provider"]]
     session_id, page_token = str(uuid7()), secrets.token_urlsafe(32)

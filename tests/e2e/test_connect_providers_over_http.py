@@ -46,6 +46,7 @@ class Ledger:
     make_fake: Callable[[], Any]
     answers: dict[str, str] = field(default_factory=dict)  # the page's questions
     company: str | None = None  # the one to pick where the consent covers several (the fake's books)
+    item: str | None = None  # an item of the fake's books an approved invoice line can use as it is
     created: Callable[[Any], int] = lambda fake: 0  # how many invoices the fake holds
 
 
@@ -53,6 +54,7 @@ LEDGERS = [
     Ledger("quickbooks", "QUICKBOOKS", quickbooks, quickbooks.FakeQuickBooks, {"environment": "production"},
            created=lambda fake: len(fake.created())),
     Ledger("xero", "XERO", xero, xero.FakeXero, company="Demo Company (Global)",
+           item="Fish out of Water: Finding Your Brand",  # has a sales account: Xero wants one per line
            created=lambda fake: len(fake.invoices)),
     Ledger("freshbooks", "FRESHBOOKS", freshbooks, freshbooks.FakeFreshBooks,
            created=lambda fake: len(fake.created())),
@@ -154,14 +156,13 @@ def listed(stack: LocalStack, auth: dict[str, str], kind: str) -> list[dict[str,
     return answer.json()["data"]
 
 
-def simple_invoice(stack: LocalStack, auth: dict[str, str]) -> dict[str, Any]:
-    """A receivable for an active customer and an item the callback's reference sync stored."""
+def simple_invoice(stack: LocalStack, auth: dict[str, str], item_name: str | None = None) -> dict[str, Any]:
+    """A receivable for an active customer and an item (``item_name``, else any) the sync stored."""
     synced = {kind: listed(stack, auth, kind) for kind in ("contacts", "items")}
     customer = next(
         c["id"] for c in synced["contacts"] if c.get("is_customer") and c.get("status") != "ARCHIVED"
     )
-    # an item that names its sales account where the ledger has them (Xero: each approved line needs one)
-    item = next((i for i in synced["items"] if i.get("sales_account")), synced["items"][0])
+    item = next(i for i in synced["items"] if item_name in (None, i["name"]))
     line = {"description": "Connected", "quantity": 1, "unit_price": "10", "item_id": item["id"]}
     return {
         "contact_id": customer,
@@ -189,7 +190,7 @@ def test_a_customer_connects_and_the_token_creates_an_invoice(running: Running, 
     auth = {"x-api-key": stack.api_key, "x-connection-token": outcome["connection_token"]}
     before = ledger.created(fake)
     invoice = httpx.post(
-        f"{stack.api_url}/accounting/invoices", json=simple_invoice(stack, auth), headers=auth
+        f"{stack.api_url}/accounting/invoices", json=simple_invoice(stack, auth, ledger.item), headers=auth
     )
     assert invoice.status_code == 201, invoice.text
     assert invoice.json()["sync_status"] == "synced" and ledger.created(fake) == before + 1
@@ -227,7 +228,7 @@ def test_a_reconnect_repairs_the_connection_and_keeps_its_token(running: Running
     key = {"x-api-key": stack.api_key}
     auth = {**key, "x-connection-token": outcome["connection_token"]}
     connection_url = f"{stack.api_url}/connections/{outcome['connection_id']}"
-    invoice = {**simple_invoice(stack, auth), "status": "DRAFT"}  # a draft needs no account per line
+    invoice = simple_invoice(stack, auth, ledger.item)
     fake = running.fakes["xero"]
     fake.expire_access_tokens()
     fake.grants.clear()  # the user withdrew the app at Xero: its refresh token is refused

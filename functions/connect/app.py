@@ -26,6 +26,7 @@ from ledgerbridge import connect, connect_pages, errors, jsonutil, request_body
 from ledgerbridge.auth import authenticate_project
 from ledgerbridge.errors import ApiError
 from ledgerbridge.observability import logger, tracer
+from ledgerbridge.params import parse_flag, parse_limit
 
 app = APIGatewayRestResolver(serializer=jsonutil.dumps)
 MAX_FORM_BYTES = 8192
@@ -89,6 +90,17 @@ def list_connections() -> Response:
 @app.get("/connections/<connection_id>")
 def get_connection(connection_id: str) -> Response:
     return _json(200, connect.get_connection(_project(), connection_id))
+
+
+@app.get("/connections/<connection_id>/invoices")
+def connection_invoices(connection_id: str) -> Response:
+    project_id = _project()
+    query = app.current_event.query_string_parameters or {}
+    limit = parse_limit(query.get("limit"))
+    include_remote_data = parse_flag(query.get("remote_data"), "remote_data")
+    cursor = query.get("cursor")
+    page = connect.connection_invoices(project_id, connection_id, limit, cursor, include_remote_data)
+    return _json(200, page.model_dump())
 
 
 @app.delete("/connections/<connection_id>")

@@ -93,6 +93,16 @@ def test_the_whole_flow_ends_in_a_connection_that_creates_invoices(stack: LocalS
     key = {"x-api-key": stack.api_key}
     connection = httpx.get(f"{stack.api_url}/connections/{outcome['connection_id']}", headers=key).json()
     assert connection["last_used_at"] == invoice.json()["created_at"]
+    assert (
+        httpx.delete(f"{stack.api_url}/connections/{outcome['connection_id']}", headers=key).status_code
+        == 204
+    )
+    kept = httpx.get(f"{stack.api_url}/connections/{outcome['connection_id']}/invoices", headers=key)
+    assert [i["id"] for i in kept.json()["data"]] == [invoice.json()["id"]]  # still the project's to read
+    bad_limit = httpx.get(
+        f"{stack.api_url}/connections/{outcome['connection_id']}/invoices?limit=0", headers=key
+    )
+    assert bad_limit.status_code == 400 and bad_limit.json()["details"][0]["field"] == "limit"
     assert httpx.get(session["url"]).status_code == 400  # the page is done once the session is
 
 

@@ -564,3 +564,18 @@ def _revoke(connection: dict[str, Any]) -> None:
         revoke(shared_client(), app, OAuthTokens.from_credentials(saved, 0))
     except Exception as exc:  # see delete_connection: logged, never a reason to keep the connection
         logger.warning("token revocation failed", extra={"error": type(exc).__name__})
+
+
+def connection_invoices(
+    project_id: str, connection_id: str, limit: int, cursor: str | None, include_remote_data: bool
+) -> Any:
+    """A connection's invoices for its project, deleted connections included: its token may be
+    gone, but what was stored stays the project's (the same page as GET /accounting/invoices)."""
+    from ledgerbridge.auth import Principal
+    from ledgerbridge.service import list_invoices
+
+    connection = accounts.get_connection(project_id, connection_id) if _is_id(connection_id) else None
+    if connection is None:
+        raise ApiError(404, "not_found", "Connection not found.")
+    principal = Principal(project_id, connection_id, connection["provider"], connection.get("settings") or {})
+    return list_invoices(principal, limit, cursor, include_remote_data)

@@ -25,6 +25,20 @@ def parse_flag(value: str | None, name: str) -> bool:
     )
 
 
+def parse_limit(value: str | None, default: int = 50, most: int = 100) -> int:
+    """A page size, 1 to ``most`` (absent: ``default``), for routes that read their own query
+    (the API function's lists get the same rule from their OpenAPI parameters); else a 400."""
+    if value is None:
+        return default
+    text = value.strip()
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= most:
+        return int(text)
+    raise errors.bad_request(
+        f"Query parameter limit must be a whole number from 1 to {most}.",
+        [FieldError("limit", f"must be a whole number from 1 to {most}")],
+    )
+
+
 def prefers_async(prefer: str | None) -> bool:
     """Whether a ``Prefer`` header (RFC 7240) asks for ``respond-async``.
 

@@ -34,6 +34,11 @@ class LocalStack:
     fields: dict[str, str]  # every "name: value" line of the banner (project-id, connection-id, ...)
     banner: list[str]  # what `make run` printed up to the ready line
     extra_env: dict[str, str] = field(default_factory=dict)  # what the stack was started with
+    output: _Output | None = field(default=None, compare=False, repr=False)  # everything it printed
+
+    def log_text(self) -> str:
+        """All the stack has printed so far (its logs), for tests that check what never appears."""
+        return self.output.text() if self.output else ""
 
 
 def _free_port() -> int:
@@ -100,7 +105,7 @@ def start_local_stack(extra_env: dict[str, str] | None = None) -> Iterator[Local
     try:
         if not output.ready.wait(START_TIMEOUT_SECONDS) or process.poll() is not None:
             pytest.fail(f"local stack did not get ready:\n{output.text()}")
-        yield replace(_parse(output.lines), extra_env=extra_env or {})
+        yield replace(_parse(output.lines), extra_env=extra_env or {}, output=output)
     finally:
         process.send_signal(signal.SIGINT)
         try:

@@ -71,7 +71,8 @@ def test_the_whole_flow_ends_in_a_connection_that_creates_invoices(stack: LocalS
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert "Acme &amp; Sons" in page.text and "<script" not in page.text
 
-    back = httpx.get(link(consent_page(stack, session), "approve"))
+    approve = link(consent_page(stack, session), "approve")
+    back = httpx.get(approve)
     assert back.status_code == 303
     landed = urlsplit(back.headers["location"])
     assert f"{landed.scheme}://{landed.netloc}{landed.path}" == RETURN_URL
@@ -104,6 +105,11 @@ def test_the_whole_flow_ends_in_a_connection_that_creates_invoices(stack: LocalS
     )
     assert bad_limit.status_code == 400 and bad_limit.json()["details"][0]["field"] == "limit"
     assert httpx.get(session["url"]).status_code == 400  # the page is done once the session is
+    state = parse_qs(urlsplit(approve).query)["state"][0]
+    secrets = {"page token": session["url"].rsplit("/", 1)[1], "state": state, "connection token": token}
+    logs = stack.log_text()
+    assert "connect session completed" in logs  # the logs are there, and hold none of the secrets
+    assert [name for name, secret in secrets.items() if secret in logs] == []
 
 
 def test_a_replayed_state_or_a_refusal_stores_nothing(stack: LocalStack) -> None:

@@ -328,11 +328,24 @@ class ApiServer(ThreadingHTTPServer):
         super().__init__(address, ApiRequestHandler)
 
 
+_CONNECT_LITERALS = ("/connect/sessions", "/connect/callback", "/connect/tenant")
+
+
 class ApiRequestHandler(BaseHTTPRequestHandler):
     """Turns one HTTP request into a proxy event, invokes the handler, writes its response."""
 
     server: ApiServer
     protocol_version = "HTTP/1.1"  # keep-alive, as API Gateway; every response has a Content-Length
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """The access log line, without what a URL may carry that must never reach a log: the query
+        (an OAuth ``code`` and ``state``) and a connect page's token (its capability)."""
+        target = getattr(self, "path", "") or ""  # unset when the request line was unreadable
+        path = target.split("?", 1)[0].split("#", 1)[0]  # not urlsplit: a hostile target must still log
+        if path.count("/") == 2 and path.startswith("/connect/") and path not in _CONNECT_LITERALS:
+            path = "/connect/<page token>"
+        command = getattr(self, "command", None) or "-"
+        self.log_message('"%s %s" %s %s', command, path or "-", str(code), str(size))
 
     def do_GET(self) -> None:
         try:

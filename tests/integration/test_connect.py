@@ -88,3 +88,34 @@ def test_a_session_is_read_by_its_own_project_only(project: str) -> None:
     with pytest.raises(ApiError) as hidden:
         connect.read_session(other, session["id"])
     assert hidden.value.status == 404
+
+
+def connected_session(project: str) -> dict[str, Any]:
+    """A session completed through the sandbox's consent, holding its connection token."""
+    session = connect.create_session(project, {"end_user": {"id": "u4"}}, PUBLIC_URL)
+    consent = connect.authorize(page_token(session), "sandbox", {}, PUBLIC_URL)
+    [state] = parse_qs(urlsplit(consent.url).query)["state"]
+    connect.callback({"state": state, "code": "sandbox"}, PUBLIC_URL)
+    assert connect.read_session(project, session["id"])["connection_token"]
+    return session
+
+
+def test_the_sweeper_removes_a_token_its_session_no_longer_reveals(project: str, monkeypatch: Any) -> None:
+    session = connected_session(project)
+    [stored] = sessions_of(project)
+    assert stored.get("token_blob") and stored["pending"] == "T"
+    assert connect.forget_expired_tokens() == 0  # not expired yet: kept for the backend to read
+    later(monkeypatch, connect.SESSION_SECONDS + 1)
+    assert connect.forget_expired_tokens() == 1
+    [stored] = sessions_of(project)
+    assert "token_blob" not in stored and "pending" not in stored  # only the token's hash is left
+    assert connect.read_session(project, session["id"])["connection_token"] is None
+    assert connect.forget_expired_tokens() == 0
+
+
+def test_reading_an_expired_session_removes_its_token_too(project: str, monkeypatch: Any) -> None:
+    session = connected_session(project)
+    later(monkeypatch, connect.SESSION_SECONDS + 1)
+    outcome = connect.read_session(project, session["id"])
+    assert (outcome["status"], outcome["connection_token"]) == ("connected", None)
+    assert "token_blob" not in sessions_of(project)[0]

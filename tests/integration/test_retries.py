@@ -153,8 +153,11 @@ def test_the_sweeper_requeues_pending_invoices_with_no_retry_in_flight(
     assert (stranded.status, stranded.json["sync_status"]) == (201, "pending")
     queued = api.create({"total_amount": Decimal("4")}).json["id"]
     monkeypatch.setenv("LEDGERBRIDGE_SWEEP_AFTER_SECONDS", "0")
-    assert load("sweeper").handler({}, lambda_context) == {"requeued": 1}
-    assert load("sweeper").handler({}, lambda_context) == {"requeued": 0}  # now it has a retry in flight
+    assert load("sweeper").handler({}, lambda_context) == {"requeued": 1, "tokens_removed": 0}
+    assert load("sweeper").handler({}, lambda_context) == {
+        "requeued": 0,
+        "tokens_removed": 0,
+    }  # now it has a retry in flight
     ids = sorted(json.loads(m["Body"])["invoice_id"] for m in receive())
     assert ids == sorted([queued, stranded.json["id"]])
 
@@ -301,8 +304,11 @@ def test_the_sweeper_requeues_pending_contacts_from_their_index_too(
     monkeypatch.setattr("botocore.client.BaseClient._make_api_call", _refusing_scans(scans))
     monkeypatch.setenv("LEDGERBRIDGE_SWEEP_AFTER_SECONDS", "0")
 
-    assert load("sweeper").handler({}, lambda_context) == {"requeued": 1}
-    assert load("sweeper").handler({}, lambda_context) == {"requeued": 0}  # now it has a retry in flight
+    assert load("sweeper").handler({}, lambda_context) == {"requeued": 1, "tokens_removed": 0}
+    assert load("sweeper").handler({}, lambda_context) == {
+        "requeued": 0,
+        "tokens_removed": 0,
+    }  # now it has a retry in flight
 
     [message] = receive()
     assert json.loads(message["Body"]) == {"kind": "contact", "project_id": demo["project_id"],

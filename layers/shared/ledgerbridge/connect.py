@@ -197,7 +197,9 @@ def read_session(project_id: str, session_id: str) -> dict[str, Any]:
     expired = session["expires_at"] <= time.time()
     status = "expired" if expired and session["status"] == "pending" else session["status"]
     token = None
-    if session.get("token_blob") and not expired:
+    if session.get("token_blob") and expired:
+        store.forget_token(project_id, session_id)
+    elif session.get("token_blob"):
         from ledgerbridge.store.credentials import decrypt_credentials
 
         token = decrypt_credentials(session["connection_id"], _blob(session["token_blob"]))["token"]
@@ -443,8 +445,8 @@ def _finish(
         )
     blob = encrypt_credentials(connection_id, {"token": token}) if token else None
     changes = {"status": "connected", "provider": provider, "connection_id": connection_id}
-    if blob:
-        changes["token_blob"] = blob
+    if blob:  # kept until the session expires; the sweeper finds it by ``pending`` (store docstring)
+        changes.update(token_blob=blob, pending=store.TOKEN_HELD)
     store.finish_session(session["project_id"], session["session_id"], changes)
     principal = Principal(session["project_id"], connection_id, provider, connection_settings)
     try:
@@ -579,3 +581,14 @@ def connection_invoices(
         raise ApiError(404, "not_found", "Connection not found.")
     principal = Principal(project_id, connection_id, connection["provider"], connection.get("settings") or {})
     return list_invoices(principal, limit, cursor, include_remote_data)
+
+
+def forget_expired_tokens() -> int:
+    """The sweeper's share: remove the connection token of every expired session still holding one."""
+    cutoff = format_date_time_epoch(time.time() - SESSION_SECONDS)
+    held = store.sessions_holding_tokens(cutoff)
+    for item in held:
+        store.forget_token(item["pk"].removeprefix("PROJECT#"), item["sk"].removeprefix("CONNECT#"))
+    if held:
+        logger.info("expired connect sessions' tokens removed", extra={"count": len(held)})
+    return len(held)

@@ -12,7 +12,9 @@ opens a page or completes a consent. A ``state`` is taken with a conditional del
 completes at most one callback however often the provider's redirect is replayed. The
 connection token a completed session reveals is stored KMS-encrypted and only until the
 session expires; DynamoDB's TTL then removes the item (``ttl``, epoch seconds), and the reads
-here refuse what has expired even before TTL catches up.
+here refuse what has expired even before TTL catches up. TTL may take a day or two, so a
+session holding a token also carries ``pending = T`` (the accounts table's sparse
+PendingIndex): the sweeper finds those past their expiry and removes the token at once.
 """
 
 from __future__ import annotations
@@ -136,3 +138,26 @@ def take_state(state_hash: str) -> dict[str, Any] | None:
         raise storage_unavailable() from exc
     record = from_item(response["Attributes"])
     return record if record["expires_at"] > time.time() else None
+
+
+TOKEN_HELD = "T"  # the PendingIndex partition of sessions whose token is still stored
+
+
+def sessions_holding_tokens(created_before: str, limit: int = 500) -> list[dict[str, Any]]:
+    """Sessions created before ``created_before`` that still store a connection token (pk, sk)."""
+    from ledgerbridge.store.invoices import query_pending_index
+
+    return query_pending_index(_table(), created_before, limit, value=TOKEN_HELD)
+
+
+def forget_token(project_id: str, session_id: str) -> None:
+    """Remove the session's stored connection token: from now on only its hash exists."""
+    try:
+        dynamodb().update_item(
+            TableName=_table(),
+            Key=_session_key(project_id, session_id),
+            UpdateExpression="REMOVE token_blob, #pending",
+            ExpressionAttributeNames={"#pending": "pending"},
+        )
+    except STORAGE_ERRORS as exc:
+        raise storage_unavailable() from exc

@@ -147,18 +147,22 @@ def pending_since(cutoff: str, limit: int = 500) -> list[dict[str, Any]]:
     return query_pending_index(_table(), cutoff, limit)
 
 
-def query_pending_index(table: str, cutoff: str, limit: int) -> list[dict[str, Any]]:
-    """Items of ``table``'s sparse PendingIndex (``pending`` = P, created_at) created before ``cutoff``.
+def query_pending_index(
+    table: str, cutoff: str, limit: int, value: str = PENDING_VALUE
+) -> list[dict[str, Any]]:
+    """Items of ``table``'s sparse PendingIndex (``pending`` = ``value``, created_at) created before
+    ``cutoff``.
 
-    The invoices table and the accounts table (pending contacts) index their pending items
-    the same way, so the sweeper finds both without scanning either.
+    The invoices table and the accounts table (pending contacts; with ``value`` T, connect
+    sessions still holding a connection token) index such items the same way, so the sweeper
+    finds each kind without scanning either table.
     """
     request: dict[str, Any] = {
         "TableName": table,
         "IndexName": "PendingIndex",
         "KeyConditionExpression": "#pending = :p AND created_at < :cutoff",
         "ExpressionAttributeNames": {"#pending": PENDING_KEY},
-        "ExpressionAttributeValues": to_values({":p": PENDING_VALUE, ":cutoff": cutoff}),
+        "ExpressionAttributeValues": to_values({":p": value, ":cutoff": cutoff}),
     }
     try:
         records, _ = query_page(request, limit)

@@ -200,7 +200,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 
@@ -233,6 +232,7 @@ from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
 from ledgerbridge.providers.mapping import RefusingMapper, fits_double, type_word
 from ledgerbridge.providers.mapping import money as _money
 from ledgerbridge.providers.mapping import text as _text
+from ledgerbridge.providers.oauth import code_flow_url
 
 ENV_NAME = "EXACT_ONLINE"
 HOSTS = {
@@ -433,13 +433,7 @@ def authorization_url(request: AuthorizationRequest) -> str:
     Only what Exact documents: no scope (the app's registration holds its scopes), no PKCE.
     """
     default = HOSTS[connect_country(request.settings)] + AUTHORIZE_PATH
-    query = {
-        "client_id": request.client_id,
-        "redirect_uri": request.redirect_uri,
-        "response_type": "code",
-        "state": request.state,
-    }
-    return f"{endpoint(ENV_NAME, 'AUTHORIZE', default)}?{urlencode(query)}"
+    return code_flow_url(endpoint(ENV_NAME, "AUTHORIZE", default), request)
 
 
 class ConsentToken:

@@ -177,7 +177,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
@@ -209,7 +208,12 @@ from ledgerbridge.providers.base import (
 from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
 from ledgerbridge.providers.mapping import RefusingMapper, type_word
 from ledgerbridge.providers.mapping import text as _text
-from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens, post_token_request
+from ledgerbridge.providers.oauth import (
+    OAuthApp,
+    OAuthTokens,
+    code_flow_url,
+    post_token_request,
+)
 
 ENV_NAME = "FRESHBOOKS"
 API_URL = "https://api.freshbooks.com"
@@ -979,14 +983,8 @@ def _api(account_id: str, path: str) -> str:
 
 def authorization_url(request: AuthorizationRequest) -> str:
     """FreshBooks' consent screen for ``request``: code flow, CONNECT_SCOPES, no PKCE. No I/O."""
-    query = {
-        "response_type": "code",
-        "client_id": request.client_id,
-        "redirect_uri": request.redirect_uri,
-        "scope": " ".join(CONNECT_SCOPES),
-        "state": request.state,
-    }
-    return f"{endpoint(ENV_NAME, 'AUTHORIZE', AUTHORIZE_URL)}?{urlencode(query, quote_via=quote)}"
+    authorize_url = endpoint(ENV_NAME, "AUTHORIZE", AUTHORIZE_URL)
+    return code_flow_url(authorize_url, request, " ".join(CONNECT_SCOPES), spaces_as="%20")
 
 
 def discover_tenants(client: httpx.Client, access_token: str) -> list[Tenant]:

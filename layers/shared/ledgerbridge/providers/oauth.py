@@ -32,12 +32,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote, quote_plus, urlencode
 
 import httpx
 
 from ledgerbridge.provider_types import OAuthTokens as OAuthTokens
 from ledgerbridge.provider_types import ProviderUnavailable, ReauthorizationRequired
-from ledgerbridge.providers.base import DEFAULT_REFRESH_RULES, RefreshRules
+from ledgerbridge.providers.base import DEFAULT_REFRESH_RULES, AuthorizationRequest, RefreshRules
 from ledgerbridge.providers.http import json_body
 
 REFRESH_MARGIN_SECONDS = DEFAULT_REFRESH_RULES.margin_seconds  # the default; a provider may choose its own
@@ -123,6 +124,35 @@ def post_token_request(client: httpx.Client, app: OAuthApp, grant: dict[str, str
         return client.post(app.token_url, **request)
     except httpx.TransportError as exc:
         raise ProviderUnavailable(f"{type(exc).__name__} calling the token endpoint") from exc
+
+
+def code_flow_url(
+    authorize_url: str,
+    request: AuthorizationRequest,
+    scope: str | None = None,
+    extra: dict[str, str] | None = None,
+    spaces_as: str = "+",
+) -> str:
+    """A consent screen's URL (RFC 6749 4.1.1): ``response_type=code``, the client, the redirect
+    URI and ``state``, then the ledger's ``scope`` and ``extra`` parameters (PKCE, offline access).
+
+    ``spaces_as`` is how a space in the scope is written: ``+`` (form encoding) or ``%20``
+    (what FreshBooks' and Xero's SDKs send).
+    """
+    query = {
+        "response_type": "code",
+        "client_id": request.client_id,
+        "redirect_uri": request.redirect_uri,
+        "state": request.state,
+        **({"scope": scope} if scope is not None else {}),
+        **(extra or {}),
+    }
+    return f"{authorize_url}?{urlencode(query, quote_via=quote if spaces_as == '%20' else quote_plus)}"
+
+
+def pkce_parameters(request: AuthorizationRequest) -> dict[str, str]:
+    """RFC 7636's S256 challenge of the connect session's verifier."""
+    return {"code_challenge": request.code_challenge, "code_challenge_method": "S256"}
 
 
 class CodeRefused(Exception):

@@ -169,7 +169,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
-from urllib.parse import urlencode
 
 import httpx
 
@@ -200,7 +199,13 @@ from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
 from ledgerbridge.providers.mapping import RefusingMapper, type_word
 from ledgerbridge.providers.mapping import money as _money
 from ledgerbridge.providers.mapping import text as _text
-from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens, post_token_request
+from ledgerbridge.providers.oauth import (
+    OAuthApp,
+    OAuthTokens,
+    code_flow_url,
+    pkce_parameters,
+    post_token_request,
+)
 
 Answer = TypeVar("Answer")  # what a create answers: a RemoteInvoice or a contact RemoteReference
 
@@ -836,16 +841,9 @@ def _line_records(http: ProviderHttp, invoice_id: Any) -> list[dict[str, Any]] |
 
 def authorization_url(request: AuthorizationRequest) -> str:
     """Pennylane's consent screen for ``request``: the guide's parameters, CONNECT_SCOPES and PKCE."""
-    query = {
-        "client_id": request.client_id,
-        "redirect_uri": request.redirect_uri,
-        "response_type": "code",
-        "scope": " ".join(CONNECT_SCOPES),  # encoded with "+" between scopes, as the guide asks
-        "state": request.state,
-        "code_challenge": request.code_challenge,
-        "code_challenge_method": "S256",
-    }
-    return f"{endpoint(ENV_NAME, 'AUTHORIZE', AUTHORIZE_URL)}?{urlencode(query)}"
+    authorize_url = endpoint(ENV_NAME, "AUTHORIZE", AUTHORIZE_URL)
+    # "+" between scopes, as Pennylane's guide asks
+    return code_flow_url(authorize_url, request, " ".join(CONNECT_SCOPES), pkce_parameters(request))
 
 
 def _profile(client: httpx.Client, access_token: str) -> httpx.Response:

@@ -108,7 +108,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 
@@ -131,7 +130,7 @@ from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
 from ledgerbridge.providers.mapping import RefusingMapper, type_word
 from ledgerbridge.providers.mapping import money as _money
 from ledgerbridge.providers.mapping import text as _text
-from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens
+from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens, code_flow_url
 
 ENV_NAME = "QUICKBOOKS"
 PRODUCTION_API_URL = "https://quickbooks.api.intuit.com"
@@ -806,14 +805,8 @@ def _references(entity: str, records: list[dict[str, Any]]) -> list[RemoteRefere
 
 def authorization_url(request: AuthorizationRequest) -> str:
     """Intuit's consent screen for ``request``: its SDKs' parameters and CONNECT_SCOPES, no PKCE."""
-    query = {
-        "client_id": request.client_id,
-        "response_type": "code",
-        "scope": " ".join(CONNECT_SCOPES),
-        "redirect_uri": request.redirect_uri,
-        "state": request.state,
-    }
-    return f"{endpoint(ENV_NAME, 'AUTHORIZE', AUTHORIZE_URL)}?{urlencode(query)}"
+    authorize_url = endpoint(ENV_NAME, "AUTHORIZE", AUTHORIZE_URL)
+    return code_flow_url(authorize_url, request, " ".join(CONNECT_SCOPES))
 
 
 def _company_info(client: httpx.Client, url: str, access_token: str) -> httpx.Response:

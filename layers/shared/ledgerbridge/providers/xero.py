@@ -150,7 +150,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
-from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -181,7 +180,12 @@ from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
 from ledgerbridge.providers.mapping import money as _money
 from ledgerbridge.providers.mapping import text as _text
 from ledgerbridge.providers.mapping import type_word
-from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens, post_token_request
+from ledgerbridge.providers.oauth import (
+    OAuthApp,
+    OAuthTokens,
+    code_flow_url,
+    post_token_request,
+)
 
 API_URL = "https://api.xero.com"
 TOKEN_URL = "https://identity.xero.com/connect/token"
@@ -776,14 +780,8 @@ def _put_one(
 
 def authorization_url(request: AuthorizationRequest) -> str:
     """Xero's consent screen for ``request``: code flow, CONNECT_SCOPES, no PKCE. No I/O."""
-    query = {
-        "response_type": "code",
-        "client_id": request.client_id,
-        "redirect_uri": request.redirect_uri,
-        "scope": " ".join(CONNECT_SCOPES),
-        "state": request.state,
-    }
-    return f"{endpoint('XERO', 'AUTHORIZE', AUTHORIZE_URL)}?{urlencode(query, quote_via=quote)}"
+    authorize_url = endpoint("XERO", "AUTHORIZE", AUTHORIZE_URL)
+    return code_flow_url(authorize_url, request, " ".join(CONNECT_SCOPES), spaces_as="%20")
 
 
 def discover_tenants(client: httpx.Client, access_token: str) -> list[Tenant]:

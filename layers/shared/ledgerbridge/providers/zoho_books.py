@@ -167,7 +167,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 
@@ -197,7 +196,7 @@ from ledgerbridge.providers.http import ProviderHttp, endpoint, json_body
 from ledgerbridge.providers.mapping import RefusingMapper, fits_double, type_word
 from ledgerbridge.providers.mapping import money as _money
 from ledgerbridge.providers.mapping import text as _text
-from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens
+from ledgerbridge.providers.oauth import OAuthApp, OAuthTokens, code_flow_url
 
 ENV_NAME = "ZOHO_BOOKS"
 API_PATH = "/books/v3"
@@ -1177,17 +1176,9 @@ def _contact_records(api: _Api, page_size: int) -> Iterator[dict[str, Any]]:
 
 def authorization_url(request: AuthorizationRequest) -> str:
     """The consent screen of the chosen data centre's accounts server (no PKCE: see the docstring)."""
-    query = {
-        "response_type": "code",
-        "client_id": request.client_id,
-        "redirect_uri": request.redirect_uri,
-        "scope": ",".join(CONNECT_SCOPES),
-        "state": request.state,
-        "access_type": "offline",
-        "prompt": "consent",
-    }
     default = _data_center(request.settings)[1] + AUTHORIZE_PATH
-    return f"{endpoint(ENV_NAME, 'AUTHORIZE', default)}?{urlencode(query)}"
+    offline = {"access_type": "offline", "prompt": "consent"}  # else no refresh token, on reconnects too
+    return code_flow_url(endpoint(ENV_NAME, "AUTHORIZE", default), request, ",".join(CONNECT_SCOPES), offline)
 
 
 def _organizations(client: httpx.Client, access_token: str, settings: dict[str, str]) -> httpx.Response:

@@ -21,11 +21,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 
@@ -135,3 +136,29 @@ def _page(status: int, body: str) -> httpx.Response:
 def invalid_grant(reason: str) -> httpx.Response:
     """The token endpoint's refusal of a code grant (RFC 6749 5.2)."""
     return httpx.Response(400, json={"error": "invalid_grant", "error_description": reason})
+
+
+def query(url: str) -> dict[str, list[str]]:
+    """A URL's query parameters, blank ones kept."""
+    return parse_qs(urlsplit(url).query, keep_blank_values=True)
+
+
+def click(
+    client: httpx.Client, authorization_url: str, link_id: str, redirect_uri: str
+) -> dict[str, list[str]]:
+    """Open a fake's consent page, follow its ``approve``/``refuse`` link, and return the query the
+    browser is redirected back to ``redirect_uri`` with (``code``/``state``, or ``error``)."""
+    page = client.get(authorization_url)
+    assert page.status_code == 200, page.text
+    link = re.search(rf'<a id="{link_id}" href="([^"]+)"', page.text)
+    assert link is not None, page.text
+    redirect = client.get(urljoin(authorization_url, html.unescape(link.group(1))))
+    assert redirect.status_code == 302, redirect.text
+    location = redirect.headers["location"]
+    assert location.startswith(redirect_uri + "?"), location
+    return query(location)
+
+
+def single(parameters: dict[str, list[str]]) -> dict[str, str]:
+    """Each parameter's first value."""
+    return {name: values[0] for name, values in parameters.items()}

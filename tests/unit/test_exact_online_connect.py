@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import html
-import re
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -21,7 +19,7 @@ from ledgerbridge.providers.base import (
 )
 from ledgerbridge.providers.exact_online import APP_SCOPES, HOSTS, ExactOnlineProvider, token_url
 from ledgerbridge.providers.oauth import CodeRefused, OAuthApp, OAuthTokens, exchange_code
-from tests.fakes.consent import s256
+from tests.fakes.consent import click, query, s256
 from tests.fakes.exact_online import (
     AUTHORIZE_PATH,
     CLIENT_ID,
@@ -83,22 +81,9 @@ def consent_request(country: str | None = "fr") -> AuthorizationRequest:
     return AuthorizationRequest(CLIENT_ID, REDIRECT_URI, STATE, s256(VERIFIER), settings)
 
 
-def query(url: str) -> dict[str, list[str]]:
-    return parse_qs(urlsplit(url).query, keep_blank_values=True)
-
-
 def decide(browser: httpx.Client, link: str, country: str = "fr") -> dict[str, list[str]]:
     """Open the consent page, follow its ``approve`` or ``refuse`` link; the redirect's query."""
-    url = provider.authorization_url(consent_request(country))
-    page = browser.get(url)
-    assert page.status_code == 200, page.text
-    href = re.search(rf'<a id="{link}" href="([^"]+)"', page.text)
-    assert href, page.text
-    redirect = browser.get(urljoin(url, html.unescape(href.group(1))))
-    assert redirect.status_code == 302
-    location = redirect.headers["location"]
-    assert location.startswith(REDIRECT_URI + "?")
-    return query(location)
+    return click(browser, provider.authorization_url(consent_request(country)), link, REDIRECT_URI)
 
 
 def app(country: str = "fr") -> OAuthApp:

@@ -3,10 +3,8 @@ fake FreshBooks (tests/fakes/freshbooks.py), tenant discovery and token revocati
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -23,6 +21,7 @@ from ledgerbridge.providers.base import (
 from ledgerbridge.providers.freshbooks import AUTHORIZE_URL, CONNECT_SCOPES, FreshBooksProvider
 from ledgerbridge.providers.http import ProviderHttp
 from ledgerbridge.providers.oauth import CodeRefused, OAuthApp, OAuthTokens, exchange_code
+from tests.fakes.consent import click, query, single
 from tests.fakes.freshbooks import (
     ACCOUNT_ID,
     AUTHORIZE_PATH,
@@ -82,21 +81,9 @@ def consent_request(settings: dict[str, str] | None = None) -> AuthorizationRequ
     return AuthorizationRequest(CLIENT_ID, REDIRECT_URI, STATE, "ignored-challenge", settings or {})
 
 
-def query(url: str) -> dict[str, list[str]]:
-    return parse_qs(urlsplit(url).query, keep_blank_values=True)
-
-
 def decide(client: httpx.Client, link_id: str) -> dict[str, str]:
     """Open the consent page, follow the ``approve``/``refuse`` link; the callback's query parameters."""
-    page = client.get(provider.authorization_url(consent_request()))
-    assert page.status_code == 200, page.text
-    link = re.search(rf'<a id="{link_id}" href="([^"]+)"', page.text)
-    assert link is not None, page.text
-    redirect = client.get(HOST + html.unescape(link.group(1)))
-    assert redirect.status_code == 302
-    location = redirect.headers["location"]
-    assert location.startswith(REDIRECT_URI + "?")
-    return {name: values[0] for name, values in query(location).items()}
+    return single(click(client, provider.authorization_url(consent_request()), link_id, REDIRECT_URI))
 
 
 def connect(client: httpx.Client) -> tuple[OAuthTokens, dict[str, str]]:

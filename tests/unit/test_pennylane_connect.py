@@ -3,7 +3,6 @@ fake Pennylane (tests/fakes/pennylane.py), tenant discovery and token revocation
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -21,7 +20,7 @@ from ledgerbridge.providers.base import (
 )
 from ledgerbridge.providers.oauth import CodeRefused, OAuthApp, OAuthTokens, exchange_code, post_token_request
 from ledgerbridge.providers.pennylane import AUTHORIZE_URL, CONNECT_SCOPES, PennylaneProvider
-from tests.fakes.consent import s256
+from tests.fakes.consent import click, query, s256, single
 from tests.fakes.pennylane import (
     AUTHORIZE_PATH,
     CLIENT_ID,
@@ -80,21 +79,10 @@ def consent_request(challenge: str = s256(VERIFIER)) -> AuthorizationRequest:
     return AuthorizationRequest(CLIENT_ID, REDIRECT_URI, STATE, challenge, {})
 
 
-def query(url: str) -> dict[str, list[str]]:
-    return parse_qs(urlsplit(url).query, keep_blank_values=True)
-
-
 def decide(client: httpx.Client, link_id: str, request: AuthorizationRequest | None = None) -> dict[str, str]:
     """Open the consent page, follow the ``approve``/``refuse`` link; the callback's query parameters."""
-    page = client.get(provider.authorization_url(request or consent_request()))
-    assert page.status_code == 200, page.text
-    link = re.search(rf'<a id="{link_id}" href="([^"]+)"', page.text)
-    assert link is not None, page.text
-    redirect = client.get(HOST + html.unescape(link.group(1)))
-    assert redirect.status_code == 302
-    location = redirect.headers["location"]
-    assert location.startswith(REDIRECT_URI + "?")
-    return {name: values[0] for name, values in query(location).items()}
+    url = provider.authorization_url(request or consent_request())
+    return single(click(client, url, link_id, REDIRECT_URI))
 
 
 def connect(client: httpx.Client) -> tuple[OAuthTokens, dict[str, str]]:

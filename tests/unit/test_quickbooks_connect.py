@@ -5,12 +5,10 @@ discovery from the callback's ``realmId`` and token revocation."""
 from __future__ import annotations
 
 import base64
-import html
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -37,7 +35,7 @@ from ledgerbridge.providers.quickbooks import (
     QuickBooksProvider,
     api_base_url,
 )
-from tests.fakes.consent import s256
+from tests.fakes.consent import click, query, s256, single
 from tests.fakes.quickbooks import (
     AUTHORIZE_PATH,
     REALM_ID,
@@ -94,21 +92,10 @@ def consent_request(settings: dict[str, str] | None = None) -> AuthorizationRequ
     return AuthorizationRequest(CLIENT_ID, REDIRECT_URI, STATE, s256(VERIFIER), settings or {})
 
 
-def query(url: str) -> dict[str, list[str]]:
-    return parse_qs(urlsplit(url).query, keep_blank_values=True)
-
-
 def decide(client: httpx.Client, link_id: str, url: str | None = None) -> dict[str, str]:
     """Open the consent page, follow the ``approve``/``refuse`` link; the callback's query parameters."""
-    page = client.get(url or provider.authorization_url(consent_request()))
-    assert page.status_code == 200, page.text
-    link = re.search(rf'<a id="{link_id}" href="([^"]+)"', page.text)
-    assert link is not None, page.text
-    redirect = client.get(CONSENT_HOST + html.unescape(link.group(1)))
-    assert redirect.status_code == 302
-    location = redirect.headers["location"]
-    assert location.startswith(REDIRECT_URI + "?")
-    return {name: values[0] for name, values in query(location).items()}
+    url = url or provider.authorization_url(consent_request())
+    return single(click(client, url, link_id, REDIRECT_URI))
 
 
 def connect(client: httpx.Client) -> tuple[OAuthTokens, dict[str, str]]:

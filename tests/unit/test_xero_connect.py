@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,7 +29,7 @@ from ledgerbridge.providers.base import (
 )
 from ledgerbridge.providers.oauth import CodeRefused, OAuthApp, OAuthTokens, exchange_code, post_token_request
 from ledgerbridge.providers.xero import CONNECT_SCOPES, XeroProvider
-from tests.fakes.consent import s256
+from tests.fakes.consent import click, query, s256
 from tests.fakes.xero import (
     AUTHORIZE_PATH,
     CLIENT_ID,
@@ -70,10 +69,6 @@ def request(settings: dict[str, str] | None = None) -> AuthorizationRequest:
     return AuthorizationRequest(CLIENT_ID, REDIRECT_URI, STATE, s256("v" * 64), settings or {})
 
 
-def query(url: str) -> dict[str, list[str]]:
-    return parse_qs(urlsplit(url).query, keep_blank_values=True)
-
-
 def app() -> OAuthApp:
     token_url = provider.oauth_token_url()
     assert token_url is not None
@@ -86,15 +81,7 @@ def browse(client: httpx.Client, url: str) -> httpx.Response:
 
 def decide(client: httpx.Client, link: str) -> dict[str, list[str]]:
     """Open the consent page, click ``link`` (approve/refuse); the query Xero redirects back with."""
-    page = browse(client, provider.authorization_url(request()))
-    assert page.status_code == 200, page.text
-    found = re.search(rf'<a id="{link}" href="([^"]+)"', page.text)
-    assert found, page.text
-    answer = browse(client, "https://login.xero.com" + found.group(1).replace("&amp;", "&"))
-    assert answer.status_code == 302
-    location = answer.headers["location"]
-    assert location.startswith(REDIRECT_URI + "?")
-    return query(location)
+    return click(client, provider.authorization_url(request()), link, REDIRECT_URI)
 
 
 def consent(client: httpx.Client) -> OAuthTokens:

@@ -3,10 +3,8 @@ through the fake Zoho (tests/fakes/zoho_books.py), organisation discovery and to
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -21,6 +19,7 @@ from ledgerbridge.providers.base import (
 )
 from ledgerbridge.providers.oauth import CodeRefused, OAuthApp, OAuthTokens, exchange_code, post_token_request
 from ledgerbridge.providers.zoho_books import CONNECT_SCOPES, DATA_CENTERS, ZohoBooksProvider
+from tests.fakes.consent import click, query, single
 from tests.fakes.zoho_books import (
     API,
     CALLBACK_EXTRAS,
@@ -67,21 +66,10 @@ def app(settings: dict[str, str] | None = None) -> OAuthApp:
     return OAuthApp(token_url, CLIENT_ID, CLIENT_SECRET, client_auth=provider.oauth_client_auth)
 
 
-def query(url: str) -> dict[str, list[str]]:
-    return parse_qs(urlsplit(url).query, keep_blank_values=True)
-
-
 def decide(client: httpx.Client, link_id: str, url: str | None = None) -> dict[str, str]:
     """Open the consent page, follow the ``approve``/``refuse`` link; the callback's query parameters."""
-    page = client.get(url or provider.authorization_url(consent_request()))
-    assert page.status_code == 200, page.text
-    link = re.search(rf'<a id="{link_id}" href="([^"]+)"', page.text)
-    assert link is not None, page.text
-    redirect = client.get("https://accounts.zoho.com" + html.unescape(link.group(1)))
-    assert redirect.status_code == 302
-    location = redirect.headers["location"]
-    assert location.startswith(REDIRECT_URI + "?")
-    return {name: values[0] for name, values in query(location).items()}
+    url = url or provider.authorization_url(consent_request())
+    return single(click(client, url, link_id, REDIRECT_URI))
 
 
 def connect(client: httpx.Client) -> tuple[OAuthTokens, dict[str, str]]:

@@ -35,7 +35,8 @@ from ledgerbridge.providers.base import (
     RemoteInvoice,
 )
 from ledgerbridge.store import invoices
-from ledgerbridge.store.invoices import PENDING_KEY, PENDING_VALUE, InvoiceConflict
+from ledgerbridge.store.dynamo import PENDING_KEY, PENDING_VALUE
+from ledgerbridge.store.invoices import InvoiceConflict
 
 # --- write path ---------------------------------------------------------------------------
 

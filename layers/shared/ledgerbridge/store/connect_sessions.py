@@ -31,6 +31,7 @@ from ledgerbridge.store.dynamo import (
     from_item,
     is_condition_failure,
     put_new_items,
+    query_pending_index,
     storage_unavailable,
     to_values,
 )
@@ -145,8 +146,6 @@ TOKEN_HELD = "T"  # the PendingIndex partition of sessions whose token is still 
 
 def sessions_holding_tokens(created_before: str, limit: int = 500) -> list[dict[str, Any]]:
     """Sessions created before ``created_before`` that still store a connection token (pk, sk)."""
-    from ledgerbridge.store.invoices import query_pending_index
-
     return query_pending_index(_table(), created_before, limit, value=TOKEN_HELD)
 
 

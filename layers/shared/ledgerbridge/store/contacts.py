@@ -31,16 +31,18 @@ from ledgerbridge.config import settings
 from ledgerbridge.provider_types import RemoteReference
 from ledgerbridge.store import references
 from ledgerbridge.store.dynamo import (
+    PENDING_KEY,
+    PENDING_VALUE,
     STORAGE_ERRORS,
     dynamodb,
     from_item,
     is_condition_failure,
     pack_json,
+    query_pending_index,
     storage_unavailable,
     to_item,
     to_values,
 )
-from ledgerbridge.store.invoices import PENDING_KEY, PENDING_VALUE, query_pending_index
 
 KIND = "contact"
 

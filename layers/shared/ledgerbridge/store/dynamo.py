@@ -93,3 +93,32 @@ def storage_unavailable() -> ApiError:
 
 
 STORAGE_ERRORS = (ClientError, BotoCoreError)
+
+
+# The sparse PendingIndex (pending, created_at) of the invoices and accounts tables: an item
+# is in it only while it carries ``pending``; the value says what kind of wait it is.
+PENDING_KEY, PENDING_VALUE = "pending", "P"
+
+
+def query_pending_index(
+    table: str, cutoff: str, limit: int, value: str = PENDING_VALUE
+) -> list[dict[str, Any]]:
+    """Items of ``table``'s sparse PendingIndex (``pending`` = ``value``, created_at) created before
+    ``cutoff``.
+
+    The invoices table and the accounts table (pending contacts; with ``value`` T, connect
+    sessions still holding a connection token) index such items the same way, so the sweeper
+    finds each kind without scanning either table.
+    """
+    request: dict[str, Any] = {
+        "TableName": table,
+        "IndexName": "PendingIndex",
+        "KeyConditionExpression": "#pending = :p AND created_at < :cutoff",
+        "ExpressionAttributeNames": {"#pending": PENDING_KEY},
+        "ExpressionAttributeValues": to_values({":p": value, ":cutoff": cutoff}),
+    }
+    try:
+        records, _ = query_page(request, limit)
+    except STORAGE_ERRORS as exc:
+        raise storage_unavailable() from exc
+    return records

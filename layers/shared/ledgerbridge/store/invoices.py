@@ -19,12 +19,14 @@ from ledgerbridge.config import settings
 from ledgerbridge.ids import uuid7
 from ledgerbridge.store import offload
 from ledgerbridge.store.dynamo import (
+    PENDING_KEY,
     STORAGE_ERRORS,
     dynamodb,
     from_item,
     is_condition_failure,
     pack_json,
     query_page,
+    query_pending_index,
     storage_unavailable,
     to_item,
     to_values,
@@ -32,7 +34,6 @@ from ledgerbridge.store.dynamo import (
 )
 
 # The sweeper's sparse index key: present (and "P") only while an invoice (or contact) is pending.
-PENDING_KEY, PENDING_VALUE = "pending", "P"
 
 
 class InvoiceConflict(Exception):
@@ -145,30 +146,6 @@ def note_retry_queued(connection_id: str, invoice_id: str, queued_at: str) -> No
 def pending_since(cutoff: str, limit: int = 500) -> list[dict[str, Any]]:
     """Pending invoices created before ``cutoff`` (sparse PendingIndex: only pending ones are in it)."""
     return query_pending_index(_table(), cutoff, limit)
-
-
-def query_pending_index(
-    table: str, cutoff: str, limit: int, value: str = PENDING_VALUE
-) -> list[dict[str, Any]]:
-    """Items of ``table``'s sparse PendingIndex (``pending`` = ``value``, created_at) created before
-    ``cutoff``.
-
-    The invoices table and the accounts table (pending contacts; with ``value`` T, connect
-    sessions still holding a connection token) index such items the same way, so the sweeper
-    finds each kind without scanning either table.
-    """
-    request: dict[str, Any] = {
-        "TableName": table,
-        "IndexName": "PendingIndex",
-        "KeyConditionExpression": "#pending = :p AND created_at < :cutoff",
-        "ExpressionAttributeNames": {"#pending": PENDING_KEY},
-        "ExpressionAttributeValues": to_values({":p": value, ":cutoff": cutoff}),
-    }
-    try:
-        records, _ = query_page(request, limit)
-    except STORAGE_ERRORS as exc:
-        raise storage_unavailable() from exc
-    return records
 
 
 def record_attempt_error(connection_id: str, invoice_id: str, reason: str, modified_at: str) -> dict:

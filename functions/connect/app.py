@@ -151,11 +151,17 @@ def choose_ledger(page_token: str) -> Response:
 
 
 def _form() -> dict[str, str]:
+    """The ledger form's fields; anything but a small UTF-8 form (raw bytes, a flood of fields)
+    is a page saying so, never an error of ours."""
     event = app.current_event
-    raw = event.decoded_body if event.is_base64_encoded else (event.body or "")
-    if len(raw.encode()) > MAX_FORM_BYTES:
-        raise connect.ConnectFailed("invalid_request", "The form was too large.")
-    return {key: values[-1] for key, values in parse_qs(raw, max_num_fields=20).items()}
+    try:
+        raw = event.decoded_body if event.is_base64_encoded else (event.body or "")
+        if len(raw.encode()) > MAX_FORM_BYTES:
+            raise ValueError("too large")
+        fields = parse_qs(raw, max_num_fields=20, errors="strict")
+    except ValueError:  # UnicodeDecodeError (raw or percent-escaped bytes), too many fields, too large
+        raise connect.ConnectFailed("invalid_request", "The form could not be read. Start again.") from None
+    return {key: values[-1] for key, values in fields.items()}
 
 
 def _finished(outcome: connect.Redirect) -> Response:

@@ -163,3 +163,17 @@ def test_the_project_lists_and_deletes_its_connections(stack: LocalStack) -> Non
     assert mine["id"] not in {
         c["id"] for c in httpx.get(f"{stack.api_url}/connections", headers=key).json()["data"]
     }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"\xff\xfe\x00provider=sandbox", b"&".join(b"f%d=x" % n for n in range(50)), b"provider=" + b"x" * 9000],
+    ids=["not-utf8", "too-many-fields", "too-large"],
+)
+def test_a_hostile_ledger_form_is_a_page_saying_so_never_a_500(stack: LocalStack, body: bytes) -> None:
+    session = new_session(stack).json()
+    answer = httpx.post(
+        session["url"], content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert answer.status_code == 400 and "Could not connect" in answer.text, answer.text
+    assert httpx.get(session["url"]).status_code == 200  # the link still works

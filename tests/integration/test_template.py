@@ -16,6 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from benchmarks.runtime import lambda_python
 from ledgerbridge.local.template import (
     Stack,
     Template,
@@ -30,6 +31,7 @@ from ledgerbridge.local.template import (
 
 REPO = Path(__file__).resolve().parents[2]
 EM_AARCH64 = 183  # ELF e_machine of arm64
+UNCHECKED_HASH = 0b01  # .pyc flags (PEP 552): hash-based, source not checked
 
 
 @pytest.fixture(scope="module")
@@ -283,11 +285,12 @@ def test_bucket_names_are_valid_s3_names(text: str, name: str) -> None:
     assert bucket_name(text) == name
 
 
-def _sam(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def _sam(*args: str | Path, **variables: str) -> subprocess.CompletedProcess[str]:
     """Run sam from the venv with the venv first on PATH: the Makefiles call its python3 and pip."""
     venv_bin = Path(sys.executable).parent
     env = {
         **os.environ,
+        **variables,
         "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
         "SAM_CLI_TELEMETRY": "0",
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
@@ -313,6 +316,7 @@ def test_sam_validate_lint() -> None:
 @pytest.mark.sam
 def test_sam_build_makes_arm64_python312_artifacts_without_docker(tmp_path: Path) -> None:
     build_dir = tmp_path / "build"
+    python312 = lambda_python()
     result = _sam(
         "build",
         "--template-file",
@@ -321,6 +325,7 @@ def test_sam_build_makes_arm64_python312_artifacts_without_docker(tmp_path: Path
         build_dir,
         "--cache-dir",
         tmp_path / "cache",
+        **({"PYTHON312": python312} if python312 else {}),
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -330,6 +335,14 @@ def test_sam_build_makes_arm64_python312_artifacts_without_docker(tmp_path: Path
     shared = build_dir / "SharedLayer/python/ledgerbridge"
     assert (shared / "__init__.py").is_file()
     assert not (shared / "local").exists(), "the dev-only local stack must not ship"
-    assert not list(shared.rglob("__pycache__"))
     [extension] = (build_dir / "DependenciesLayer/python/pydantic_core").glob("_pydantic_core*.so")
     assert _elf_machine(extension) == EM_AARCH64
+    code = [build_dir / "ApiFunction", shared, build_dir / "DependenciesLayer/python/pydantic"]
+    if python312 is None:
+        assert not [pyc for directory in code for pyc in directory.rglob("*.pyc")]
+        pytest.skip("no CPython 3.12 here: the artifacts ship without .pyc (checked above)")
+    for directory in code:  # every module compiled for 3.12, unchecked-hash, and nothing else
+        for source in directory.rglob("*.py"):
+            pyc = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
+            assert int.from_bytes(pyc.read_bytes()[4:8], "little") == UNCHECKED_HASH, pyc
+        assert {pyc.name.split(".")[-2] for pyc in directory.rglob("*.pyc")} == {"cpython-312"}

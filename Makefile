@@ -12,7 +12,7 @@ PANORA_VENV         := .venv-panora
 PANORA_REQUIREMENTS := tests/e2e/panora_sdk/requirements.txt
 PANORA_STAMP        := $(PANORA_VENV)/.installed
 
-.PHONY: run test lint panora-sdk fuzz bench build validate deploy clean
+.PHONY: run test lint panora-sdk fuzz bench load build validate deploy clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -48,6 +48,12 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# The local stack under load on loopback: 1, 4 and 8 clients, LOAD_CREATES creates each
+# (LOAD_CREATES=10000 for a long run); prints latency, throughput and RSS, enforces nothing.
+LOAD_CREATES ?= 2000
+load: $(STAMP)
+	LOAD_CREATES=$(LOAD_CREATES) $(BIN)/python benchmarks/load.py
 
 validate: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/sam validate --lint

@@ -1,0 +1,247 @@
+"""``make load``: the local stack under a bounded load, through its HTTP API on loopback.
+
+It starts ``make run`` (``python -m ledgerbridge.local.stack``) as a subprocess on free
+loopback ports, with schedules off, and for each number of clients (1, 4, 8) sends
+``$LOAD_CREATES`` (2,000) ``POST /accounting/invoices`` to the seeded sandbox connection,
+each client a thread with its own keep-alive connection, each create a new idempotency key.
+Then it times the first page of ``GET /accounting/invoices`` at the number of invoices the
+run has made.
+
+Why these figures: a create's latency percentiles and throughput say how the stack serves
+several requests at once; the stack's RSS before and after (``/proc/<pid>/status``) and
+the p50 of the first against the last 300 creates of a level say whether each create costs
+more than the last (what the emulator keeps, or copies, per create). The levels run one
+after another against the same stack, so the books grow from level to level, as a
+long-running ``make run`` does.
+
+Timings are printed, never enforced: the exit status is non-zero only when the stack did
+not start or a create was refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+
+from ledgerbridge import jsonutil
+from ledgerbridge.local.stack import DEMO_INVOICE, READY_LINE
+
+CLIENT_LEVELS = (1, 4, 8)
+DEFAULT_CREATES = 2000
+EDGE = 300  # creates compared at the start and the end of a level (p50 drift)
+LIST_SAMPLES = 20
+START_TIMEOUT_SECONDS = 120
+_FIELD = re.compile(r"^\s+([a-z][a-z-]*): (\S+)$")  # "  x-api-key: lb_..." in the banner
+
+
+@dataclass(frozen=True)
+class Stack:
+    process: subprocess.Popen[str]
+    api_url: str
+    headers: dict[str, str]
+
+    def rss_mb(self) -> Decimal:
+        """The stack's resident set (VmRSS), in MB."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kb = int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE).group(1))  # type: ignore[union-attr]
+        return (Decimal(kb) / 1024).quantize(Decimal("0.1"))
+
+
+@dataclass(frozen=True)
+class Level:
+    clients: int
+    creates: int
+    latencies_ms: list[float]  # in the order the creates were sent (per client, interleaved)
+    seconds: float
+    rss_before: Decimal
+    rss_after: Decimal
+    list_ms: float
+    invoices: int
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def local_stack() -> Iterator[Stack]:
+    """The local stack on free loopback ports, its output drained to a log file, stopped with SIGINT."""
+    env = {
+        **os.environ,
+        "API_PORT": str(_free_port()),
+        "AWS_PORT": str(_free_port()),
+        "LOCAL_SCHEDULE_SECONDS": "0",  # no sweeper or sync in the middle of a measurement
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("AWS_ENDPOINT_URL", None)
+    log = open(os.environ.get("LOAD_STACK_LOG", os.devnull), "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ledgerbridge.local.stack"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    banner: list[str] = []
+    ready = threading.Event()
+
+    def drain() -> None:
+        for line in process.stdout:  # type: ignore[union-attr]
+            if not ready.is_set():
+                banner.append(line.rstrip("\n"))
+                ready.set() if line.strip() == READY_LINE else None
+            else:
+                log.write(line)
+        ready.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        if not ready.wait(START_TIMEOUT_SECONDS) or process.poll() is not None:
+            raise SystemExit("the local stack did not get ready:\n" + "\n".join(banner))
+        fields = dict(match.groups() for line in banner if (match := _FIELD.match(line)))
+        headers = {
+            "x-api-key": fields["x-api-key"],
+            "x-connection-token": fields["x-connection-token"],
+            "content-type": "application/json",
+        }
+        yield Stack(process, fields["api-url"], headers)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _client(stack: Stack, count: int, tag: str, latencies: list[float], refused: list[str]) -> None:
+    with httpx.Client(base_url=stack.api_url, headers=stack.headers, timeout=120) as client:
+        for n in range(count):
+            body = jsonutil.dumps(DEMO_INVOICE)
+            started = time.perf_counter()
+            response = client.post(
+                "/accounting/invoices", content=body, headers={"idempotency-key": f"{tag}-{n}"}
+            )
+            latencies.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 201:
+                refused.append(f"{response.status_code} {response.text[:200]}")
+
+
+def run_level(stack: Stack, clients: int, creates: int, invoices_before: int) -> Level:
+    per_client = [creates // clients + (1 if n < creates % clients else 0) for n in range(clients)]
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    refused: list[str] = []
+    rss_before = stack.rss_mb()
+    tag = f"load-{clients}-{time.time_ns()}"
+    threads = [
+        threading.Thread(target=_client, args=(stack, per_client[n], f"{tag}-{n}", latencies[n], refused))
+        for n in range(clients)
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    rss_after = stack.rss_mb()
+    if refused:
+        raise SystemExit(f"{len(refused)} create(s) refused, the first: {refused[0]}")
+    ordered = [values[i] for i in range(max(per_client)) for values in latencies if i < len(values)]
+    return Level(
+        clients,
+        creates,
+        ordered,
+        seconds,
+        rss_before,
+        rss_after,
+        first_page_ms(stack),
+        invoices_before + creates,
+    )
+
+
+def first_page_ms(stack: Stack) -> float:
+    """Median time of ``GET /accounting/invoices`` (its first page), after one warm-up."""
+    with httpx.Client(base_url=stack.api_url, headers=stack.headers, timeout=120) as client:
+        times = []
+        for _ in range(LIST_SAMPLES + 1):
+            started = time.perf_counter()
+            response = client.get("/accounting/invoices")
+            times.append((time.perf_counter() - started) * 1000)
+            response.raise_for_status()
+    return statistics.median(times[1:])
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def table(levels: list[Level]) -> str:
+    header = (
+        "clients", "creates", "p50 ms", "p95 ms", "p99 ms", "creates/s", "RSS before MB", "RSS after MB",
+        "MB/1,000", "p50 first/last 300 ms", "list p50 ms", "invoices",
+    )  # fmt: skip
+    rows = [header]
+    for level in levels:
+        edge = min(EDGE, len(level.latencies_ms) // 2)
+        first = statistics.median(level.latencies_ms[:edge])
+        last = statistics.median(level.latencies_ms[-edge:])
+        growth = (level.rss_after - level.rss_before) * 1000 / level.creates
+        rows.append(
+            (
+                str(level.clients),
+                f"{level.creates:,}",
+                f"{percentile(level.latencies_ms, 50):.1f}",
+                f"{percentile(level.latencies_ms, 95):.1f}",
+                f"{percentile(level.latencies_ms, 99):.1f}",
+                f"{level.creates / level.seconds:.1f}",
+                f"{level.rss_before}",
+                f"{level.rss_after}",
+                f"{growth:+.1f}",
+                f"{first:.1f} / {last:.1f} ({(last - first) / first:+.0%})",
+                f"{level.list_ms:.1f}",
+                f"{level.invoices:,}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        " | ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in rows
+    )
+
+
+def main() -> None:
+    creates = int(os.environ.get("LOAD_CREATES") or DEFAULT_CREATES)
+    levels_text = os.environ.get("LOAD_CLIENTS") or ",".join(map(str, CLIENT_LEVELS))
+    client_levels = [int(n) for n in shlex.split(levels_text.replace(",", " "))]
+    print(f"local stack load: {creates:,} creates per level, clients {client_levels}, loopback only")
+    levels: list[Level] = []
+    with local_stack() as stack:
+        invoices = 0
+        for clients in client_levels:
+            levels.append(run_level(stack, clients, creates, invoices))
+            invoices = levels[-1].invoices
+            print(table(levels[-1:]).splitlines()[-1], flush=True)
+    print()
+    print(table(levels))
+
+
+if __name__ == "__main__":
+    main()

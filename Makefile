@@ -53,7 +53,7 @@ bench: $(STAMP)
 # (LOAD_CREATES=10000 for a long run); prints latency, throughput and RSS, enforces nothing.
 LOAD_CREATES ?= 2000
 load: $(STAMP)
-	LOAD_CREATES=$(LOAD_CREATES) $(BIN)/python benchmarks/load.py
+	LOAD_CREATES=$(LOAD_CREATES) $(BIN)/python -m benchmarks.load
 
 validate: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/sam validate --lint

@@ -1,6 +1,6 @@
 """``make load``: the local stack under a bounded load, through its HTTP API on loopback.
 
-It starts ``make run`` (``python -m ledgerbridge.local.stack``) as a subprocess on free
+It starts ``make run`` as the e2e tests do (``tests.e2e.conftest.start_local_stack``) on free
 loopback ports, with schedules off, and for each number of clients (1, 4, 8) sends
 ``$LOAD_CREATES`` (2,000) ``POST /accounting/invoices`` to the seeded sandbox connection,
 each client a thread with its own keep-alive connection, each create a new idempotency key.
@@ -23,11 +23,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -39,25 +35,24 @@ from pathlib import Path
 import httpx
 
 from ledgerbridge import jsonutil
-from ledgerbridge.local.stack import DEMO_INVOICE, READY_LINE
+from ledgerbridge.local.stack import DEMO_INVOICE
+from tests.e2e.conftest import start_local_stack
 
 CLIENT_LEVELS = (1, 4, 8)
 DEFAULT_CREATES = 2000
 EDGE = 300  # creates compared at the start and the end of a level (p50 drift)
 LIST_SAMPLES = 20
-START_TIMEOUT_SECONDS = 120
-_FIELD = re.compile(r"^\s+([a-z][a-z-]*): (\S+)$")  # "  x-api-key: lb_..." in the banner
 
 
 @dataclass(frozen=True)
 class Stack:
-    process: subprocess.Popen[str]
+    pid: int
     api_url: str
     headers: dict[str, str]
 
     def rss_mb(self) -> Decimal:
         """The stack's resident set (VmRSS), in MB."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        status = Path(f"/proc/{self.pid}/status").read_text()
         kb = int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE).group(1))  # type: ignore[union-attr]
         return (Decimal(kb) / 1024).quantize(Decimal("0.1"))
 
@@ -74,62 +69,16 @@ class Level:
     invoices: int
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def local_stack() -> Iterator[Stack]:
-    """The local stack on free loopback ports, its output drained to a log file, stopped with SIGINT."""
-    env = {
-        **os.environ,
-        "API_PORT": str(_free_port()),
-        "AWS_PORT": str(_free_port()),
-        "LOCAL_SCHEDULE_SECONDS": "0",  # no sweeper or sync in the middle of a measurement
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("AWS_ENDPOINT_URL", None)
-    log = open(os.environ.get("LOAD_STACK_LOG", os.devnull), "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ledgerbridge.local.stack"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    banner: list[str] = []
-    ready = threading.Event()
-
-    def drain() -> None:
-        for line in process.stdout:  # type: ignore[union-attr]
-            if not ready.is_set():
-                banner.append(line.rstrip("\n"))
-                ready.set() if line.strip() == READY_LINE else None
-            else:
-                log.write(line)
-        ready.set()
-
-    threading.Thread(target=drain, daemon=True).start()
-    try:
-        if not ready.wait(START_TIMEOUT_SECONDS) or process.poll() is not None:
-            raise SystemExit("the local stack did not get ready:\n" + "\n".join(banner))
-        fields = dict(match.groups() for line in banner if (match := _FIELD.match(line)))
+    """The local stack as the e2e tests start it (free loopback ports, output drained), schedules off."""
+    with start_local_stack({"LOCAL_SCHEDULE_SECONDS": "0"}) as stack:  # no sweeper or sync mid-run
         headers = {
-            "x-api-key": fields["x-api-key"],
-            "x-connection-token": fields["x-connection-token"],
+            "x-api-key": stack.api_key,
+            "x-connection-token": stack.connection_token,
             "content-type": "application/json",
         }
-        yield Stack(process, fields["api-url"], headers)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        yield Stack(stack.pid, stack.api_url, headers)
 
 
 def _client(stack: Stack, count: int, tag: str, latencies: list[float], refused: list[str]) -> None:

@@ -35,6 +35,7 @@ class LocalStack:
     banner: list[str]  # what `make run` printed up to the ready line
     extra_env: dict[str, str] = field(default_factory=dict)  # what the stack was started with
     output: _Output | None = field(default=None, compare=False, repr=False)  # everything it printed
+    pid: int = 0  # the stack's process (benchmarks/load.py reads its RSS)
 
     def log_text(self) -> str:
         """All the stack has printed so far (its logs), for tests that check what never appears."""
@@ -105,7 +106,7 @@ def start_local_stack(extra_env: dict[str, str] | None = None) -> Iterator[Local
     try:
         if not output.ready.wait(START_TIMEOUT_SECONDS) or process.poll() is not None:
             pytest.fail(f"local stack did not get ready:\n{output.text()}")
-        yield replace(_parse(output.lines), extra_env=extra_env or {}, output=output)
+        yield replace(_parse(output.lines), extra_env=extra_env or {}, output=output, pid=process.pid)
     finally:
         process.send_signal(signal.SIGINT)
         try:

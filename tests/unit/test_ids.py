@@ -1,7 +1,7 @@
 import time
 import uuid
 
-from ledgerbridge.ids import reference_id, uuid7
+from ledgerbridge.ids import derived_uuid7, reference_id, uuid7
 
 
 def test_uuid7_has_version_7_and_rfc_variant() -> None:
@@ -29,3 +29,13 @@ def test_reference_ids_are_stable_and_scoped_to_connection_and_kind() -> None:
     assert first != reference_id("conn-2", "contact", "42")
     assert first != reference_id("conn-1", "item", "42")
     assert uuid.UUID(first).version == 5
+
+
+def test_a_derived_uuid7_is_the_same_for_the_same_fact_and_differs_for_another():
+    first = derived_uuid7(1_764_000_000_123, "stream-event-1/invoice.synced")
+    assert first == derived_uuid7(1_764_000_000_123, "stream-event-1/invoice.synced")
+    assert first != derived_uuid7(1_764_000_000_123, "stream-event-2/invoice.synced")
+    parsed = uuid.UUID(first)
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert parsed.int >> 80 == 1_764_000_000_123
+    assert derived_uuid7(1_764_000_000_124, "a") > derived_uuid7(1_764_000_000_123, "a")

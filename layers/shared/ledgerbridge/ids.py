@@ -8,6 +8,7 @@ same millisecond (monotonic within a process), then 62 random bits.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -33,6 +34,17 @@ def uuid7() -> uuid.UUID:
     rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
     value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
     return uuid.UUID(int=value)
+
+
+def derived_uuid7(unix_ms: int, seed: str) -> str:
+    """A UUIDv7 for a fact that may be processed twice: the time is the fact's own, the other
+    74 bits a hash of ``seed``, so a replay (a stream batch retried, a crash redone) makes the
+    same id, while ids still sort by time.
+    """
+    digest = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:10], "big")
+    counter, rand = (digest >> 62) & 0xFFF, digest & ((1 << 62) - 1)
+    value = ((unix_ms & ((1 << 48) - 1)) << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
+    return str(uuid.UUID(int=value))
 
 
 # Fixed namespace for reference ids, so a re-sync of the same remote record gives the same id.

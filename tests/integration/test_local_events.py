@@ -70,6 +70,14 @@ def fake(handler: Callable[[dict[str, Any], Any], Any], name: str = "RetryFuncti
     )
 
 
+def every_function(stack: Stack, **handlers: Any) -> dict[str, LocalFunction]:
+    """A fake of every function of the template: ``handlers`` by logical id, the rest recording."""
+    return {
+        name: fake(handlers.get(name) or Recorder(), name)
+        for name in stack.template.resources("AWS::Serverless::Function")
+    }
+
+
 def raising(event: dict[str, Any], context: Any) -> Any:
     raise RuntimeError("provider unavailable")
 
@@ -295,10 +303,10 @@ def test_the_template_poller_keeps_each_message_group_in_order(
             if n < len(bodies):
                 send(sqs, url, bodies[n], group=group)
     handler = Recorder()
-    sources = event_sources(aws, {"RetryFunction": fake(handler)}, sqs, period=0)
-    [source] = sources
-    assert isinstance(source, QueuePoller) and source.queue_url == url
-    assert source.batch_size == queue_events(aws.template)[0].batch_size
+    sources = event_sources(aws, every_function(aws, RetryFunction=handler), sqs, period=0)
+    [source] = [s for s in sources if isinstance(s, QueuePoller) and s.queue_url == url]
+    [declared] = [event for event in queue_events(aws.template) if event.function == "RetryFunction"]
+    assert source.batch_size == declared.batch_size
 
     source.start()
     try:
@@ -395,9 +403,7 @@ def test_the_template_schedules_send_eventbridge_scheduler_events(
 ) -> None:
     declared = schedule_events(aws.template)
     handlers = {schedule.function: Recorder() for schedule in declared}
-    functions = {name: fake(handler, name) for name, handler in handlers.items()}
-    functions["RetryFunction"] = fake(Recorder())
-    sources = event_sources(aws, functions, sqs, period=0.1)
+    sources = event_sources(aws, every_function(aws, **handlers), sqs, period=0.1)
     schedules = [source for source in sources if isinstance(source, Scheduler)]
     workers.extend(sources)
     assert [s.name for s in schedules] == [f"{s.function}.{s.name}" for s in declared]
@@ -455,8 +461,7 @@ def test_schedule_seconds_is_read_from_the_environment(
     assert schedule_seconds() == 60
     monkeypatch.setenv("LOCAL_SCHEDULE_SECONDS", "0")
     assert schedule_seconds() == 0
-    functions = {name: fake(Recorder(), name) for name in aws.template.resources("AWS::Serverless::Function")}
-    assert not [s for s in event_sources(aws, functions, sqs, period=0) if isinstance(s, Scheduler)]
+    assert not [s for s in event_sources(aws, every_function(aws), sqs, period=0) if isinstance(s, Scheduler)]
     for wrong in ("-1", "soon", "inf"):
         monkeypatch.setenv("LOCAL_SCHEDULE_SECONDS", wrong)
         with pytest.raises(SystemExit, match="LOCAL_SCHEDULE_SECONDS"):
@@ -467,8 +472,7 @@ def test_schedule_seconds_is_read_from_the_environment(
 
 
 def test_the_banner_names_the_polled_queue_and_the_schedule_period(aws: Stack, sqs: Any) -> None:
-    functions = {name: fake(Recorder(), name) for name in aws.template.resources("AWS::Serverless::Function")}
-    fields = banner_fields(aws, event_sources(aws, functions, sqs, period=60), period=60)
+    fields = banner_fields(aws, event_sources(aws, every_function(aws), sqs, period=60), period=60)
     demo = {"project_id": "p", "connection_id": "c", "api_key": "k", "connection_token": "t"}
     aws_env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "AWS_REGION": "us-east-1"}
 

@@ -9,6 +9,9 @@ that the template names, in this process, with the environment that the template
 The template's other event sources run too, in threads of this process: each ``Type: SQS``
 event gets a poller that long-polls its queue, invokes the handler with the event Lambda's
 SQS event source mapping would send, and deletes what succeeded (:class:`QueuePoller`); each
+``Type: DynamoDB`` event gets a poller that reads moto's record of the table's stream
+directly, invokes the handler with Lambda's DynamoDB stream event, and removes what it
+consumed, so that moto's streams do not grow without end (:class:`StreamPoller`); each
 ``Type: Schedule``/``ScheduleV2`` event invokes its handler every ``$LOCAL_SCHEDULE_SECONDS``
 (60; 0 turns schedules off) instead of on its rate or cron expression (:class:`Scheduler`).
 
@@ -16,7 +19,9 @@ Differences from AWS, on purpose: every function shares this one process and env
 (and module-level state such as the Powertools logger); there is no stage prefix in local
 URLs; there is no timeout enforcement, only ``get_remaining_time_in_millis``; a function
 takes one event at a time (Lambda would scale out); and queue messages that fail go back to
-the queue and its redrive policy, as on AWS, but with moto's clock and receive counts.
+the queue and its redrive policy, as on AWS, but with moto's clock and receive counts,
+while stream records that fail are retried until the handler takes them, never skipped after
+MaximumRetryAttempts, so that no record is lost to a bug being fixed.
 
 Every answer that is not the handler's own is the API's JSON error shape (``statusCode``,
 ``error``, ``message``, ``details``), so a client parses one shape whatever refused it, where
@@ -58,6 +63,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -71,15 +77,19 @@ from ledgerbridge.errors import ApiError
 from ledgerbridge.local.template import (
     LOCAL_ACCOUNT_ID,
     SQS_MAX_BATCH_SIZE,
+    STREAM_DEFAULT_BATCH_SIZE,
+    STREAM_STARTING_POSITIONS,
     Route,
     ScheduleEvent,
     Stack,
+    Template,
     api_routes,
     create_resources,
     function_environment,
     load_template,
     queue_events,
     schedule_events,
+    stream_events,
 )
 
 HOST = "127.0.0.1"
@@ -99,6 +109,8 @@ DEMO_INVOICE = {
 SCHEDULE_SECONDS_VARIABLE = "LOCAL_SCHEDULE_SECONDS"
 DEFAULT_SCHEDULE_SECONDS = 60.0
 LONG_POLL_SECONDS = 1  # ReceiveMessage's WaitTimeSeconds: also how soon a poller sees a stop
+STREAM_IDLE_SECONDS = 0.2  # how soon a stream poller with nothing to read looks again
+STREAM_RETRY_SECONDS = (1.0, 10.0)  # a failed stream batch is retried after 1 s, doubling up to 10 s
 STOP_TIMEOUT_SECONDS = 5.0  # how long shutdown waits for a handler that is still running
 _HOP_BY_HOP = {"connection", "content-length", "keep-alive", "transfer-encoding"}
 _JSON_HEADERS = {"content-type": "application/json"}
@@ -457,7 +469,7 @@ def _invoke(bound: BoundRoute, event: dict[str, Any]) -> tuple[int, list[tuple[s
 
 
 class FunctionCode(Protocol):
-    """What a template event says about its function: a Route, QueueEvent or ScheduleEvent."""
+    """What a template event says about its function: a Route, QueueEvent, StreamEvent or ScheduleEvent."""
 
     @property
     def function(self) -> str: ...  # logical id
@@ -560,7 +572,8 @@ def _message_attribute(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def failed_message_ids(result: Any, message_ids: Sequence[str], report_batch_item_failures: bool) -> set[str]:
-    """The messages of a batch that Lambda would leave on the queue after the handler returned.
+    """The messages of a batch that Lambda would leave on the queue after the handler returned
+    (or, given their sequence numbers, the stream records it would send again).
 
     Without ReportBatchItemFailures a return means the whole batch succeeded. With it, the
     ``batchItemFailures`` list names the failures (none when it is empty, null or missing);
@@ -713,6 +726,212 @@ class QueuePoller(Worker):
         return int(attributes.get("ApproximateNumberOfMessages", "0")) > 0
 
 
+def stream_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
+    """One record of the event Lambda's DynamoDB event source mapping sends, from a record of
+    moto's stream shard (``StreamRecord.record``, shared with moto: it is copied, not changed).
+
+    ApproximateCreationDateTime is in epoch seconds, rounded down as DynamoDB rounds it; the
+    images go through JSON, which copies them and turns moto's typed values nested in maps and
+    lists into DynamoDB's JSON, as Lambda sends them.
+    """
+    source = record["dynamodb"]
+    created = source["ApproximateCreationDateTime"]  # moto: a naive UTC datetime
+    if isinstance(created, datetime):
+        created = created.replace(tzinfo=UTC).timestamp()
+    dynamodb = {
+        "ApproximateCreationDateTime": math.floor(created),
+        "Keys": source["Keys"],
+        **{image: source[image] for image in ("NewImage", "OldImage") if image in source},
+        "SequenceNumber": source["SequenceNumber"],
+        "SizeBytes": source["SizeBytes"],
+        "StreamViewType": source["StreamViewType"],
+    }
+    return {
+        "eventID": record["eventID"],
+        "eventName": record["eventName"],
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": region,
+        "dynamodb": json.loads(json.dumps(dynamodb, default=_attribute_value_json)),
+        "eventSourceARN": stream_arn,
+    }
+
+
+def _unchanged(record: dict[str, Any]) -> bool:
+    """A write that left the item as it was: moto records it, DynamoDB writes no stream record.
+    Only a NEW_AND_OLD_IMAGES record shows it."""
+    images = record["dynamodb"]
+    return (
+        record["eventName"] == "MODIFY"
+        and "OldImage" in images
+        and images.get("NewImage") == images["OldImage"]
+    )
+
+
+class StreamPoller(Worker):
+    """Lambda's event source mapping for one ``Type: DynamoDB`` event, on a thread.
+
+    It reads moto's shard of the table's stream in this process (the table's
+    ``stream_shard.items``, under the lock every DynamoDB action takes), not through the
+    DynamoDB Streams API: a poll costs no HTTP round trip, so it polls every
+    ``idle_seconds`` (0.2) when idle and again at once after a batch. It invokes the function
+    with up to ``batch_size`` records in stream order, shaped as Lambda sends them
+    (:func:`stream_record`), and then removes what was consumed from the shard: moto keeps
+    every stream record forever, and a stack under load (thousands of creates) would grow
+    without end. So each stream has one reader here (:func:`event_sources` refuses a second),
+    and its position is always the front of the shard; the shard's ``starting_sequence_number``
+    moves with what is removed, so moto keeps numbering records where it left off.
+
+    A batch that fails is sent again, never skipped: when the handler raises, the same records
+    (the first half of them with BisectBatchOnFunctionError, down to one); with
+    ReportBatchItemFailures, the records from the lowest failed sequence number on (what
+    comes before it is consumed). A retry waits ``retry_seconds[0]`` (1 s), doubling up to
+    ``retry_seconds[1]`` (10 s). Lambda would give up after MaximumRetryAttempts and send the
+    batch's description to the on-failure destination; here the records stay until the
+    handler takes them, so a bug being fixed loses none, and the log says what Lambda would do.
+    A write that changed nothing reaches no handler, as DynamoDB writes no record for it.
+    """
+
+    def __init__(
+        self,
+        function: LocalFunction,
+        stream_arn: str,
+        *,
+        region: str,
+        batch_size: int = STREAM_DEFAULT_BATCH_SIZE,
+        starting_position: str = "TRIM_HORIZON",
+        report_batch_item_failures: bool = False,
+        bisect_batch_on_function_error: bool = False,
+        maximum_retry_attempts: int = -1,
+        idle_seconds: float = STREAM_IDLE_SECONDS,
+        retry_seconds: tuple[float, float] = STREAM_RETRY_SECONDS,
+        name: str | None = None,
+        stopping: threading.Event | None = None,
+    ) -> None:
+        if starting_position not in STREAM_STARTING_POSITIONS:
+            raise ValueError(
+                f"StartingPosition {starting_position!r} is not one of {STREAM_STARTING_POSITIONS}"
+            )
+        super().__init__(name or f"stream:{function.name}", stopping)
+        # arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>
+        _, _, _, self._table_region, self._account, resource = stream_arn.split(":", 5)
+        self._table_name = resource.split("/")[1]
+        self.function = function
+        self.stream_arn = stream_arn
+        self.region = region
+        self.batch_size = max(1, batch_size)
+        self.report_batch_item_failures = report_batch_item_failures
+        self.bisect_batch_on_function_error = bisect_batch_on_function_error
+        self.maximum_retry_attempts = maximum_retry_attempts
+        self.idle_seconds = idle_seconds
+        self.retry_seconds = retry_seconds
+        self.failures = 0  # invocations in a row that left records of their batch unconsumed
+        self._limit = self.batch_size  # smaller while a failing batch is bisected
+        if starting_position == "LATEST":  # what is there now is not read
+            with _DYNAMODB_LOCK:
+                shard = self.shard()
+                if shard is not None:
+                    self._remove_through(shard.starting_sequence_number + len(shard.items) - 1)
+
+    def shard(self) -> Any:
+        """moto's shard of this stream; None when the table or this stream of it is gone."""
+        from moto.dynamodb.models import dynamodb_backends
+
+        table = dynamodb_backends[self._account][self._table_region].tables.get(self._table_name)
+        if table is None or table.stream_shard is None:
+            return None
+        if f"{table.table_arn}/stream/{table.latest_stream_label}" != self.stream_arn:
+            return None
+        return table.stream_shard
+
+    def run(self) -> None:
+        errors = 0
+        while not self.stopping.is_set():
+            try:
+                consumed = self.poll()
+            except Exception as error:  # moto's, not the handler's: handle() reports those
+                errors += 1
+                print(
+                    f"{self.name}: reading {self.stream_arn} failed: {error!r}", file=sys.stderr, flush=True
+                )
+                self.stopping.wait(min(errors, 10))
+                continue
+            errors = 0
+            if self.failures:
+                first, most = self.retry_seconds
+                self.stopping.wait(min(first * 2 ** (self.failures - 1), most))
+            elif not consumed:
+                self.stopping.wait(self.idle_seconds)
+
+    def poll(self) -> int:
+        """Invoke the function with the records at the front of the stream and remove those it
+        consumed; how many were removed (0: none to read, or the first of them failed)."""
+        with _DYNAMODB_LOCK:
+            shard = self.shard()
+            if shard is None:
+                return 0
+            records = [
+                stream_record(item.to_json(), self.stream_arn, self.region)
+                for item in shard.items[: self._limit]
+            ]
+        if not records:
+            return 0
+        batch = [record for record in records if not _unchanged(record)]
+        consumed = self.handle(batch) if batch else 0
+        if consumed is None:  # the handler raised
+            self._failed(batch, consumed=0)
+            if self.bisect_batch_on_function_error and len(batch) > 1:
+                self._limit = math.ceil(len(records) / 2)
+            return 0
+        if consumed < len(batch):
+            self._failed(batch, consumed)
+            last = records.index(batch[consumed]) - 1  # records before the failed one, with unchanged ones
+        else:
+            self.failures, self._limit = 0, self.batch_size
+            last = len(records) - 1
+        if last < 0:
+            return 0
+        return self._remove_through(int(records[last]["dynamodb"]["SequenceNumber"]))
+
+    def handle(self, records: Sequence[dict[str, Any]]) -> int | None:
+        """Invoke the function with ``records``: how many of them, from the first, it consumed
+        (None when it raised)."""
+        try:
+            result = invoke(self.function, {"Records": list(records)})
+        except Exception:
+            print(
+                f"{self.name}: the handler raised; its {len(records)} record(s) will be sent again",
+                file=sys.stderr,
+            )
+            traceback.print_exc()  # what the function's log would show
+            return None
+        numbers = [record["dynamodb"]["SequenceNumber"] for record in records]
+        failed = failed_message_ids(result, numbers, self.report_batch_item_failures)
+        return min((numbers.index(number) for number in failed), default=len(records))
+
+    def _failed(self, batch: Sequence[dict[str, Any]], consumed: int) -> None:
+        self.failures += 1
+        if self.failures == self.maximum_retry_attempts + 1:  # never with -1, Lambda's default
+            number = batch[consumed]["dynamodb"]["SequenceNumber"]
+            print(
+                f"{self.name}: record {number} failed {self.failures} time(s): Lambda would skip its batch"
+                f" now (MaximumRetryAttempts {self.maximum_retry_attempts}); the local stack keeps retrying",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def _remove_through(self, sequence_number: int) -> int:
+        """Remove the shard's records up to ``sequence_number``; how many were removed."""
+        with _DYNAMODB_LOCK:
+            shard = self.shard()
+            if shard is None:
+                return 0
+            count = min(max(0, sequence_number - shard.starting_sequence_number + 1), len(shard.items))
+            del shard.items[:count]
+            shard.starting_sequence_number += count
+            return count
+
+
 def scheduled_event(schedule: ScheduleEvent, stack: Stack) -> Any:
     """The event a schedule sends: its Input if it declares one, else the default notification
     of EventBridge Scheduler (ScheduleV2) or of an EventBridge scheduled rule (Schedule)."""
@@ -796,8 +1015,10 @@ def event_sources(
     period: float,
     stopping: threading.Event | None = None,
 ) -> list[Worker]:
-    """A poller for each SQS event and, unless ``period`` is 0, a scheduler for each schedule
-    event of the template (not started), all stopping together with ``stopping``.
+    """A poller for each SQS and DynamoDB stream event and, unless ``period`` is 0, a scheduler
+    for each schedule event of the template (not started), all stopping together with
+    ``stopping``. Two events reading one stream are refused: a stream poller removes what it
+    consumed (see :class:`StreamPoller`), which the other would then never see.
 
     The schedules are staggered over their first period (the first fires one period after
     the start, the next a fraction later): functions share this process's Powertools logger,
@@ -818,6 +1039,29 @@ def event_sources(
         )
         for event in queue_events(stack.template)
     ]
+    readers: dict[str, str] = {}
+    for event in stream_events(stack.template):
+        stream_arn = stack.resolve(event.stream)
+        name = f"{event.function}.{event.name}"
+        if stream_arn in readers:
+            raise ValueError(
+                f"{name} and {readers[stream_arn]} read one stream: the local stack allows one reader"
+            )
+        readers[stream_arn] = name
+        sources.append(
+            StreamPoller(
+                functions[event.function],
+                stream_arn,
+                region=stack.region,
+                batch_size=event.batch_size,
+                starting_position=event.starting_position,
+                report_batch_item_failures=event.report_batch_item_failures,
+                bisect_batch_on_function_error=event.bisect_batch_on_function_error,
+                maximum_retry_attempts=event.maximum_retry_attempts,
+                name=name,
+                stopping=stopping,
+            )
+        )
     sources += [
         Scheduler(
             functions[event.function],
@@ -833,7 +1077,7 @@ def event_sources(
 
 
 class EventSources:
-    """The template's pollers and schedules, started and stopped together."""
+    """The template's pollers (queues and streams) and schedules, started and stopped together."""
 
     def __init__(self, sources: Sequence[Worker]) -> None:
         self.sources = list(sources)
@@ -1070,7 +1314,7 @@ def deploy(stack: Stack, period: float = DEFAULT_SCHEDULE_SECONDS) -> Deployment
     create_resources(stack, *clients, sqs, boto3.client("s3"))
     routes = api_routes(stack.template)
     queues, schedules = queue_events(stack.template), schedule_events(stack.template)
-    events: list[FunctionCode] = [*routes, *queues, *schedules]
+    events: list[FunctionCode] = [*routes, *queues, *stream_events(stack.template), *schedules]
     for function in dict.fromkeys(event.function for event in events):
         os.environ.update(function_environment(stack, function))
     functions = load_functions(stack, events)
@@ -1162,6 +1406,19 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
+def local_parameters(template: Template, api_url: str, log_level: str) -> dict[str, str]:
+    """The template parameters of the local stack, those of them the template declares: links
+    (connect pages, the OAuth callback) point at ``api_url``; ``$LOG_LEVEL`` if set; and webhook
+    endpoints may be on loopback addresses, where a developer's receiver listens."""
+    wanted = {
+        "PublicUrl": api_url,
+        **({"LogLevel": log_level} if log_level else {}),
+        "WebhookAllowLoopback": "true",
+    }
+    declared = template.body.get("Parameters", {})
+    return {name: value for name, value in wanted.items() if name in declared}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Start moto, create and seed the stack, serve the API until Ctrl-C or SIGTERM."""
     parser = argparse.ArgumentParser(prog="ledgerbridge-local", description=(__doc__ or "").split("\n\n")[0])
@@ -1178,8 +1435,7 @@ def main(argv: list[str] | None = None) -> None:
         aws = aws_environment(aws_port)
         _use_environment(aws)
         api_url = f"http://{HOST}:{api_port}"
-        log_level = {"LogLevel": os.environ["LOG_LEVEL"]} if os.environ.get("LOG_LEVEL") else {}
-        parameters = {"PublicUrl": api_url, **log_level}  # connect links and their callback come here
+        parameters = local_parameters(template, api_url, os.environ.get("LOG_LEVEL", ""))
         stack = Stack(template, name=STACK_NAME, region=aws["AWS_REGION"], parameters=parameters)
         deployment = deploy(stack, period)
         api.gateway = deployment.gateway

@@ -58,6 +58,8 @@ _QUEUE_ATTRIBUTES = (
 )
 _S3_RULE_KEYS = {"ServerSideEncryptionByDefault": "ApplyServerSideEncryptionByDefault"}
 SQS_MAX_BATCH_SIZE = 10  # ReceiveMessage's limit; Lambda needs a batching window for more
+STREAM_DEFAULT_BATCH_SIZE = 100  # Lambda's default for a DynamoDB stream
+STREAM_STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")  # AT_TIMESTAMP is Kinesis's only
 
 
 class CfnLoader(yaml.SafeLoader):
@@ -232,7 +234,8 @@ def create_secrets(stack: Stack, secretsmanager: Any) -> None:
 
 
 def create_tables(stack: Stack, dynamodb: Any) -> None:
-    """Create each AWS::DynamoDB::Table with the keys, indexes and billing mode it declares."""
+    """Create each AWS::DynamoDB::Table with the keys, indexes, billing mode and stream it declares
+    (``!GetAtt Table.StreamArn`` is the stream's ARN, as CloudFormation's)."""
     for logical_id, resource in stack.template.resources("AWS::DynamoDB::Table").items():
         properties = stack.resolve(resource.get("Properties", {}))
         request = {name: properties[name] for name in _TABLE_PROPERTIES if name in properties}
@@ -240,6 +243,12 @@ def create_tables(stack: Stack, dynamodb: Any) -> None:
             if index_kind in request:
                 request[index_kind] = [_only(index, _INDEX_PROPERTIES) for index in request[index_kind]]
         request.setdefault("TableName", f"{stack.name}-{logical_id}")  # CloudFormation would generate one
+        stream = properties.get("StreamSpecification")
+        if stream:  # the template names only the view type; the API also wants it enabled
+            request["StreamSpecification"] = {
+                "StreamEnabled": True,
+                "StreamViewType": stream["StreamViewType"],
+            }
         table = dynamodb.create_table(**request)["TableDescription"]
         time_to_live = properties.get("TimeToLiveSpecification") or {}
         if _flag(time_to_live.get("Enabled")):
@@ -247,7 +256,8 @@ def create_tables(stack: Stack, dynamodb: Any) -> None:
                 TableName=table["TableName"],
                 TimeToLiveSpecification={"AttributeName": time_to_live["AttributeName"], "Enabled": True},
             )
-        stack.created(logical_id, table["TableName"], Arn=table["TableArn"])
+        stream_arn = {"StreamArn": table["LatestStreamArn"]} if stream else {}
+        stack.created(logical_id, table["TableName"], Arn=table["TableArn"], **stream_arn)
 
 
 def create_keys(stack: Stack, kms: Any) -> None:
@@ -463,6 +473,22 @@ class QueueEvent:
 
 
 @dataclass(frozen=True)
+class StreamEvent:
+    """One ``Type: DynamoDB`` event of a function: the table stream Lambda reads for it, and how."""
+
+    name: str  # the event's key under Events
+    function: str  # logical id
+    handler: str
+    code_uri: Path
+    stream: Any  # the Stream property as written (usually !GetAtt X.StreamArn): resolve it against a Stack
+    batch_size: int
+    starting_position: str  # TRIM_HORIZON or LATEST
+    report_batch_item_failures: bool
+    bisect_batch_on_function_error: bool
+    maximum_retry_attempts: int  # -1: until the record expires (the default)
+
+
+@dataclass(frozen=True)
 class ScheduleEvent:
     """One ``Type: Schedule`` (EventBridge rule) or ``ScheduleV2`` (EventBridge Scheduler) event."""
 
@@ -511,6 +537,38 @@ def queue_events(template: Template) -> list[QueueEvent]:
                 batch_size=min(int(event.get("BatchSize", SQS_MAX_BATCH_SIZE)), SQS_MAX_BATCH_SIZE),
                 report_batch_item_failures="ReportBatchItemFailures"
                 in event.get("FunctionResponseTypes", []),
+            )
+        )
+    return events
+
+
+def stream_events(template: Template) -> list[StreamEvent]:
+    """Every enabled ``Type: DynamoDB`` event of every function, in template order."""
+    events = []
+    for logical_id, properties, event_name, event in _function_events(template, "DynamoDB"):
+        if "Enabled" in event and not _flag(event["Enabled"]):
+            continue
+        for unsupported in ("FilterCriteria", "TumblingWindowInSeconds"):  # they change what is sent
+            if unsupported in event:
+                raise ValueError(
+                    f"{logical_id}.{event_name}: {unsupported} is not supported by the local stack"
+                )
+        position = str(event.get("StartingPosition", ""))
+        if position not in STREAM_STARTING_POSITIONS:
+            raise ValueError(f"{logical_id}.{event_name}: StartingPosition {position!r} is not a stream's")
+        events.append(
+            StreamEvent(
+                name=event_name,
+                function=logical_id,
+                handler=properties["Handler"],
+                code_uri=(template.root / properties["CodeUri"]).resolve(),
+                stream=event["Stream"],
+                batch_size=int(event.get("BatchSize", STREAM_DEFAULT_BATCH_SIZE)),
+                starting_position=position,
+                report_batch_item_failures="ReportBatchItemFailures"
+                in event.get("FunctionResponseTypes", []),
+                bisect_batch_on_function_error=_flag(event.get("BisectBatchOnFunctionError", False)),
+                maximum_retry_attempts=int(event.get("MaximumRetryAttempts", -1)),
             )
         )
     return events

@@ -220,7 +220,7 @@ def test_every_function_environment_resolves_against_the_local_stack(
 
 
 def test_the_local_stack_reads_the_functions_event_sources(template: Template) -> None:
-    [retries] = queue_events(template)
+    [retries] = [e for e in queue_events(template) if e.function == "RetryFunction"]
     declared = template.body["Resources"]["RetryFunction"]["Properties"]["Events"]["Retries"]["Properties"]
     assert (retries.function, retries.queue) == ("RetryFunction", declared["Queue"])
     assert retries.batch_size == declared["BatchSize"]

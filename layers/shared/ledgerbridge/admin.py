@@ -1,9 +1,11 @@
-"""``ledgerbridge-admin``: projects, API keys and connections, for operators.
+"""``ledgerbridge-admin``: projects, API keys, connections and webhooks, for operators.
 
 Talks to real AWS with the usual credentials chain, or to the local stack when
 ``AWS_ENDPOINT_URL`` is set. Tables are found by stack name (``--stack`` or
 LEDGERBRIDGE_STACK, default ``ledgerbridge``) unless LEDGERBRIDGE_*_TABLE say otherwise.
 API keys and connection tokens are printed once, here, and stored only as hashes.
+Webhook commands call the same functions as the API's ``/webhooks`` routes (the same checks,
+the signing secret shown once); the API's refusals are printed as operator mistakes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ledgerbridge import connections
 from ledgerbridge.auth import Principal, secret_hash
+from ledgerbridge.aws import client
 from ledgerbridge.config import settings
 from ledgerbridge.errors import ApiError
 from ledgerbridge.ids import reference_id, uuid7
@@ -244,6 +247,76 @@ def seed_demo() -> dict[str, Any]:
     return {**project, **key, **connection, "contact_id": demo_contact}
 
 
+# --- webhooks -----------------------------------------------------------------------------
+
+
+def create_webhook(project_id: str, url: str, events: list[str], description: str | None = None) -> dict:
+    """``webhook-create``: register an endpoint; its signing secret is shown here, once."""
+    from ledgerbridge.webhooks import endpoints
+
+    _require_project(project_id)
+    body: dict[str, Any] = {"url": url, "events": events}
+    if description is not None:
+        body["description"] = description
+    return endpoints.create_endpoint(project_id, body)
+
+
+def list_webhooks(project_id: str) -> list[dict[str, Any]]:
+    from ledgerbridge.webhooks import endpoints
+
+    _require_project(project_id)
+    return endpoints.list_endpoints(project_id)
+
+
+def delete_webhook(project_id: str, webhook_id: str) -> dict[str, Any]:
+    from ledgerbridge.webhooks import endpoints
+
+    endpoints.delete_endpoint(project_id, webhook_id)
+    return {"id": webhook_id, "deleted": True}
+
+
+def rotate_webhook_secret(project_id: str, webhook_id: str) -> dict[str, Any]:
+    from ledgerbridge.webhooks import endpoints
+
+    return endpoints.rotate_secret(project_id, webhook_id)
+
+
+def _webhook_queue_url() -> str:
+    """The stack's webhook queue: LEDGERBRIDGE_WEBHOOK_QUEUE_URL, else the stack's ``WebhookQueue``
+    resource as CloudFormation knows it (a Ref to a queue is its URL)."""
+    configured = os.environ.get("LEDGERBRIDGE_WEBHOOK_QUEUE_URL")
+    if configured:
+        return configured
+    try:
+        resource = client("cloudformation").describe_stack_resource(
+            StackName=settings().stack_name, LogicalResourceId="WebhookQueue"
+        )
+    except (ClientError, BotoCoreError):
+        raise AdminError(
+            "cannot find the stack's webhook queue: set LEDGERBRIDGE_WEBHOOK_QUEUE_URL to its URL"
+        ) from None
+    return resource["StackResourceDetail"]["PhysicalResourceId"]
+
+
+def send_test_webhook(project_id: str, webhook_id: str) -> dict[str, Any]:
+    """``webhook-test``: queue a ``ping`` to the endpoint; ``webhook-deliveries`` shows how it went."""
+    from ledgerbridge.webhooks import endpoints
+
+    os.environ["LEDGERBRIDGE_WEBHOOK_QUEUE_URL"] = _webhook_queue_url()
+    return endpoints.send_test(project_id, webhook_id)
+
+
+def webhook_deliveries(project_id: str, webhook_id: str, limit: int = 20, cursor: str | None = None) -> dict:
+    from ledgerbridge.webhooks import endpoints
+
+    return endpoints.list_deliveries(project_id, webhook_id, limit, cursor)
+
+
+def _api_error_text(error: ApiError) -> str:
+    details = "; ".join(f"{detail.field}: {detail.reason}" for detail in error.details)
+    return f"{error.message} {details}".strip()
+
+
 # --- command line -------------------------------------------------------------------------
 
 
@@ -291,6 +364,24 @@ def _parser() -> argparse.ArgumentParser:
     sync = command("sync-references", "sync contacts, items, accounts, tracking from providers")
     sync.add_argument("--project")
     sync.add_argument("--connection")
+    webhook = command("webhook-create", "register a webhook endpoint (signing secret shown once)")
+    webhook.add_argument("--project", required=True)
+    webhook.add_argument("--url", required=True)
+    webhook.add_argument("--event", action="append", required=True, metavar="TYPE", dest="events")
+    webhook.add_argument("--description")
+    command("webhook-list", "list a project's webhook endpoints").add_argument("--project", required=True)
+    for name, help_text in (
+        ("webhook-delete", "delete a webhook endpoint"),
+        ("webhook-rotate-secret", "new signing secret (shown once); the old one signs for 24 more hours"),
+        ("webhook-test", "send a ping event to a webhook endpoint"),
+        ("webhook-deliveries", "a webhook endpoint's deliveries, newest first"),
+    ):
+        one = command(name, help_text)
+        one.add_argument("--project", required=True)
+        one.add_argument("--webhook", required=True, metavar="WEBHOOK_ID")
+    deliveries = commands.choices["webhook-deliveries"]
+    deliveries.add_argument("--limit", type=int, default=20)
+    deliveries.add_argument("--cursor")
     return parser
 
 
@@ -320,7 +411,28 @@ def _run(args: argparse.Namespace) -> Any:
         return create_synced_connection(args.project, args.provider, credentials, dict(args.setting))
     if args.command == "sync-references":
         return sync_references(args.project, args.connection)
+    if args.command.startswith("webhook-"):
+        return _run_webhook(args)
     return list_connections(args.project)
+
+
+def _run_webhook(args: argparse.Namespace) -> Any:
+    try:
+        if args.command == "webhook-create":
+            return create_webhook(args.project, args.url, args.events, args.description)
+        if args.command == "webhook-list":
+            return list_webhooks(args.project)
+        if args.command == "webhook-delete":
+            return delete_webhook(args.project, args.webhook)
+        if args.command == "webhook-rotate-secret":
+            return rotate_webhook_secret(args.project, args.webhook)
+        if args.command == "webhook-test":
+            return send_test_webhook(args.project, args.webhook)
+        return webhook_deliveries(args.project, args.webhook, args.limit, args.cursor)
+    except ApiError as exc:  # the API's refusal (bad URL, unknown webhook, ...): the operator's to fix
+        if exc.status >= 500:  # DynamoDB, KMS or SQS failed: an AWS failure, not a mistake
+            raise
+        raise AdminError(_api_error_text(exc)) from None
 
 
 def _print(result: Any, as_json: bool) -> None:
@@ -346,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (ClientError, BotoCoreError) as exc:
         print(f"ledgerbridge-admin: AWS call failed: {exc}", file=sys.stderr)
+        return 1
+    except ApiError as exc:  # storage_unavailable: the AWS call failed below the store
+        print(f"ledgerbridge-admin: AWS call failed: {exc.message}", file=sys.stderr)
         return 1
     return 0
 

@@ -1,8 +1,8 @@
 """Deployment configuration, read from the environment once per container.
 
-Table names default to ``<stack>-invoices`` / ``<stack>-accounts`` (the names template.yaml
-gives them), so ``ledgerbridge-admin`` finds a stack by its name alone; the Lambda gets
-them explicitly from the template.
+Table names default to ``<stack>-invoices`` / ``<stack>-accounts`` / ``<stack>-webhooks`` (the
+names template.yaml gives them), so ``ledgerbridge-admin`` finds a stack by its name alone; the
+Lambda gets them explicitly from the template.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ class Settings:
     oauth_clients_secret: str
     idempotency_table: str
     auth_cache_seconds: float
+    webhooks_table: str
 
 
 @cache
@@ -34,4 +35,5 @@ def settings() -> Settings:
         oauth_clients_secret=os.environ.get("LEDGERBRIDGE_OAUTH_CLIENTS_SECRET", f"{stack}/oauth-clients"),
         idempotency_table=os.environ.get("LEDGERBRIDGE_IDEMPOTENCY_TABLE", f"{stack}-idempotency"),
         auth_cache_seconds=min(float(os.environ.get("LEDGERBRIDGE_AUTH_CACHE_SECONDS", "60")), 60.0),
+        webhooks_table=os.environ.get("LEDGERBRIDGE_WEBHOOKS_TABLE", f"{stack}-webhooks"),
     )

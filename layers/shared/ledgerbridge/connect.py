@@ -195,7 +195,6 @@ def read_session(project_id: str, session_id: str) -> dict[str, Any]:
     if session is None:
         raise ApiError(404, "not_found", "Connect session not found.")
     expired = session["expires_at"] <= time.time()
-    status = "expired" if expired and session["status"] == "pending" else session["status"]
     token = None
     if session.get("token_blob") and expired:
         store.forget_token(project_id, session_id)
@@ -203,13 +202,22 @@ def read_session(project_id: str, session_id: str) -> dict[str, Any]:
         from ledgerbridge.store.credentials import decrypt_credentials
 
         token = decrypt_credentials(session["connection_id"], _blob(session["token_blob"]))["token"]
+    view = session_view(session)
+    expires_at = view.pop("expires_at")  # the token goes before it, as it always has
+    return {**view, "connection_token": token, "expires_at": expires_at}
+
+
+def session_view(session: dict[str, Any]) -> dict[str, Any]:
+    """A stored session as ``read_session`` answers it, without the connection token: what a
+    webhook event may carry (a token never leaves Ledgerbridge but through that GET)."""
+    expired = session["expires_at"] <= time.time()
+    status = "expired" if expired and session["status"] == "pending" else session["status"]
     return {
-        "id": session_id,
+        "id": session["session_id"],
         "status": status,
         "error": session.get("error"),
         "provider": session.get("provider"),
         "connection_id": session.get("connection_id") if session["status"] == "connected" else None,
-        "connection_token": token,
         "expires_at": format_date_time_epoch(session["expires_at"]),
     }
 
@@ -507,7 +515,8 @@ def _outcome_url(session: dict[str, Any], outcome: dict[str, str]) -> str:
 # --- the project's connections (the SaaS backend) ------------------------------------------------
 
 
-def _connection_view(connection: dict[str, Any]) -> dict[str, Any]:
+def connection_view(connection: dict[str, Any]) -> dict[str, Any]:
+    """A stored connection as GET /connections/{id} answers it (webhook events carry it too)."""
     status = connection.get("status") or "active"
     return {
         "id": connection["connection_id"],
@@ -524,14 +533,14 @@ def _connection_view(connection: dict[str, Any]) -> dict[str, Any]:
 def list_connections(project_id: str) -> list[dict[str, Any]]:
     """The project's connections, deleted ones left out, oldest first."""
     found = accounts.list_connections(project_id)
-    return [_connection_view(c) for c in found if c.get("status") != "deleted"]
+    return [connection_view(c) for c in found if c.get("status") != "deleted"]
 
 
 def get_connection(project_id: str, connection_id: str) -> dict[str, Any]:
     connection = accounts.get_connection(project_id, connection_id) if _is_id(connection_id) else None
     if connection is None or connection.get("status") == "deleted":
         raise ApiError(404, "not_found", "Connection not found.")
-    return _connection_view(connection)
+    return connection_view(connection)
 
 
 def delete_connection(project_id: str, connection_id: str) -> None:

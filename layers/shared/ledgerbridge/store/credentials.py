@@ -28,18 +28,26 @@ from ledgerbridge.store.dynamo import (
 NEEDS_REAUTHORIZATION = "needs_reauthorization"
 
 
-def encrypt_credentials(connection_id: str, credentials: dict[str, Any]) -> bytes:
+def encrypt_json(context: dict[str, str], value: Any) -> bytes:
+    """``value`` as JSON, encrypted with the credentials key and bound to ``context`` (KMS
+    encryption context): provider tokens to their connection, webhook secrets to their endpoint."""
     response = client("kms").encrypt(
-        KeyId=settings().credentials_key,
-        Plaintext=json.dumps(credentials).encode(),
-        EncryptionContext={"connection_id": connection_id},
+        KeyId=settings().credentials_key, Plaintext=json.dumps(value).encode(), EncryptionContext=context
     )
     return response["CiphertextBlob"]
 
 
+def decrypt_json(context: dict[str, str], blob: bytes) -> Any:
+    """Inverse of ``encrypt_json``; a blob made for another context does not decrypt."""
+    return json.loads(client("kms").decrypt(CiphertextBlob=blob, EncryptionContext=context)["Plaintext"])
+
+
+def encrypt_credentials(connection_id: str, credentials: dict[str, Any]) -> bytes:
+    return encrypt_json({"connection_id": connection_id}, credentials)
+
+
 def decrypt_credentials(connection_id: str, blob: bytes) -> dict[str, Any]:
-    response = client("kms").decrypt(CiphertextBlob=blob, EncryptionContext={"connection_id": connection_id})
-    return json.loads(response["Plaintext"])
+    return decrypt_json({"connection_id": connection_id}, blob)
 
 
 class DynamoCredentialStore:

@@ -46,7 +46,9 @@ class Page:
     has_more: bool
 
 
-def _decode(item: dict[str, Any]) -> dict[str, Any]:
+def decode(item: dict[str, Any]) -> dict[str, Any]:
+    """A stored item (or a stream image of one) as the service reads it: remote data and
+    offloaded line items inflated."""
     return _unpack(from_item(item))
 
 
@@ -109,7 +111,7 @@ def _update(connection_id: str, invoice_id: str, changes: dict[str, Any], expect
         raise storage_unavailable() from exc
     except STORAGE_ERRORS as exc:
         raise storage_unavailable() from exc
-    return _decode(response["Attributes"])
+    return decode(response["Attributes"])
 
 
 def settle(connection_id: str, invoice_id: str, changes: dict[str, Any], remote_data: Any) -> dict:
@@ -164,7 +166,7 @@ def get(connection_id: str, invoice_id: str) -> dict[str, Any] | None:
     except STORAGE_ERRORS as exc:
         raise storage_unavailable() from exc
     item = response.get("Item")
-    return _decode(item) if item else None
+    return decode(item) if item else None
 
 
 def query(connection_id: str, limit: int, after_id: str | None = None, before_id: str | None = None) -> Page:

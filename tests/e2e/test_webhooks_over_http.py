@@ -11,6 +11,8 @@ receiver failing its first attempts is retried within the test.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,10 +23,12 @@ from typing import Any
 import httpx
 import pytest
 
+from ledgerbridge.local.stack import LOCAL_RECEIVER_URL
 from ledgerbridge.webhooks import EVENT_TYPES
 from tests.e2e.conftest import LocalStack, _free_port, start_local_stack
 from tests.e2e.support import Connected, admin, configure_oauth_apps, connect, create, fetch
 from tests.e2e.test_connect_over_http import consent_page, link
+from tests.e2e.test_invoices_over_http import printed_command
 from tests.e2e.test_outage_over_http import settled
 from tests.fakes import xero
 from tests.fakes.server import serve
@@ -32,6 +36,7 @@ from tests.fakes.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.e2e
 RETURN_URL = "https://app.example.com/ledger-connected"
+WEBHOOK_HEADING = "Send every event to a receiver on this machine (README, Webhooks, has one to run):"
 PAYLOAD_KEYS = {"id", "type", "created_at", "project_id", "connection_id", "data"}
 
 
@@ -222,3 +227,27 @@ def _session(world: World) -> dict[str, Any]:
     answer = httpx.post(world.url("/connect/sessions"), json=body, headers=world.key)
     assert answer.status_code == 201, answer.text
     return answer.json()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the banner's command is a curl command")
+def test_the_banners_webhook_command_sends_the_demo_invoice_to_a_local_receiver(
+    local_stack: LocalStack,
+) -> None:
+    receiver = WebhookReceiver()
+    with serve(receiver.handle) as receiver_url:
+        command = printed_command(local_stack, WEBHOOK_HEADING).replace(
+            LOCAL_RECEIVER_URL, f"{receiver_url}/hooks"
+        )
+        done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30)
+        webhook = json.loads(done.stdout)
+        try:
+            assert set(webhook["events"]) == set(EVENT_TYPES) and webhook["secret"].startswith("whsec_")
+            created = subprocess.run(["bash", "-c", printed_command(local_stack, "Create an invoice:")],
+                                     capture_output=True, text=True, timeout=30)  # fmt: skip
+            invoice_id = json.loads(created.stdout)["id"]
+            receiver.wait_for(webhook["secret"], Counter({"invoice.synced": 1}))
+            synced = of_type(receiver.events(webhook["secret"]), "invoice.synced")
+            assert [event["data"]["id"] for event in synced] == [invoice_id]
+        finally:  # the session's stack goes on serving other tests
+            key = {"x-api-key": local_stack.api_key}
+            httpx.delete(f"{local_stack.api_url}/webhooks/{webhook['id']}", headers=key)

@@ -91,6 +91,7 @@ from ledgerbridge.local.template import (
     schedule_events,
     stream_events,
 )
+from ledgerbridge.webhooks import EVENT_TYPES
 
 HOST = "127.0.0.1"
 STACK_NAME = "ledgerbridge"  # table names ledgerbridge-invoices/-accounts, the admin CLI's defaults
@@ -108,6 +109,7 @@ DEMO_INVOICE = {
 }
 SCHEDULE_SECONDS_VARIABLE = "LOCAL_SCHEDULE_SECONDS"
 DEFAULT_SCHEDULE_SECONDS = 60.0
+LOCAL_RECEIVER_URL = "http://127.0.0.1:8000/hooks"  # what the banner suggests pointing a webhook at
 LONG_POLL_SECONDS = 1  # ReceiveMessage's WaitTimeSeconds: also how soon a poller sees a stop
 STREAM_IDLE_SECONDS = 0.2  # how soon a stream poller with nothing to read looks again
 STREAM_RETRY_SECONDS = (1.0, 10.0)  # a failed stream batch is retried after 1 s, doubling up to 10 s
@@ -1353,6 +1355,7 @@ def banner(
         f"  -H {shlex.quote('x-connection-token: ' + demo['connection_token'])}",
     ]
     body = jsonutil.dumps(DEMO_INVOICE)
+    webhook = jsonutil.dumps({"url": LOCAL_RECEIVER_URL, "events": list(EVENT_TYPES)})
     exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in aws.items() if name != "AWS_REGION")
     return "\n".join(
         [
@@ -1380,8 +1383,25 @@ def banner(
             auth[0] + " \\",
             auth[1],
             "",
+            "Send every event to a receiver on this machine (README, Webhooks, has one to run):",
+            f"curl -sS -X POST {api_url}/webhooks \\",
+            auth[0] + " \\",
+            "  -H 'content-type: application/json' \\",
+            f"  -d {shlex.quote(webhook)}",
+            "",
         ]
     )
+
+
+def admin_webhook_environment(stack: Stack) -> dict[str, str]:
+    """What ``ledgerbridge-admin webhook-*`` needs besides AWS: the webhook queue (its test ping
+    is queued there) and the local stack's allowance of loopback receivers."""
+    if "WebhookQueue" not in stack.refs:
+        return {}
+    return {
+        "LEDGERBRIDGE_WEBHOOK_QUEUE_URL": stack.refs["WebhookQueue"],
+        "LEDGERBRIDGE_WEBHOOK_ALLOW_LOOPBACK": "true",
+    }
 
 
 def _serve(server: ApiServer, stop: threading.Event) -> None:
@@ -1446,7 +1466,7 @@ def main(argv: list[str] | None = None) -> None:
         demo = seed_demo()
         session = create_session(demo["project_id"], {"end_user": {"id": "demo-user"}}, api_url)
         fields = {**deployment.fields, "connect-url": session["url"]}
-        print(banner(demo, api_url, aws, fields), flush=True)
+        print(banner(demo, api_url, {**aws, **admin_webhook_environment(stack)}, fields), flush=True)
         if not stop.is_set():
             deployment.sources.start()
             _serve(api, stop)

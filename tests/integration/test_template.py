@@ -1,5 +1,6 @@
-"""template.yaml: least privilege, the dependency layer in step with pyproject.toml, and a
-``sam validate --lint`` / ``sam build`` that works without Docker and yields arm64 artifacts."""
+"""template.yaml: least privilege, the dependency layer in step with pyproject.toml, the API
+function's SnapStart versions behind the alias API Gateway invokes, and a ``sam validate --lint``
+/ ``sam build`` that works without Docker and yields arm64 artifacts."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from benchmarks.runtime import lambda_python
 from ledgerbridge.local.template import (
     Stack,
     Template,
+    api_routes,
     bucket_name,
     create_queues,
     create_resources,
@@ -346,3 +348,49 @@ def test_sam_build_makes_arm64_python312_artifacts_without_docker(tmp_path: Path
             pyc = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
             assert int.from_bytes(pyc.read_bytes()[4:8], "little") == UNCHECKED_HASH, pyc
         assert {pyc.name.split(".")[-2] for pyc in directory.rglob("*.pyc")} == {"cpython-312"}
+
+
+def test_the_api_function_publishes_snapstart_versions_behind_an_alias(template: Template) -> None:
+    """SnapStart snapshots published versions only: without the alias, API Gateway would invoke
+    $LATEST, which never has a snapshot, and every cold start would run init in full."""
+    function = template.function_properties("ApiFunction")
+    assert function["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert function["AutoPublishAlias"] == "live"
+    assert (function["Runtime"], function["Architectures"]) == ("python3.12", ["arm64"])  # has SnapStart
+    assert template.body["Outputs"]["ApiFunctionAliasArn"]["Value"] == {"Ref": "ApiFunction.Alias"}
+
+
+@pytest.mark.sam
+def test_api_gateway_invokes_the_api_function_through_its_alias(
+    template: Template, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SAM's own transform (what CloudFormation runs): every route of the API function is
+    integrated with, and allowed to invoke, the alias; none reaches the unqualified function."""
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies:  # the template names no managed policy, so nothing is looked up
+        def load(self) -> dict[str, str]:
+            return {}
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    body = json.loads(json.dumps(template.body))
+    for resource in body["Resources"].values():  # sam package would put S3 URIs here
+        for key in ("CodeUri", "ContentUri"):
+            if key in resource.get("Properties", {}):
+                resource["Properties"][key] = "s3://bucket/key"
+    resources = transform(body, {}, NoManagedPolicies())["Resources"]
+
+    paths = resources["Api"]["Properties"]["Body"]["paths"]
+    routes = [route for route in api_routes(template) if route.function == "ApiFunction"]
+    assert routes
+    for route in routes:
+        uri = paths[route.path][route.method.lower()]["x-amazon-apigateway-integration"]["uri"]
+        assert "/functions/${ApiFunctionAliaslive}/invocations" in uri["Fn::Sub"], (route, uri)
+    permissions = [
+        resource["Properties"]
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::Lambda::Permission" and logical_id.startswith("ApiFunction")
+    ]
+    assert len(permissions) == len(routes)
+    assert all(permission["FunctionName"] == {"Ref": "ApiFunctionAliaslive"} for permission in permissions)
+    assert resources["ApiFunctionAliaslive"]["Properties"]["Name"] == "live"

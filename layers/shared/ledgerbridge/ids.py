@@ -3,7 +3,10 @@
 Invoice ids are UUIDv7 (RFC 9562): time-ordered, so a connection's invoices sort in creation
 order by id alone, which is what the list cursor pages over. Python 3.11 has no uuid7, so it
 is built here: 48 bits of Unix milliseconds, then a 12-bit counter for ids made within the
-same millisecond (monotonic within a process), then 62 random bits.
+same millisecond (monotonic within a process), then 62 random bits. The random bits and the
+counter's starting value come from the OS (``os.urandom``), never from a seeded generator: copies
+of one process (SnapStart restores of one snapshot) share a seeded generator's state, not the
+kernel's, so their ids stay apart even in the same millisecond. ``reset`` is for such a copy.
 """
 
 from __future__ import annotations
@@ -34,6 +37,17 @@ def uuid7() -> uuid.UUID:
     rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
     value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
     return uuid.UUID(int=value)
+
+
+def reset() -> None:
+    """Forget the last millisecond and counter: the next id starts a fresh, random counter.
+
+    For a process restored from a snapshot (``ledgerbridge.snapstart``), which must not carry on
+    the counter every other restore of that snapshot carries on too.
+    """
+    global _last_ms, _counter
+    with _lock:
+        _last_ms, _counter = 0, 0
 
 
 def derived_uuid7(unix_ms: int, seed: str) -> str:

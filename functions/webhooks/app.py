@@ -103,6 +103,10 @@ def on_api_error(error: ApiError) -> Response:
 
 @app.not_found
 def on_not_found(_: NotFoundError) -> Response:
+    # The gateway routes any segment as an id, but the resolver's route patterns refuse some
+    # characters (a backslash, a quote): such a request lands here, and without a valid key it
+    # must still get the one 401, not a 404 that tells it the route exists.
+    _project()
     return _json(404, errors.not_found("Route").body())
 
 

@@ -1,16 +1,25 @@
 """The API function: API Gateway REST proxy events in, Panora-shaped JSON out.
 
-Thin on purpose: Powertools routes, validates query and path parameters and writes the
-OpenAPI document; ``ledgerbridge.service`` does the work; this module only reads headers and
-query values and shapes responses.
+Thin on purpose: Powertools routes and writes the OpenAPI document; ``ledgerbridge.service``
+does the work; this module only reads headers and query values and shapes responses.
+
+Each route declares its parameters once, in its signature, with ``ledgerbridge.route_params``'
+stand-ins for Powertools' ``Query``/``Header``/``Path``/``Body``. Not Powertools' own classes,
+nor the resolver's ``enable_validation``: they import Powertools' OpenAPI machinery (~120 ms of
+CPU in every cold start on Lambda's Python 3.12 with the shipped .pyc, for pydantic models only
+the document needs). Read routes are ``@validated(app)``: their path, query and header
+parameters arrive validated as the resolver's validation passed them, and a refusal is the 400
+naming each parameter, after authentication (``on_invalid_parameters``). The OpenAPI document
+is built from the same declarations and route table by Powertools' generator on the first
+request for it (``/openapi.json`` or ``/swagger``), and only that request imports the
+machinery (``_openapi_json``). tests/fixtures/openapi/api.json holds the document as served.
 
 Order, for every route but the documents: authenticate (one 401 for every credential
-failure, whatever else the request holds), then read the body, then validate. Powertools
-would parse and validate a body *before* the route runs, so routes that take a body turn
-its request validation off and hand the raw event body to ``ledgerbridge.request_body``
-(size, media type, UTF-8, JSON, depth, object) after ``_principal()``; the model layer
-(``models.validate_input``) then names each invalid field. Their parameters stay in the
-signature only so the OpenAPI document describes them.
+failure, whatever else the request holds), then read the body, then validate. Routes that
+take a body are ``@documented`` only: they hand the raw event body to
+``ledgerbridge.request_body`` (size, media type, UTF-8, JSON, depth, object) after
+``_principal()``; the model layer (``models.validate_input``) then names each invalid field;
+their parameters stay in the signature only so the OpenAPI document describes them.
 
 No Powertools ``Tracer`` here: Lambda's active tracing records each invocation, and the
 X-Ray SDK with ``patch_all`` cost 270 ms of every cold start (``ledgerbridge.observability``).
@@ -26,19 +35,14 @@ from typing import Annotated, Any, NamedTuple
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
-)
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
+import ledgerbridge.snapstart  # noqa: F401  (registers the SnapStart after-restore hooks)
 from ledgerbridge import connections, contacts, errors, idempotency, jsonutil, models, request_body, service
 from ledgerbridge.auth import Principal, authenticate
-from ledgerbridge.errors import ApiError, FieldError
+from ledgerbridge.errors import ApiError
 from ledgerbridge.models import (
     Account,
     AccountPage,
@@ -56,12 +60,9 @@ from ledgerbridge.models import (
 )
 from ledgerbridge.observability import logger
 from ledgerbridge.params import parse_flag, prefers_async
+from ledgerbridge.route_params import Body, Header, InvalidParameters, Path, Query, documented, validated
 
-app = APIGatewayRestResolver(
-    enable_validation=True,
-    serializer=jsonutil.dumps,
-    json_body_deserializer=jsonutil.loads,
-)
+app = APIGatewayRestResolver(serializer=jsonutil.dumps, json_body_deserializer=jsonutil.loads)
 _SECURITY = [{"apiKey": [], "connectionToken": []}]
 _ERROR_MEANINGS = {
     400: "Malformed request: body not a JSON object, or a bad query parameter (named in details)",
@@ -76,8 +77,10 @@ _ERROR_MEANINGS = {
 }
 _RETRY_AFTER = {"description": "seconds to wait before retrying the same Idempotency-Key",
                 "schema": {"type": "integer"}}  # fmt: skip
-# The status codes each kind of route really answers (the fuzz suite holds the handler to them).
-_READ_ONE, _READ_PAGE, _CREATE = (400, 401, 404, 503), (400, 401, 503), (400, 401, 409, 413, 415, 422, 503)
+# The status codes each kind of route really answers (the fuzz suite holds the handler to them),
+# in the document's order: a create's 422 first, where the generator put it while the resolver
+# validated (tests/fixtures/openapi/api.json).
+_READ_ONE, _READ_PAGE, _CREATE = (400, 401, 404, 503), (400, 401, 503), (422, 400, 401, 409, 413, 415, 503)
 
 
 def _errors(*codes: int) -> dict[int, dict[str, Any]]:
@@ -193,8 +196,8 @@ def _query(name: str) -> str | None:
     },
     security=_SECURITY,
     tags=["Invoices"],
-    enable_validation=False,  # the body is read after authentication: see the module docstring
 )
+@documented  # the body and parameters are read after authentication: see the module docstring
 def create_invoice(
     invoice: Annotated[InvoiceInput, Body()] = None,  # type: ignore[assignment]  # documents only
     remote_data: RemoteDataFlag = None,  # documents only: read below, after authentication
@@ -240,8 +243,8 @@ def _once(scope: str, include_remote_data: bool, run: Callable[[], idempotency.A
     },
     security=_SECURITY,
     tags=["Contacts"],
-    enable_validation=False,  # the body is read after authentication: see the module docstring
 )
+@documented  # the body and parameters are read after authentication: see the module docstring
 def create_contact(
     contact: Annotated[ContactInput, Body()] = None,  # type: ignore[assignment]  # documents only
     remote_data: RemoteDataFlag = None,  # documents only: read below, after authentication
@@ -280,6 +283,7 @@ def _answer(answer: idempotency.Answer) -> Response:
     security=_SECURITY,
     tags=["Invoices"],
 )
+@validated(app)
 def list_invoices(
     limit: Annotated[int, Query(ge=1, le=100, description="page size, 1-100")] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor or previous_cursor of a page")] = None,
@@ -302,6 +306,7 @@ def list_invoices(
     security=_SECURITY,
     tags=["Invoices"],
 )
+@validated(app)
 def get_invoice(
     id: Annotated[str, Path(description="the invoice's Ledgerbridge id (a UUID)")],
     remote_data: RemoteDataFlag = None,
@@ -386,14 +391,14 @@ def _reference_routes(kind: _ReferenceKind) -> None:
         operation_id=f"list{kind.plural}",
         responses={200: page, **_errors(*_READ_PAGE)},
         **common,
-    )(list_references)
+    )(validated(app)(list_references))
     app.get(
         f"{kind.path}/<id>",
         summary=f"Retrieve one {noun}",
         operation_id=f"retrieve{kind.singular}",
         responses={200: one, **_errors(*_READ_ONE)},
         **common,
-    )(get_reference)
+    )(validated(app)(get_reference))
 
 
 for _reference_kind in _REFERENCE_KINDS:
@@ -405,36 +410,76 @@ def openapi_document():
     return Response(200, content_types.APPLICATION_JSON, _openapi_json())
 
 
-@cache  # the routes are fixed at import: build it once per container (~60 ms of CPU)
-def _openapi_json() -> str:
-    """The generated document, corrected where Powertools cannot know how the routes behave."""
-    from aws_lambda_powertools.event_handler.openapi.compat import model_json
+@app.get("/swagger", include_in_schema=False)
+def swagger_ui():
+    """Swagger UI of the served document: Powertools' ``enable_swagger`` page (which imports the
+    machinery at start, and showed the document before ``_correct_operation``), with the stage as
+    its server, as that page had it, so "Try it out" goes through the stage's URL."""
+    from importlib.resources import files  # ~30 ms to import: not on the cold start
 
-    document = json.loads(model_json(app.get_openapi_schema(**_OPENAPI), by_alias=True, exclude_none=True))
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui as ui
+
+    wanted = (app.current_event.query_string_parameters or {}).get("format")
+    if wanted == "oauth2-redirect":
+        return Response(200, content_types.TEXT_HTML, ui.generate_oauth2_redirect_html())
+    document = json.loads(_openapi_json())
+    document["servers"] = [{"url": _stage_path() or "/"}]
+    spec = json.dumps(document, indent=2).replace("</", "<\\/")  # no </script> inside the page
+    if wanted == "json":
+        return Response(200, content_types.APPLICATION_JSON, spec)
+    script, style = (files(ui).joinpath(name).read_text("utf-8") for name in _SWAGGER_ASSETS)
+    return Response(200, content_types.TEXT_HTML, ui.generate_swagger_html(spec, script, style, None, None))
+
+
+_SWAGGER_ASSETS = ("swagger-ui-bundle.min.js", "swagger-ui.min.css")  # shipped with Powertools
+
+
+def _stage_path() -> str:
+    """``/v1`` when the request came through the stage's own URL; "" through a custom domain."""
+    context = app.current_event.request_context
+    stage = context.stage
+    return f"/{stage}" if stage and stage != "$default" and context.path.startswith(f"/{stage}") else ""
+
+
+@cache  # the routes are fixed at import: build it once per container
+def _openapi_json() -> str:
+    """The generated document, corrected where Powertools cannot know how the routes behave.
+
+    Built on the first request for it, which alone imports Powertools' OpenAPI machinery
+    (~120 ms of CPU) and converts the routes' parameter declarations (``ledgerbridge.route_params``).
+    """
+    from aws_lambda_powertools.event_handler.openapi.compat import model_json
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+
+    schema = app.get_openapi_schema(
+        title="Ledgerbridge",
+        version="1.0.0",
+        description="Panora-compatible unified accounting API that really creates invoices.",
+        security_schemes={
+            "apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header, description="identifies the project"),
+            "connectionToken": APIKey(
+                name="x-connection-token",
+                in_=APIKeyIn.header,
+                description="identifies one connection of that project",
+            ),
+        },
+    )
+    document = json.loads(model_json(schema, by_alias=True, exclude_none=True))
     for operation in (op for path_item in document["paths"].values() for op in path_item.values()):
         _correct_operation(operation)
     _drop_unreferenced_schemas(document)
     return json.dumps(document, indent=2)
 
 
-_PARAMETER_VALIDATION_ERROR = "#/components/schemas/HTTPValidationError"
-
-
 def _correct_operation(operation: dict[str, Any]) -> None:
     """Bodies of routes that read their own are required, and so is ``x-connection-token``
-    (its default only lets body routes be called without it: a missing one is the 401). The
-    422 Powertools adds for parameter errors goes: on_validation_error answers those 400."""
+    (its default only lets body routes be called without it: a missing one is the 401)."""
     if "requestBody" in operation:
         operation["requestBody"]["required"] = True
     for parameter in operation.get("parameters", []):
         if parameter["name"] == "x-connection-token":
             parameter["required"] = True
             parameter["schema"].pop("default", None)
-    refused = operation["responses"].get("422", {})
-    if refused.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref") == (
-        _PARAMETER_VALIDATION_ERROR
-    ):
-        del operation["responses"]["422"]
 
 
 def _drop_unreferenced_schemas(document: dict[str, Any]) -> None:
@@ -461,42 +506,17 @@ def _schema_refs(value: Any) -> set[str]:
     return set()
 
 
-_OPENAPI: dict[str, Any] = {
-    "title": "Ledgerbridge",
-    "version": "1.0.0",
-    "description": "Panora-compatible unified accounting API that really creates invoices.",
-    "security_schemes": {
-        "apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header, description="identifies the project"),
-        "connectionToken": APIKey(
-            name="x-connection-token",
-            in_=APIKeyIn.header,
-            description="identifies one connection of that project",
-        ),
-    },
-}
-app.enable_swagger(path="/swagger", **_OPENAPI)
-
-
 # --- errors -------------------------------------------------------------------------------
 
 
-def _parameter_error(validation_errors: list[dict]) -> ApiError:
-    """Powertools' query/path validation errors -> 400 naming each parameter."""
-    details = [
-        FieldError(".".join(str(part) for part in error["loc"][1:])[:200], str(error["msg"]))
-        for error in validation_errors
-    ]
-    return errors.bad_request("Invalid query or path parameter.", details)
-
-
-@app.exception_handler([RequestValidationError, RequestUnsupportedContentType])
-def on_validation_error(error: RequestValidationError | RequestUnsupportedContentType) -> Response:
-    """Only parameters get here (body routes validate their own), and only after authentication."""
+@app.exception_handler(InvalidParameters)
+def on_invalid_parameters(error: InvalidParameters) -> Response:
+    """A validated route's parameters were refused before it ran: authentication still answers first."""
     try:
         _principal()
     except ApiError as first:
         return _json(first.status, first.body())
-    problem = _parameter_error(list(error.errors()))
+    problem = errors.bad_request("Invalid query or path parameter.", error.details)
     return _json(problem.status, problem.body())
 
 

@@ -1,11 +1,36 @@
-"""The generated OpenAPI document and Swagger UI, served without auth."""
+"""The generated OpenAPI document and Swagger UI, served without auth.
+
+The document is built on the first request for it: serving anything else never imports
+Powertools' OpenAPI machinery (checked in a fresh interpreter, since this one has it loaded).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from ledgerbridge.local.template import api_routes, load_template
 from tests.integration.conftest import Api
+
+ROOT = Path(__file__).resolve().parents[2]
+SAVED_DOCUMENT = ROOT / "tests" / "fixtures" / "openapi" / "api.json"
+
+
+def test_the_served_document_is_the_saved_one_byte_for_byte(api: Api) -> None:
+    """Any change to the served document, meant or not, shows up here and in the diff of
+    tests/fixtures/openapi/api.json (the body as served, plus one final newline). To accept an
+    intended change, regenerate it and review that diff:
+    ``LEDGERBRIDGE_UPDATE_OPENAPI=1 .venv/bin/pytest -p no:cacheprovider tests/integration/test_openapi.py``.
+    """
+    answer = api.call("GET", "/openapi.json", auth=False)
+    assert (answer.status, answer.headers["Content-Type"]) == (200, "application/json")
+    if os.environ.get("LEDGERBRIDGE_UPDATE_OPENAPI") == "1":
+        SAVED_DOCUMENT.parent.mkdir(parents=True, exist_ok=True)
+        SAVED_DOCUMENT.write_text(answer.text + "\n", encoding="utf-8")
+    assert answer.text + "\n" == SAVED_DOCUMENT.read_text(encoding="utf-8")
 
 
 def test_openapi_document_describes_the_invoice_routes(api: Api) -> None:
@@ -105,3 +130,78 @@ def test_swagger_ui_is_served(api: Api) -> None:
     answer = api.call("GET", "/swagger", auth=False)
     assert answer.status == 200
     assert "swagger" in answer.text.lower()
+
+
+def test_swagger_ui_shows_the_served_document_with_the_stage_as_server(api: Api) -> None:
+    served = api.call("GET", "/openapi.json", auth=False).json
+    shown = api.call("GET", "/swagger", query={"format": "json"}, auth=False)
+    assert shown.status == 200
+    assert shown.json == {**served, "servers": [{"url": "/v1"}]}  # the test events come through stage v1
+    page = api.call("GET", "/swagger", auth=False).text
+    assert '"operationId": "createInvoice"' in page and "</script" not in shown.text
+
+
+def test_what_the_document_says_of_a_limit_is_what_the_handler_enforces(api: Api) -> None:
+    document = api.call("GET", "/openapi.json", auth=False).json
+    for path, item in document["paths"].items():
+        for parameter in item.get("get", {}).get("parameters", []):
+            if parameter["name"] != "limit":
+                continue
+            low, high = parameter["schema"]["minimum"], parameter["schema"]["maximum"]
+            assert api.call("GET", path, query={"limit": str(low)}).status == 200, path
+            assert api.call("GET", path, query={"limit": str(high)}).status == 200, path
+            for refused in (low - 1, high + 1):
+                answer = api.call("GET", path, query={"limit": str(refused)})
+                assert answer.status == 400, (path, refused)
+                assert [d["field"] for d in answer.json["details"]] == ["limit"], path
+
+
+# Run in a fresh interpreter: imports the API function as Lambda does, serves a create, a list
+# and a refused list, and prints which OpenAPI modules beyond the resolver's own it imported;
+# then the same after a request for the document.
+_FRESH_PROCESS = """
+import json, os, sys
+import aws_lambda_powertools.event_handler  # the resolver itself imports a few light openapi modules
+def openapi_modules():
+    return {name for name in sys.modules if ".openapi" in name}
+resolver_own = openapi_modules()
+import boto3
+from moto import mock_aws
+from ledgerbridge.local.template import Stack, create_resources, function_environment, load_template
+from tests.conftest import FakeLambdaContext, load_handler_module
+from tests.integration.conftest import Api
+os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+os.environ.update(AWS_DEFAULT_REGION="us-east-1")
+for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+    os.environ.pop(name, None)
+with mock_aws():
+    stack = Stack(load_template())
+    create_resources(stack, *map(boto3.client, ("dynamodb", "kms", "secretsmanager", "sqs", "s3")))
+    for name, value in function_environment(stack, "ApiFunction").items():
+        if not name.startswith("POWERTOOLS_"):
+            os.environ[name] = value
+    from ledgerbridge.admin import seed_demo
+    demo = seed_demo()
+    credentials = {"x-api-key": demo["api_key"], "x-connection-token": demo["connection_token"]}
+    api = Api(load_handler_module(), FakeLambdaContext(), credentials)
+    served = [
+        api.create({"currency": "EUR", "line_items": [{"quantity": 1, "unit_price": 2}]}).status,
+        api.call("GET", "/accounting/invoices", query={"limit": "1"}).status,
+        api.call("GET", "/accounting/contacts", query={"limit": "0"}).status,
+    ]
+    before_document = sorted(openapi_modules() - resolver_own)
+    served.append(api.call("GET", "/openapi.json", auth=False).status)
+    after_document = sorted(openapi_modules() - resolver_own)
+print(json.dumps([served, before_document, after_document]))
+"""
+
+
+def test_only_a_request_for_the_document_imports_the_openapi_machinery() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _FRESH_PROCESS], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    served, before_document, after_document = json.loads(result.stdout.strip().splitlines()[-1])
+    assert served == [201, 200, 400, 200]
+    assert before_document == []
+    assert "aws_lambda_powertools.event_handler.openapi.models" in after_document  # what the check looks for

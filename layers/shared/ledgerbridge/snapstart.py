@@ -48,7 +48,6 @@ from collections.abc import Callable
 from types import ModuleType
 
 from ledgerbridge import auth, aws, connections, idempotency, ids
-from ledgerbridge.providers import http
 
 Hook = Callable[[], None]
 
@@ -64,7 +63,9 @@ def clear_auth_cache() -> None:
 def drop_connections() -> None:
     aws.client.cache_clear()
     idempotency._persistence.cache_clear()
-    http.shared_client.cache_clear()
+    http = sys.modules.get("ledgerbridge.providers.http")
+    if http is not None:  # loaded with the first ledger call: importing it here would slow every start
+        http.shared_client.cache_clear()
     connections._token_sources.clear()
     connections._providers.clear()
     parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters")

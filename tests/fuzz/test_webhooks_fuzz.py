@@ -224,8 +224,11 @@ class Webhooks:
 
     def route(self, sent: Sent) -> tuple[tuple[str, str], dict[str, str]] | None:
         """The webhooks route the gateway gives the request and its (decoded) path parameters."""
+        target = sent.target
+        if target.startswith("//"):  # the front door's http.server reads "//x" as "/x", as CPython does
+            target = "/" + target.lstrip("/")
         try:
-            path = urlsplit(sent.target).path
+            path = urlsplit(target).path
         except ValueError:
             return None
         found = self.api.gateway.match(sent.method, path)

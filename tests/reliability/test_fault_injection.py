@@ -7,6 +7,20 @@ outages), a simulated Lambda crash after the provider accepted but before the se
 write, and DynamoDB throttling on the first write and on the settle write. Then the retry
 function and the sweeper run until nothing is pending or queued. Time never really passes:
 sleeps are recorded, not slept.
+
+Webhooks too: an endpoint subscribed to every ``invoice.*`` event is registered before the
+creates, on a receiver served on 127.0.0.1 that verifies each POST with ``standardwebhooks``.
+Once the retries are quiet, the webhook events function reads the invoices and accounts
+tables' streams and the delivery function drains the webhook queue, as Lambda's event source
+mappings would run them (tests/reliability/webhooks.py says how), with seeded faults on both
+sides: the events function dying before it stores anything or after storing but before the
+SQS send, or its send refused; the receiver answering 500 or 503, not being served at all for
+a few rounds (connection refused), or hanging past the attempt's timeout. The hangs are real
+(about half a second each): ``delivery.TIMEOUT_SECONDS``, the deadline the delivery code gives
+``sender.post``, is patched to 0.4 s so that they are short. Every invoice synced must reach
+the receiver as one ``invoice.synced`` event, and every invoice that was ever queued (its
+stored ``retry_queued_at``) as one ``invoice.pending``, every delivery must end ``succeeded``
+and nothing may reach the webhook dead-letter queue.
 """
 
 from __future__ import annotations
@@ -28,14 +42,19 @@ from botocore.exceptions import ClientError
 
 from ledgerbridge import admin
 from ledgerbridge.aws import client
+from ledgerbridge.local.template import Stack, function_environment
 from ledgerbridge.store import invoices
+from ledgerbridge.webhooks import EVENT_TYPES, delivery
 from tests.conftest import load_handler_module
 from tests.fakes import xero
 from tests.integration.conftest import Api
 from tests.integration.test_retries import load, sqs_event
+from tests.integration.test_webhook_delivery import Rounds
+from tests.reliability import webhooks as hooks
 
 REQUESTS = 1000
 SEED = 20261125
+INVOICE_EVENTS = [name for name in EVENT_TYPES if name.startswith("invoice.")]
 
 
 class LambdaCrash(BaseException):
@@ -130,7 +149,28 @@ def world(aws: Any, monkeypatch: pytest.MonkeyPatch, api_module: Any, lambda_con
     monkeypatch.setattr(invoices, "settle", settle)
     credentials = {"x-api-key": key["api_key"], "x-connection-token": connection["connection_token"]}
     yield {"api": Api(api_module, lambda_context, credentials), "fake": fake, "faults": faults,
-           "connection_id": connection["connection_id"], "context": lambda_context}  # fmt: skip
+           "project_id": project, "connection_id": connection["connection_id"],
+           "context": lambda_context}  # fmt: skip
+
+
+@pytest.fixture
+def receiver(world: dict, aws: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """A customer's endpoint on 127.0.0.1, registered (every invoice.* event) through the admin
+    functions; the webhook functions' environment, loopback allowed and the backoff scaled to 0."""
+    for function in (hooks.EVENTS_FUNCTION, "WebhookDeliveryFunction"):
+        for name, value in function_environment(aws, function).items():
+            if not name.startswith("POWERTOOLS_"):
+                monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LEDGERBRIDGE_WEBHOOK_ALLOW_LOOPBACK", "true")
+    monkeypatch.setenv("LEDGERBRIDGE_WEBHOOK_BACKOFF_SCALE", "0")
+    monkeypatch.setattr(delivery, "TIMEOUT_SECONDS", hooks.TIMEOUT_SECONDS)
+    flaky = hooks.FlakyReceiver(random.Random(SEED + 2))
+    try:
+        endpoint = admin.create_webhook(world["project_id"], flaky.url, INVOICE_EVENTS)
+        flaky.secret = endpoint["secret"]
+        yield {"flaky": flaky, "webhook_id": endpoint["id"]}
+    finally:
+        flaky.close()
 
 
 def invoice_body(world: dict, n: int, contact: str) -> dict[str, Any]:
@@ -167,8 +207,9 @@ def drain(world: dict) -> int:
 
 
 def test_nothing_lost_nothing_doubled_under_injected_faults(
-    world: dict, capsys: pytest.CaptureFixture[str]
-) -> None:
+    world: dict, receiver: dict[str, Any], aws: Stack, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
     api, fake, faults = world["api"], world["fake"], world["faults"]
     contact = next(r for r in api.call("GET", "/accounting/contacts").json["data"] if r["is_customer"])["id"]
     schedule = plan(random.Random(SEED))
@@ -191,6 +232,13 @@ def test_nothing_lost_nothing_doubled_under_injected_faults(
         if answer.status in (201, 202):
             accepted.add(answer.json["id"])
     drain(world)
+    flaky = receiver["flaky"]
+    monkeypatch.setattr(time, "sleep", hooks.real_sleep)  # a receiver's hang must really pass
+    dispatch_faults = hooks.DispatchFaults(random.Random(SEED + 1), LambdaCrash)
+    dispatch_faults.install(monkeypatch)
+    streams = hooks.StreamMapping.all(aws, load("webhook_events"), world["context"], LambdaCrash)
+    hooks.run_until_quiet(streams, Rounds(load("webhook_delivery"), world["context"]), flaky)
+    got = hooks.outcome(flaky, receiver["webhook_id"], aws)
 
     stored = _all_invoices(world["connection_id"])
     by_status = Counter(record["sync_status"] for record in stored.values())
@@ -200,18 +248,43 @@ def test_nothing_lost_nothing_doubled_under_injected_faults(
     lost = [i for i in accepted if stored.get(i, {}).get("sync_status") != "synced"
             or stored[i]["remote_id"] not in fake.invoices]  # fmt: skip
     faulted = sum(1 for fault in schedule if fault)
+    # One invoice.synced per synced invoice, one invoice.pending per invoice ever queued (the
+    # stored retry_queued_at is set when a retry is queued and never removed), nothing else.
+    expected = {("invoice.synced", i) for i, record in stored.items() if record["sync_status"] == "synced"}
+    expected |= {("invoice.pending", i) for i, record in stored.items() if record.get("retry_queued_at")}
+    events_lost = [key for key in expected if key not in got.by_invoice]
+    events_doubled = [key for key, count in got.by_invoice.items() if count > 1]
+    unexpected = [key for key in got.by_invoice if key not in expected]
+    delivery_status = Counter(item["status"] for item in got.deliveries)
+    attempts = [len(item["attempts"]) for item in got.deliveries]
+    expected_types = Counter(event_type for event_type, _ in expected)
+    tally = streams[0].tally
     summary = (
         f"\nreliability: requests={REQUESTS} faulted={faulted} ({faulted / REQUESTS:.0%})"
         f" answered 201={answers['201']} 201_pending={answers['201_pending']} 4xx={answers['4xx']}"
         f" 5xx={answers['5xx']}"
         f" at_provider={len(fake.invoices)} duplicates={duplicates} lost={len(lost)}"
         f" pending={by_status['pending']}"
+        f"\nwebhooks: events_expected={len(expected)} (synced={expected_types['invoice.synced']}"
+        f" pending={expected_types['invoice.pending']} failed={expected_types['invoice.failed']})"
+        f" received_distinct={len(got.events)} posts={got.posts} verified={got.posts - got.unverified}"
+        f" duplicate_posts={got.duplicate_posts}"
+        f" lost={len(events_lost)} doubled={len(events_doubled)} unexpected={len(unexpected)}"
+        f" deliveries_succeeded={delivery_status['succeeded']}/{len(got.deliveries)}"
+        f" max_attempts={max(attempts, default=0)} dead_letters={got.dead_letters}"
     )
     outcomes = ", ".join(
         f"{fault} -> {status} x{count}" for (fault, status), count in sorted(by_fault.items())
     )
+    webhook_faults = ", ".join(
+        [f"stream records={tally.records} invocations={tally.invocations}"
+         f" function_errors={tally.function_errors} reported_failed={tally.reported_failed}"
+         f" given_up={tally.given_up}"]
+        + [f"{name} x{count}" for name, count in sorted((dispatch_faults.injected + flaky.injected).items())]
+        + [f"attempt {error!r} x{count}" for error, count in sorted(got.attempt_errors.items())]
+    )  # fmt: skip
     with capsys.disabled():  # the summary shows in every `make test`, pass or fail
-        print(f"{summary}\nby fault: {outcomes}")
+        print(f"{summary}\nby fault: {outcomes}\nwebhook faults: {webhook_faults}")
     assert faulted / REQUESTS >= 0.20
     assert duplicates == 0
     assert lost == []
@@ -220,6 +293,21 @@ def test_nothing_lost_nothing_doubled_under_injected_faults(
     assert set(fake.invoices) == synced_remote  # exactly the synced invoices exist at the provider
     assert answers["201"] + answers["201_pending"] + answers["5xx"] + answers["4xx"] == REQUESTS
     assert answers["201_pending"] > 0 and answers["5xx"] > 0
+
+    assert got.unverified == 0  # every POST verifies with standardwebhooks, as it arrived
+    assert events_lost == [] and events_doubled == [] and unexpected == []
+    assert expected_types["invoice.pending"] > 0 and expected_types["invoice.failed"] == 0
+    assert len(got.deliveries) == len(expected) and delivery_status == {"succeeded": len(expected)}
+    for item in got.deliveries:  # one answered attempt, the last: nothing sent again after a 2xx
+        codes = [attempt["status_code"] for attempt in item["attempts"]]
+        assert [code for code in codes if code and code < 300] == codes[-1:], item
+    assert got.dead_letters == 0 and got.queued == 0 and tally.given_up == 0
+    assert got.duplicate_posts > 0  # a failed or timed-out POST was sent again, identical
+    assert set(dispatch_faults.injected) == set(hooks.DISPATCH_FAULTS)  # every fault happened
+    assert set(flaky.injected) == {*hooks.RECEIVER_FAULTS, "down stretches"}
+    assert tally.function_errors > 0 and tally.reported_failed > 0
+    assert "connection refused" in got.attempt_errors
+    assert f"timed out after {hooks.TIMEOUT_SECONDS:g} s" in got.attempt_errors
 
 
 def _outcome(answer: Any) -> str:

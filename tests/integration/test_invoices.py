@@ -14,6 +14,7 @@ from ledgerbridge import admin, connections
 from ledgerbridge.config import settings
 from ledgerbridge.ids import reference_id
 from ledgerbridge.providers.base import ProviderUnavailable
+from ledgerbridge.providers.sandbox import ledger_code
 from tests.integration.conftest import Api
 
 FULL_INVOICE = (
@@ -89,7 +90,7 @@ def test_create_answers_201_with_every_field(api: Api, demo: dict[str, Any]) -> 
     assert all(set(line) >= LINE_FIELDS for line in invoice["line_items"])
     assert answer.headers["Location"] == f"/accounting/invoices/{invoice['id']}"
     assert invoice["sync_status"] == "synced"
-    assert invoice["remote_id"] == "1"
+    assert invoice["remote_id"] == ledger_code(invoice["id"])  # the sandbox's own id for it
     assert invoice["number"] == "LB-1001"
     assert invoice["type"] == "ACCOUNTS_RECEIVABLE"
     assert invoice["currency"] == "EUR"
@@ -99,7 +100,9 @@ def test_create_answers_201_with_every_field(api: Api, demo: dict[str, Any]) -> 
     assert invoice["exchange_rate"] == "1.0825"
     assert invoice["remote_data"] is None  # not asked for
     assert invoice["remote_updated_at"].endswith("Z")
-    assert [line["remote_id"] for line in invoice["line_items"]] == ["1-1", "1-2"]
+    assert [line["remote_id"] for line in invoice["line_items"]] == [
+        f"{invoice['remote_id']}-{n}" for n in (1, 2)
+    ]
 
 
 def test_amounts_come_back_exactly_as_sent(api: Api) -> None:
@@ -125,7 +128,7 @@ def test_create_stores_exactly_one_item_with_numbers_for_amounts(api: Api, demo:
     assert second["M"]["unit_price"] == {"N": "0.1"}
     assert second["M"]["total_amount"] == {"N": "0.3"}
     assert Decimal(item["total_amount"]["N"]) == Decimal("300.83")
-    assert item["remote_id"] == {"S": "1"}
+    assert item["remote_id"] == {"S": ledger_code(invoice["id"])}
 
 
 def test_the_invoice_is_stored_pending_before_the_provider_is_called(

@@ -18,9 +18,11 @@ import pytest
 
 from ledgerbridge import connections, contacts, retries
 from ledgerbridge.auth import Principal
+from ledgerbridge.config import settings
 from ledgerbridge.local.stack import sqs_event as local_sqs_event
 from ledgerbridge.models import ContactInput
 from ledgerbridge.providers.base import ProviderUnavailable
+from ledgerbridge.providers.sandbox import ledger_code
 from ledgerbridge.store import contacts as stored_contacts
 from ledgerbridge.store import invoices
 from tests.conftest import ROOT
@@ -140,7 +142,16 @@ def test_a_settle_failure_after_the_provider_accepted_is_201_pending_and_recover
     invoice = api.call("GET", f"/accounting/invoices/{answer.json['id']}", query={"remote_data": "1"}).json
     assert invoice["sync_status"] == "synced"
     assert invoice["remote_data"]["external_id"] == answer.json["id"]
-    assert invoice["remote_id"] == "1"  # the ledger's first and only invoice: found, not re-created
+    assert invoice["remote_id"] == ledger_code(answer.json["id"])
+    books = boto3.client("dynamodb").query(
+        TableName=settings().accounts_table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :invoice)",
+        ExpressionAttributeValues={
+            ":pk": {"S": f"SANDBOX#{demo['connection_id']}"},
+            ":invoice": {"S": "INVOICE#"},
+        },
+    )
+    assert books["Count"] == 1  # the ledger's first and only invoice: found, not re-created
 
 
 def test_the_sweeper_requeues_pending_invoices_with_no_retry_in_flight(

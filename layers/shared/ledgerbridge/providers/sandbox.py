@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
+from uuid import UUID
 
 from ledgerbridge.models import InvoiceInput, InvoiceStatus, InvoiceType, LineItemInput, format_date_time
 from ledgerbridge.provider_types import NumberTaken as NumberTaken
@@ -38,12 +39,11 @@ ZERO = Decimal(0)
 class SandboxLedger(Protocol):
     """Storage for the sandbox's books, one set per connection."""
 
-    def find(self, connection_id: str, request_key: str) -> dict[str, Any] | None: ...
+    def find(self, connection_id: str, number: str) -> dict[str, Any] | None: ...
 
-    def next_sequence(self, connection_id: str) -> int: ...
-
-    def record(self, connection_id: str, request_key: str, record: dict[str, Any]) -> dict[str, Any]:
-        """Store a new invoice once per request key; raise NumberTaken for a reused number."""
+    def record(self, connection_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Store a new invoice under its number, once: the record already there if it has the same
+        ``external_id`` (a resend), NumberTaken if another invoice has the number."""
         ...
 
     def find_contact(self, connection_id: str, request_key: str) -> dict[str, Any] | None: ...
@@ -157,8 +157,12 @@ class SandboxProvider:
         """The sandbox takes the unified invoice as it is; its checks are the ledger's own."""
 
     def find_invoice(self, connection: ConnectionContext, outbound: OutboundInvoice) -> RemoteInvoice | None:
-        existing = self._ledger.find(connection.connection_id, outbound.invoice_id)
-        return _remote(existing) if existing is not None else None
+        existing = self._ledger.find(connection.connection_id, _number(outbound))
+        return (
+            _remote(existing)
+            if existing is not None and existing["external_id"] == outbound.invoice_id
+            else None
+        )
 
     def list_references(self, connection: ConnectionContext) -> list[RemoteReference]:
         """A fresh sandbox company's directory, with itself as the provider's record, and its new contacts."""
@@ -189,7 +193,7 @@ class SandboxProvider:
         taken += [record["name"] for record in ledger.contacts(connection_id)]
         if name.casefold() in {other.casefold() for other in taken}:
             raise ProviderRejected([f"A contact named '{name}' already exists."])
-        record = _contact_record(ledger.next_sequence(connection_id), outbound)
+        record = _contact_record(outbound)
         return contact_reference(ledger.record_contact(connection_id, outbound.contact_id, record))
 
     def __init__(self, ledger: SandboxLedger):
@@ -198,9 +202,6 @@ class SandboxProvider:
     def send_invoice(
         self, connection: ConnectionContext, outbound: OutboundInvoice, request: None
     ) -> RemoteInvoice:
-        existing = self._ledger.find(connection.connection_id, outbound.invoice_id)
-        if existing is not None:
-            return _remote(existing)
         invoice = outbound.invoice
         if not invoice.line_items and invoice.total_amount is None:
             raise ProviderRejected(["An invoice needs at least one line item or a total_amount."])
@@ -208,24 +209,52 @@ class SandboxProvider:
             _line(i, line, outbound.remote_id(f"line_items.{i}.item_id"))
             for i, line in enumerate(invoice.line_items or [])
         ]
-        totals = _totals(invoice, lines)
-        sequence = self._ledger.next_sequence(connection.connection_id)
-        record = _record(sequence, outbound, lines, totals)
+        record = _record(outbound, lines, _totals(invoice, lines))
         try:
-            stored = self._ledger.record(connection.connection_id, outbound.invoice_id, record)
+            stored = self._ledger.record(connection.connection_id, record)
         except NumberTaken:
             raise ProviderRejected([f"Invoice number {record['invoice_number']} is already used."]) from None
         return _remote(stored)
 
 
-def _record(sequence: int, outbound: OutboundInvoice, lines: list[_Line], totals: dict) -> dict[str, Any]:
+# Crockford's base32: no I, L, O or U, so a number read aloud or retyped survives.
+_BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def ledger_code(ledger_id: str) -> str:
+    """The sandbox's own id for a record, derived from its Ledgerbridge id (a UUIDv7): 20
+    characters, in creation order.
+
+    Derived, not counted: a resend computes the same code, so the books find the first record
+    by it without an index or a read before writing, and no counter item is written per create.
+    The code is the id's 48-bit millisecond, its 12-bit sequence and 40 of its random bits (100
+    bits): two ids made in the same millisecond by two containers share a code with odds of 1
+    in 2^50, and ids of one process never do.
+    """
+    value = UUID(ledger_id).int
+    bits = ((value >> 80) << 52) | (((value >> 64) & 0xFFF) << 40) | ((value >> 22) & ((1 << 40) - 1))
+    return "".join(_BASE32[(bits >> shift) & 31] for shift in range(95, -1, -5))
+
+
+def _kind(invoice: InvoiceInput) -> str:
+    return "bill" if invoice.type == InvoiceType.ACCOUNTS_PAYABLE else "sales_invoice"
+
+
+def _number(outbound: OutboundInvoice) -> str:
+    """The caller's number, or the one the sandbox assigns: ``INV-``/``BILL-`` and the code."""
+    if outbound.invoice.number:
+        return outbound.invoice.number
+    return f"{'BILL' if _kind(outbound.invoice) == 'bill' else 'INV'}-{ledger_code(outbound.invoice_id)}"
+
+
+def _record(outbound: OutboundInvoice, lines: list[_Line], totals: dict) -> dict[str, Any]:
     invoice = outbound.invoice
     now = format_date_time(datetime.now(UTC))
-    kind = "bill" if invoice.type == InvoiceType.ACCOUNTS_PAYABLE else "sales_invoice"
+    code = ledger_code(outbound.invoice_id)
     return {
-        "id": str(sequence),
-        "kind": kind,
-        "invoice_number": invoice.number or f"{'BILL' if kind == 'bill' else 'INV'}-{sequence:05d}",
+        "id": code,
+        "kind": _kind(invoice),
+        "invoice_number": _number(outbound),
         "status": (invoice.status or InvoiceStatus.OPEN).value,
         "contact": outbound.remote_id("contact_id"),
         "issued_on": _date(invoice.issue_date) or now[:10],
@@ -235,7 +264,7 @@ def _record(sequence: int, outbound: OutboundInvoice, lines: list[_Line], totals
         "reference": invoice.memo,
         "lines": [
             {
-                "line_id": f"{sequence}-{index + 1}",
+                "line_id": f"{code}-{index + 1}",
                 "description": line.description,
                 "item": line.item,
                 "quantity": line.quantity,
@@ -255,7 +284,7 @@ def _record(sequence: int, outbound: OutboundInvoice, lines: list[_Line], totals
     }
 
 
-def _contact_record(sequence: int, outbound: OutboundContact) -> dict[str, Any]:
+def _contact_record(outbound: OutboundContact) -> dict[str, Any]:
     contact = outbound.contact
     now = format_date_time(datetime.now(UTC))
     is_supplier = bool(contact.is_supplier)
@@ -265,7 +294,7 @@ def _contact_record(sequence: int, outbound: OutboundContact) -> dict[str, Any]:
         include={"email_address", "tax_number", "currency", "addresses", "phone_numbers"},
     )
     return {
-        "id": f"CT-{sequence:05d}",
+        "id": f"CT-{ledger_code(outbound.contact_id)}",
         "name": contact.name,
         "is_customer": contact.is_customer if contact.is_customer is not None else not is_supplier,
         "is_supplier": is_supplier,

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ledgerbridge import auth, connections, idempotency
+from ledgerbridge import auth, connections
 from ledgerbridge.aws import client
 from ledgerbridge.config import settings
 from ledgerbridge.local.template import Stack, create_resources, function_environment, load_template
@@ -40,7 +40,6 @@ def _reset_caches() -> None:
     auth._cache.clear()
     connections._providers.clear()
     connections._token_sources.clear()
-    idempotency._persistence.cache_clear()
     _reset_powertools_parameters()
 
 

@@ -210,21 +210,36 @@ def create_invoice(
     include_remote_data = parse_flag(_query("remote_data"), "remote_data")
     respond_async = prefers_async(app.current_event.headers.get("prefer"))
 
-    def run() -> idempotency.Answer:
-        created = service.create_invoice(principal, invoice, include_remote_data, _deadline(), respond_async)
-        body = jsonutil.dumps(created.invoice.model_dump())
-        return idempotency.Answer(created.status, body, f"/accounting/invoices/{created.invoice.id}")
+    def run(invoice_id: str | None) -> idempotency.Answer:
+        created = service.create_invoice(
+            principal, invoice, include_remote_data, _deadline(), respond_async, invoice_id
+        )
+        return service.invoice_answer(created.status, created.invoice)
 
-    return _answer(_once(principal.connection_id, include_remote_data, run))
+    def stored(invoice_id: str, status: int) -> idempotency.Stored | None:
+        return service.created_state(principal, invoice_id, status, include_remote_data)
+
+    success = 202 if respond_async else 201
+    return _answer(_once(f"{principal.connection_id}#invoices", include_remote_data, success, run, stored))
 
 
-def _once(scope: str, include_remote_data: bool, run: Callable[[], idempotency.Answer]) -> idempotency.Answer:
-    """``run`` once per ``Idempotency-Key`` within ``scope`` (a connection, per kind of record)."""
+def _once(
+    scope: str,
+    include_remote_data: bool,
+    success_status: int,
+    run: Callable[[str | None], idempotency.Answer],
+    stored: Callable[[str, int], idempotency.Stored | None],
+) -> idempotency.Answer:
+    """``run`` once per ``Idempotency-Key`` within ``scope``: a connection and a kind of record
+    (``<connection id>#invoices``): a connection id has no ``#`` and a kind is a fixed word, so no
+    key of one scope can spell another scope's record id."""
     key = app.current_event.headers.get("idempotency-key")
     if key is None:
-        return run()
+        return run(None)
     request = idempotency.fingerprint(app.current_event.body or "", str(include_remote_data))
-    return idempotency.once(scope, idempotency.check_key(key), request, app.lambda_context, run)
+    return idempotency.once(
+        scope, idempotency.check_key(key), request, success_status, app.lambda_context, run, stored
+    )
 
 
 @app.post(
@@ -255,12 +270,14 @@ def create_contact(
     contact = models.validate_input(ContactInput, _body())
     include_remote_data = parse_flag(_query("remote_data"), "remote_data")
 
-    def run() -> idempotency.Answer:
-        created = contacts.create_contact(principal, contact, include_remote_data, _deadline())
-        body = jsonutil.dumps(created.contact.model_dump())
-        return idempotency.Answer(created.status, body, f"/accounting/contacts/{created.contact.id}")
+    def run(contact_id: str | None) -> idempotency.Answer:
+        created = contacts.create_contact(principal, contact, include_remote_data, _deadline(), contact_id)
+        return contacts.contact_answer(created.status, created.contact)
 
-    return _answer(_once(f"{principal.connection_id}#contacts", include_remote_data, run))
+    def stored(contact_id: str, status: int) -> idempotency.Stored | None:
+        return contacts.created_state(principal, contact_id, status, include_remote_data)
+
+    return _answer(_once(f"{principal.connection_id}#contacts", include_remote_data, 201, run, stored))
 
 
 def _answer(answer: idempotency.Answer) -> Response:

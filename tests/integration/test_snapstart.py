@@ -39,7 +39,7 @@ from typing import Any
 
 import pytest
 
-from ledgerbridge import auth, aws, connections, idempotency, ids, snapstart
+from ledgerbridge import auth, aws, connections, ids, snapstart
 from ledgerbridge.auth import Principal
 from ledgerbridge.providers import http
 
@@ -84,7 +84,7 @@ def _restore_twice(produce: Callable[[], Any], *, run_hooks: bool) -> list[Any]:
     return results
 
 
-_CACHED = (aws.client, idempotency._persistence, http.shared_client)
+_CACHED = (aws.client, http.shared_client)
 
 
 @pytest.fixture
@@ -101,7 +101,6 @@ def snapshot(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     held = {
         "last id counter": _counter(str(at_init[-1])),
         "dynamodb": aws.client("dynamodb"),
-        "idempotency": idempotency._persistence(),
         "http": http.shared_client(),
     }
     principal = Principal("project-1", "connection-1", "sandbox")
@@ -120,7 +119,6 @@ def _after_restore(held: dict[str, Any]) -> Callable[[], dict[str, Any]]:
             "random": [random.random() for _ in range(8)],
             "new": {
                 "dynamodb client": aws.client("dynamodb") is not held["dynamodb"],
-                "idempotency persistence": idempotency._persistence() is not held["idempotency"],
                 "httpx client": http.shared_client() is not held["http"],
             },
             "cached principals": len(auth._cache),

@@ -52,10 +52,11 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from ledgerbridge import errors, retries
+from ledgerbridge import errors, idempotency, jsonutil, retries
 from ledgerbridge.auth import Principal
 from ledgerbridge.connections import connection_context, provider_for
 from ledgerbridge.errors import ApiError, FieldError
+from ledgerbridge.idempotency import Answer, Stored
 from ledgerbridge.ids import uuid7
 from ledgerbridge.models import ContactInput, ContactResponse, now_text
 from ledgerbridge.observability import logger
@@ -86,17 +87,23 @@ class CreatedContact:
 
 
 def create_contact(
-    principal: Principal, contact: ContactInput, include_remote_data: bool, deadline: float | None = None
+    principal: Principal,
+    contact: ContactInput,
+    include_remote_data: bool,
+    deadline: float | None = None,
+    contact_id: str | None = None,
 ) -> CreatedContact:
     """Map (nothing stored yet), store pending, forward, settle; see the module docstring.
 
-    Every outcome but 201 is an ApiError (with ``contact_id`` once the contact is stored).
+    Every outcome but 201 is an ApiError (with ``contact_id`` once the contact is stored; a
+    final one is kept on the failed contact for an Idempotency-Key's retry). ``contact_id`` is
+    the id to give it (one an Idempotency-Key's record names), a new one if None.
     """
     if contact.company_info_id is not None:
         raise errors.validation_error(
             [FieldError("company_info_id", "unknown company info for this connection")]
         )
-    contact_id = str(uuid7())
+    contact_id = contact_id or str(uuid7())
     provider = provider_for(principal.provider)
     if not base.supports_contacts(provider):  # before the connection's credentials are even loaded
         raise _not_supported(principal)
@@ -116,14 +123,15 @@ def create_contact(
         raise _rejected(principal, contact_id, exc) from None
     except ReauthorizationRequired as exc:
         reason = f"connection needs authorising again: {failure_text(principal, exc)}"
-        fail(principal, contact_id, reason, "reauthorization_required")
-        raise ApiError(
+        error = ApiError(
             409,
             "reauthorization_required",
             f"{principal.provider} refused this connection's authorisation; connect it again."
             " Nothing was created.",
             contact_id=contact_id,
-        ) from None
+        )
+        fail(principal, contact_id, reason, "reauthorization_required", error)
+        raise error from None
     except (ProviderUnavailable, SettleFailed) as exc:
         return CreatedContact(_keep_pending(principal, contact_id, failure_text(principal, exc)), 201)
     return CreatedContact(to_contact(record, include_remote_data), 201)
@@ -201,23 +209,33 @@ def settle_delivered(principal: Principal, contact_id: str, fields: dict, remote
 def _rejected(principal: Principal, contact_id: str, exc: ProviderRejected) -> ApiError:
     messages = failure_messages(principal, exc)
     reason = "; ".join(messages)
-    fail(principal, contact_id, reason)
-    return ApiError(
+    error = ApiError(
         422,
         "provider_rejected",
         f"{principal.provider} refused the contact: {reason}",
         [FieldError("provider", message) for message in messages],
         contact_id=contact_id,
     )
+    fail(principal, contact_id, reason, "rejected", error)
+    return error
 
 
-def fail(principal: Principal, contact_id: str, reason: str, outcome: str = "rejected") -> None:
+def fail(
+    principal: Principal,
+    contact_id: str,
+    reason: str,
+    outcome: str = "rejected",
+    answer: ApiError | None = None,
+) -> None:
     """Mark a pending contact failed for good; ``outcome`` names why in the log (redelivery's words).
 
     ``reason`` is stored and logged as it is: build any provider text with ``failure_text``.
+    ``answer``, the error the create request answers, is kept with it (the same write) for a
+    retry with the request's Idempotency-Key.
     """
+    kept = None if answer is None else idempotency.kept(answer)
     with contextlib.suppress(ContactConflict):  # already settled or failed: that state stands
-        store.mark_failed(principal.connection_id, contact_id, reason, now_text())
+        store.mark_failed(principal.connection_id, contact_id, reason, now_text(), kept)
     logger.info("contact failed", extra={"outcome": outcome, "reason": reason})
 
 
@@ -238,6 +256,24 @@ def _keep_pending(principal: Principal, contact_id: str, reason: str) -> Contact
     except Exception:  # the contact is stored pending: the sweeper queues it
         logger.exception("could not queue the contact's retry; the sweeper will")
     return to_contact(record, include_remote_data=False)
+
+
+def contact_answer(status: int, contact: ContactResponse) -> Answer:
+    """The answer of a create: the contact as JSON and where to GET it."""
+    return Answer(status, jsonutil.dumps(contact.model_dump()), f"/accounting/contacts/{contact.id}")
+
+
+def created_state(
+    principal: Principal, contact_id: str, success_status: int, include_remote_data: bool
+) -> Stored | None:
+    """A stored contact as a retry of its create (same Idempotency-Key) answers it; None if not
+    stored (yet)."""
+    record = store.get(principal.connection_id, contact_id)
+    if record is None:
+        return None
+    return idempotency.replayed(
+        record, contact_answer(success_status, to_contact(record, include_remote_data))
+    )
 
 
 def to_contact(record: dict[str, Any], include_remote_data: bool) -> ContactResponse:

@@ -18,10 +18,11 @@ from uuid import UUID
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from ledgerbridge import errors, redaction, retries
+from ledgerbridge import errors, idempotency, jsonutil, redaction, retries
 from ledgerbridge.auth import Principal
 from ledgerbridge.connections import connection_context, known_secrets, provider_for, resolve_references
 from ledgerbridge.errors import ApiError, FieldError
+from ledgerbridge.idempotency import Answer, Stored
 from ledgerbridge.ids import uuid7
 from ledgerbridge.models import Invoice, InvoiceInput, InvoicePage, format_date_time, now_text
 from ledgerbridge.observability import logger
@@ -41,7 +42,7 @@ from ledgerbridge.store.invoices import InvoiceConflict
 # --- write path ---------------------------------------------------------------------------
 
 
-def _new_record(principal: Principal, invoice: InvoiceInput) -> dict[str, Any]:
+def _new_record(principal: Principal, invoice: InvoiceInput, invoice_id: str | None) -> dict[str, Any]:
     now = now_text()
     record = invoice.model_dump(exclude={"line_items"}, exclude_none=True)
     record["type"] = invoice.type or "ACCOUNTS_RECEIVABLE"
@@ -53,7 +54,7 @@ def _new_record(principal: Principal, invoice: InvoiceInput) -> dict[str, Any]:
         **record,
         "connection_id": principal.connection_id,
         "project_id": principal.project_id,
-        "id": str(uuid7()),
+        "id": invoice_id or str(uuid7()),
         PENDING_KEY: PENDING_VALUE,
         "provider": principal.provider,
         "sync_status": "pending",
@@ -105,6 +106,7 @@ def create_invoice(
     include_remote_data: bool,
     deadline: float | None = None,
     respond_async: bool = False,
+    invoice_id: str | None = None,
 ) -> Created:
     """Resolve and map (nothing stored yet), store, forward, settle.
 
@@ -114,10 +116,12 @@ def create_invoice(
     which know only 201, and invited blind resends). ``respond_async`` (``Prefer:
     respond-async``) stores, queues and answers 202 without calling the ledger: everything
     that can be refused is still refused first. Every other outcome but success is an
-    ApiError (with ``invoice_id`` once the invoice is stored).
+    ApiError (with ``invoice_id`` once the invoice is stored; a final one is kept on the failed
+    invoice for an Idempotency-Key's retry). ``invoice_id`` is the id to give it (one an
+    Idempotency-Key's record names), a new one if None.
     """
     references = resolve_references(principal.connection_id, invoice)
-    record = _new_record(principal, invoice)
+    record = _new_record(principal, invoice, invoice_id)
     provider = provider_for(principal.provider)
     connection = connection_context(principal, deadline)
     outbound = OutboundInvoice(record["id"], invoice, references)
@@ -134,22 +138,26 @@ def create_invoice(
     except ProviderRejected as exc:
         messages = failure_messages(principal, exc)
         reason = "; ".join(messages)
-        raise ApiError(
+        error = ApiError(
             422,
             "provider_rejected",
             f"{principal.provider} refused the invoice: {reason}",
             [FieldError("provider", message) for message in messages],
-            invoice_id=fail(principal, record["id"], reason, "rejected"),
-        ) from None
+            invoice_id=record["id"],
+        )
+        fail(principal, record["id"], reason, "rejected", error)
+        raise error from None
     except ReauthorizationRequired as exc:
         reason = f"connection needs authorising again: {failure_text(principal, exc)}"
-        raise ApiError(
+        error = ApiError(
             409,
             "reauthorization_required",
             f"{principal.provider} refused this connection's authorisation; connect it again."
             " Nothing was created.",
-            invoice_id=fail(principal, record["id"], reason, "reauthorization_required"),
-        ) from None
+            invoice_id=record["id"],
+        )
+        fail(principal, record["id"], reason, "reauthorization_required", error)
+        raise error from None
     except (ProviderUnavailable, SettleFailed) as exc:
         return Created(_accept(principal, record, failure_text(principal, exc), include_remote_data), 201)
     _count(principal.provider, "created")
@@ -218,15 +226,19 @@ def _queue(principal: Principal, record: dict[str, Any], include_remote_data: bo
     return to_invoice(record, include_remote_data)
 
 
-def fail(principal: Principal, invoice_id: str, reason: str, outcome: str) -> str:
+def fail(
+    principal: Principal, invoice_id: str, reason: str, outcome: str, answer: ApiError | None = None
+) -> None:
     """Mark a pending invoice failed for good, with the reason the caller will read.
 
     ``reason`` is stored and logged as it is: build any exception's part with ``failure_text``.
+    ``answer``, the error the create request answers, is kept with it (the same write), so a
+    retry with the request's Idempotency-Key answers it again.
     """
-    invoices.mark_failed(principal.connection_id, invoice_id, reason, now_text())
+    kept = None if answer is None else idempotency.kept(answer)
+    invoices.mark_failed(principal.connection_id, invoice_id, reason, now_text(), kept)
     _count(principal.provider, outcome)
     logger.info("invoice failed", extra={"outcome": outcome, "reason": reason})
-    return invoice_id
 
 
 # --- reads --------------------------------------------------------------------------------
@@ -237,6 +249,24 @@ def to_invoice(record: dict[str, Any], include_remote_data: bool) -> Invoice:
     lines = [{**stamps, **line} for line in record.get("line_items", [])]
     remote_data = record.get("remote_data") if include_remote_data else None  # none before the ledger answers
     return Invoice.model_validate({**record, "line_items": lines, "remote_data": remote_data})
+
+
+def invoice_answer(status: int, invoice: Invoice) -> Answer:
+    """The answer of a create: the invoice as JSON and where to GET it."""
+    return Answer(status, jsonutil.dumps(invoice.model_dump()), f"/accounting/invoices/{invoice.id}")
+
+
+def created_state(
+    principal: Principal, invoice_id: str, success_status: int, include_remote_data: bool
+) -> Stored | None:
+    """A stored invoice as a retry of its create (same Idempotency-Key) answers it; None if not
+    stored (yet)."""
+    record = invoices.get(principal.connection_id, invoice_id)
+    if record is None:
+        return None
+    return idempotency.replayed(
+        record, invoice_answer(success_status, to_invoice(record, include_remote_data))
+    )
 
 
 def get_invoice(principal: Principal, invoice_id: str, include_remote_data: bool) -> Invoice:

@@ -20,10 +20,10 @@ here, by hooks the Lambda runtime runs after each restore, in this order:
   deadline on ``time.monotonic()``, and nothing promises that the time a snapshot sat unused
   counts on the restored clock; a revoked key must stop working within the cache's 60 s.
 - Everything holding a connection is dropped, to be created again on first use: the boto3
-  clients (``aws.client``; the idempotency layer's persistence, which holds one; Powertools
-  Parameters' providers, once loaded), the shared httpx client and what holds it (the
-  per-connection token sources, the provider instances). A pooled connection was open at
-  snapshot time, to a host the restored environment has no socket to.
+  clients (``aws.client``; Powertools Parameters' providers, once loaded), the shared httpx
+  client and what holds it (the per-connection token sources, the provider instances). A
+  pooled connection was open at snapshot time, to a host the restored environment has no
+  socket to.
 
 Today the API function's init creates none of these (importing it makes no client, no id and
 no cache entry), so ``random`` is the only one a snapshot really holds; the rest are reset so
@@ -47,7 +47,7 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from ledgerbridge import auth, aws, connections, idempotency, ids
+from ledgerbridge import auth, aws, connections, ids
 
 Hook = Callable[[], None]
 
@@ -62,7 +62,6 @@ def clear_auth_cache() -> None:
 
 def drop_connections() -> None:
     aws.client.cache_clear()
-    idempotency._persistence.cache_clear()
     http = sys.modules.get("ledgerbridge.providers.http")
     if http is not None:  # loaded with the first ledger call: importing it here would slow every start
         http.shared_client.cache_clear()

@@ -156,9 +156,14 @@ def settle(connection_id: str, contact_id: str, remote: RemoteReference, fields:
     return record
 
 
-def mark_failed(connection_id: str, contact_id: str, reason: str, now: str) -> dict:
-    """pending -> failed, keeping the ledger's (redacted) reason (and out of the sweeper's index)."""
+def mark_failed(
+    connection_id: str, contact_id: str, reason: str, now: str, create_answer: dict | None = None
+) -> dict:
+    """pending -> failed, keeping the ledger's (redacted) reason (and out of the sweeper's index),
+    and the error its create request answered (``{"status", "body"}``) when that request fails it."""
     sets = {"sync_status": "failed", "sync_error": reason, "modified_at": now}
+    if create_answer is not None:
+        sets["create_answer"] = create_answer
     return _update(connection_id, contact_id, sets, (PENDING_KEY,))
 
 

@@ -133,9 +133,14 @@ def _remote_data(connection_id: str, invoice_id: str, remote_data: Any) -> dict[
     return {"remote_data_z": None, "remote_data_s3": offload.put(key, remote_data)}
 
 
-def mark_failed(connection_id: str, invoice_id: str, reason: str, modified_at: str) -> dict:
-    """pending -> failed, keeping the provider's reason for the caller to read."""
+def mark_failed(
+    connection_id: str, invoice_id: str, reason: str, modified_at: str, create_answer: dict | None = None
+) -> dict:
+    """pending -> failed, keeping the provider's reason for the caller to read, and the error its
+    create request answered (``{"status", "body"}``) when that request is the one failing it."""
     changes = {"sync_status": "failed", "sync_error": reason, "modified_at": modified_at, PENDING_KEY: None}
+    if create_answer is not None:
+        changes["create_answer"] = create_answer
     return _update(connection_id, invoice_id, changes, expected_status="pending")
 
 

@@ -18,34 +18,26 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ledgerbridge import auth, connections
-from ledgerbridge.aws import client
+from ledgerbridge import snapstart
 from ledgerbridge.config import settings
 from ledgerbridge.local.template import Stack, create_resources, function_environment, load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _reset_powertools_parameters() -> None:
-    """Powertools Parameters keeps its boto3 clients and values per process; moto is per test."""
-    from aws_lambda_powertools.utilities import parameters
-
-    parameters.base.DEFAULT_PROVIDERS.clear()
-    parameters.clear_caches()
-
-
 def _reset_caches() -> None:
+    """What a process keeps between tests (settings read from the environment, boto3 and httpx
+    clients, principals, providers): what a SnapStart restore drops, plus the settings, since
+    each test has its own environment and moto account."""
     settings.cache_clear()
-    client.cache_clear()
-    auth._cache.clear()
-    connections._providers.clear()
-    connections._token_sources.clear()
-    _reset_powertools_parameters()
+    snapstart.clear_auth_cache()
+    snapstart.drop_connections()
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    """A fresh moto account with the template's tables and key, and the function's environment."""
+def moto_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A fresh, empty moto account in this process: test credentials and region, none of the
+    shell's endpoint or profile, and nothing cached from an earlier test's account."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -55,20 +47,31 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
-        stack = Stack(load_template())
-        create_resources(stack, *map(boto3.client, ("dynamodb", "kms", "secretsmanager", "sqs", "s3")))
-        for name, value in function_environment(stack, "ApiFunction").items():
-            if not name.startswith("POWERTOOLS_"):
-                monkeypatch.setenv(name, value)
         _reset_caches()
-        yield stack
+        yield
+    # The test's own patches go first (one may stand in for the shared httpx client), so that
+    # what is dropped is what the next test would otherwise find.
+    monkeypatch.undo()
     _reset_caches()
 
 
-def load_handler_module() -> ModuleType:
-    """functions/api/app.py, imported the way Lambda would (the module named by Handler)."""
-    path = ROOT / "functions" / "api" / "app.py"
-    spec = importlib.util.spec_from_file_location("ledgerbridge_api_app", path)
+@pytest.fixture
+def aws(moto_account: None, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """A fresh moto account with the template's tables and key, and the function's environment."""
+    stack = Stack(load_template())
+    create_resources(stack, *map(boto3.client, ("dynamodb", "kms", "secretsmanager", "sqs", "s3")))
+    for name, value in function_environment(stack, "ApiFunction").items():
+        if not name.startswith("POWERTOOLS_"):
+            monkeypatch.setenv(name, value)
+    settings.cache_clear()  # read again: the environment now names the stack's resources
+    return stack
+
+
+def load_handler_module(function: str = "api") -> ModuleType:
+    """functions/<function>/app.py, imported the way Lambda would (the module named by Handler),
+    as a module of its own each call: a new execution environment."""
+    path = ROOT / "functions" / function / "app.py"
+    spec = importlib.util.spec_from_file_location(f"ledgerbridge_{function}_app", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -21,10 +21,11 @@ from ledgerbridge.webhooks.events import fan_out
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
-def publish(record: DynamoDBRecord) -> int:
-    return fan_out(record.raw_event)
-
-
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
+    listed: dict[str, list[dict]] = {}  # each project's endpoints, read once for this batch
+
+    def publish(record: DynamoDBRecord) -> int:
+        return fan_out(record.raw_event, listed)
+
     return process_partial_response(event=event, record_handler=publish, processor=processor, context=context)

@@ -17,7 +17,6 @@ from unittest import mock
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from ledgerbridge.local.stack import (
     StreamPoller,
@@ -102,20 +101,11 @@ def template_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def stack(template_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+def stack(template_path: Path, moto_account: None) -> Stack:
     """A fresh moto account with the small template's tables."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        created = Stack(load_template(template_path))
-        create_tables(created, boto3.client("dynamodb"))
-        yield created
+    created = Stack(load_template(template_path))
+    create_tables(created, boto3.client("dynamodb"))
+    return created
 
 
 @pytest.fixture
@@ -516,16 +506,12 @@ def test_two_events_reading_one_stream_are_refused(stack: Stack) -> None:
 
 
 def test_deploy_loads_the_stream_function_and_runs_it_on_records_written_before_the_start(
-    template_path: Path, monkeypatch: pytest.MonkeyPatch, workers: list[Worker]
+    template_path: Path, moto_account: None, monkeypatch: pytest.MonkeyPatch, workers: list[Worker]
 ) -> None:
     """The template's own handler module (events/app.py) gets the records, in its environment."""
     monkeypatch.setattr(sys, "path", [*sys.path])  # import_handler puts each CodeUri on it
     monkeypatch.setattr(sys, "modules", {**sys.modules})
-    with mock.patch.dict(os.environ), mock_aws():  # deploy gives this process the functions' environment
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            os.environ[name] = "testing"
-        os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
-        os.environ.pop("AWS_ENDPOINT_URL", None)
+    with mock.patch.dict(os.environ):  # deploy gives this process the functions' environment
         stack = Stack(load_template(template_path))
         deployment = deploy(stack, period=0)
         [source] = deployment.sources.sources

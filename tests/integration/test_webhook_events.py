@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import pytest
 
+from benchmarks.aws_calls import counted
 from ledgerbridge import admin, connect, jsonutil, retries
 from ledgerbridge.config import settings
 from ledgerbridge.ids import uuid7
@@ -429,6 +430,38 @@ def test_an_event_no_endpoint_subscribed_to_stores_nothing(
     assert events_function.handler({"Records": streams.read()}, lambda_context) == {"batchItemFailures": []}
 
     assert stored_events() == [] and webhook_messages() == []
+
+
+def test_a_batch_reads_each_projects_endpoints_once_and_the_next_batch_reads_them_again(
+    api: Api, demo: dict[str, Any], streams: Streams, events_function: Any, lambda_context: Any,
+    api_module: Any,
+) -> None:  # fmt: skip
+    other = admin.create_project("Other")["project_id"]
+    other_api = Api(api_module, lambda_context, {
+        "x-api-key": admin.create_api_key(other)["api_key"],
+        "x-connection-token": admin.create_connection(other, "sandbox")["connection_token"],
+    })  # fmt: skip
+    first = endpoint(demo["project_id"], ["invoice.synced"])
+    endpoint(other, ["invoice.synced"])
+    streams.read()  # the other project's setup is not this batch's
+    for total in ("1", "2", "3"):
+        api.create({"total_amount": Decimal(total)})
+    other_api.create({"total_amount": Decimal("4")})
+    batch = {"Records": streams.read()}
+    assert [event["project_id"] for event in events_of(batch["Records"])].count(demo["project_id"]) == 3
+
+    with counted() as calls:
+        assert events_function.handler(batch, lambda_context) == {"batchItemFailures": []}
+
+    assert calls.operations["dynamodb.Query"] == 2  # one per project, not one per event
+    assert len(store.list_deliveries(first["webhook_id"], 10, None)[0]) == 3
+    later = endpoint(demo["project_id"], ["invoice.synced"])
+    api.create({"total_amount": Decimal("5")})
+    next_batch = {"Records": streams.read()}
+    with counted() as calls:
+        assert events_function.handler(next_batch, lambda_context) == {"batchItemFailures": []}
+    assert calls.operations["dynamodb.Query"] == 1
+    assert len(store.list_deliveries(later["webhook_id"], 10, None)[0]) == 1, "read again, not kept"
 
 
 def test_a_record_that_cannot_be_fanned_out_is_reported_failed_by_its_sequence_number(

@@ -7,10 +7,8 @@ URLs are IP literals, so checking them needs no DNS.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import time
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -21,26 +19,16 @@ from ledgerbridge import admin
 from ledgerbridge.config import settings
 from ledgerbridge.params import encode_cursor
 from ledgerbridge.store import webhooks as store
+from tests.conftest import load_handler_module
 from tests.integration.conftest import Answer, rest_event
 from tests.integration.test_webhooks_store import messages, queue  # noqa: F401 (a fixture)
 
-ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_URL = "https://93.184.216.34/hooks/ledgerbridge"
-
-
-def load_webhooks_function() -> ModuleType:
-    """functions/webhooks/app.py, imported the way Lambda would."""
-    path = ROOT / "functions" / "webhooks" / "app.py"
-    spec = importlib.util.spec_from_file_location("ledgerbridge_webhooks_app", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def webhooks_module() -> ModuleType:
-    return load_webhooks_function()
+    return load_handler_module("webhooks")
 
 
 def _resource(path: str) -> tuple[str, dict[str, str] | None]:
@@ -480,3 +468,29 @@ def test_aws_failures_are_503_and_safe_to_retry(client: Client, monkeypatch: pyt
     answer = client.call("POST", f"/webhooks/{webhook_id}/test")
     assert (answer.status, answer.json["error"]) == (503, "storage_unavailable")
     assert len(client.call("GET", "/webhooks").json["data"]) == 1
+
+
+def test_a_failed_write_condition_is_404_and_any_other_dynamodb_failure_503(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from ledgerbridge.aws import client as aws_client
+
+    webhook_id, gone = client.create().json["id"], client.create().json["id"]
+    assert client.call("DELETE", f"/webhooks/{gone}").status == 204
+    assert client.call("DELETE", f"/webhooks/{gone}").json["error"] == "not_found"  # its condition failed
+    dynamodb = aws_client("dynamodb")
+    send = dynamodb._make_api_call
+
+    def throttle_writes(operation: str, params: dict[str, Any]) -> Any:
+        if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, operation)
+        return send(operation, params)
+
+    with monkeypatch.context() as throttled:
+        throttled.setattr(dynamodb, "_make_api_call", throttle_writes)
+        for method, body in (("PATCH", {"enabled": False}), ("DELETE", None)):
+            answer = client.call(method, f"/webhooks/{webhook_id}", body)
+            assert (answer.status, answer.json["error"]) == (503, "storage_unavailable"), method
+    assert client.call("GET", f"/webhooks/{webhook_id}").json["enabled"] is True

@@ -18,14 +18,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from ledgerbridge.config import settings
 from ledgerbridge.store.dynamo import (
     STORAGE_ERRORS,
+    conditional_write,
     dynamodb,
     from_item,
-    is_condition_failure,
     put_new_items,
     storage_unavailable,
     to_values,
@@ -176,19 +174,13 @@ def list_projects() -> list[dict[str, Any]]:
 def mark_connection_deleted(project_id: str, connection_id: str, deleted_at: str) -> bool:
     """Deleted: its credentials gone, its token refused from now on (auth checks the status);
     False if there was no such connection. Its invoices stay where they are."""
-    try:
-        dynamodb().update_item(
-            TableName=_table(),
-            Key=to_values({"pk": f"PROJECT#{project_id}", "sk": f"CONNECTION#{connection_id}"}),
-            UpdateExpression="SET #status = :deleted, deleted_at = :at REMOVE credentials",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues=to_values({":deleted": "deleted", ":at": deleted_at}),
-        )
-    except ClientError as exc:
-        if is_condition_failure(exc):
-            return False
-        raise storage_unavailable() from exc
-    except STORAGE_ERRORS as exc:
-        raise storage_unavailable() from exc
-    return True
+    marked = conditional_write(
+        "update_item",
+        TableName=_table(),
+        Key=to_values({"pk": f"PROJECT#{project_id}", "sk": f"CONNECTION#{connection_id}"}),
+        UpdateExpression="SET #status = :deleted, deleted_at = :at REMOVE credentials",
+        ConditionExpression="attribute_exists(pk)",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues=to_values({":deleted": "deleted", ":at": deleted_at}),
+    )
+    return marked is not None

@@ -22,14 +22,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from ledgerbridge.config import settings
 from ledgerbridge.store.dynamo import (
     STORAGE_ERRORS,
+    conditional_write,
     dynamodb,
     from_item,
-    is_condition_failure,
     put_new_items,
     query_pending_index,
     storage_unavailable,
@@ -90,22 +88,16 @@ def finish_session(project_id: str, session_id: str, changes: dict[str, Any]) ->
     names = {f"#f{i}": name for i, name in enumerate(changes)}
     values = {f":v{i}": value for i, value in enumerate(changes.values())}
     assignments = ", ".join(f"{name} = {value}" for name, value in zip(names, values, strict=True))
-    try:
-        dynamodb().update_item(
-            TableName=_table(),
-            Key=_session_key(project_id, session_id),
-            UpdateExpression=f"SET {assignments}",
-            ConditionExpression="#status = :pending",
-            ExpressionAttributeNames={**names, "#status": "status"},
-            ExpressionAttributeValues=to_values({**values, ":pending": "pending"}),
-        )
-    except ClientError as exc:
-        if is_condition_failure(exc):
-            return False
-        raise storage_unavailable() from exc
-    except STORAGE_ERRORS as exc:
-        raise storage_unavailable() from exc
-    return True
+    settled = conditional_write(
+        "update_item",
+        TableName=_table(),
+        Key=_session_key(project_id, session_id),
+        UpdateExpression=f"SET {assignments}",
+        ConditionExpression="#status = :pending",
+        ExpressionAttributeNames={**names, "#status": "status"},
+        ExpressionAttributeValues=to_values({**values, ":pending": "pending"}),
+    )
+    return settled is not None
 
 
 def put_state(state_hash: str, record: dict[str, Any]) -> None:
@@ -124,19 +116,15 @@ def put_state(state_hash: str, record: dict[str, Any]) -> None:
 
 def take_state(state_hash: str) -> dict[str, Any] | None:
     """The ``state``'s record, deleted in the same call: a second take (a replay) finds None."""
-    try:
-        response = dynamodb().delete_item(
-            TableName=_table(),
-            Key=to_values({"pk": f"CONNECTSTATE#{state_hash}", "sk": "CONNECTSTATE"}),
-            ConditionExpression="attribute_exists(pk)",
-            ReturnValues="ALL_OLD",
-        )
-    except ClientError as exc:
-        if is_condition_failure(exc):
-            return None
-        raise storage_unavailable() from exc
-    except STORAGE_ERRORS as exc:
-        raise storage_unavailable() from exc
+    response = conditional_write(
+        "delete_item",
+        TableName=_table(),
+        Key=to_values({"pk": f"CONNECTSTATE#{state_hash}", "sk": "CONNECTSTATE"}),
+        ConditionExpression="attribute_exists(pk)",
+        ReturnValues="ALL_OLD",
+    )
+    if response is None:
+        return None
     record = from_item(response["Attributes"])
     return record if record["expires_at"] > time.time() else None
 

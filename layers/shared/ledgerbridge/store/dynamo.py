@@ -2,6 +2,11 @@
 
 The client API (not boto3's resource layer) keeps cold start short; TypeSerializer
 refuses floats, so a float can never sneak into a stored amount.
+
+A conditional write whose condition fails is an answer, not an outage (the item is gone, the
+state was settled by another writer, the key is taken): ``conditional_write`` hands it back as
+None for the caller to name, and turns every other DynamoDB failure into the 503
+``storage_unavailable``, so each store says only what its condition means.
 """
 
 from __future__ import annotations
@@ -93,6 +98,18 @@ def storage_unavailable() -> ApiError:
 
 
 STORAGE_ERRORS = (ClientError, BotoCoreError)
+
+
+def conditional_write(operation: str, **request: Any) -> dict[str, Any] | None:
+    """The response of the client's ``operation`` (``"put_item"``, ``"update_item"``,
+    ``"delete_item"``) called with ``request``, or None when its ConditionExpression failed; any
+    other failure, creating the client included, raises ``storage_unavailable``."""
+    try:
+        return getattr(dynamodb(), operation)(**request)
+    except STORAGE_ERRORS as exc:
+        if isinstance(exc, ClientError) and is_condition_failure(exc):
+            return None
+        raise storage_unavailable() from exc
 
 
 # The sparse PendingIndex (pending, created_at) of the invoices and accounts tables: an item

@@ -16,8 +16,9 @@ Decisions:
 - A table of its own, not more item kinds in the accounts table: deliveries are written on
   every state change of every invoice, and their volume, TTL and stream must not touch the
   table that authenticates every request.
-- A project's endpoints are one partition (one Query to fan an event out); a webhook's
-  deliveries are another, sorted by their UUIDv7 id, so "newest first" is a reverse Query.
+- A project's endpoints are one partition (one Query fans out all of a stream batch's events
+  of that project); a webhook's deliveries are another, sorted by their UUIDv7 id, so "newest
+  first" is a reverse Query.
 - Writes that a retry may repeat are idempotent: an event is stored once (its body, computed
   once, is what every attempt sends), and a delivery's id is derived from (event, endpoint),
   so storing it again returns the first one, with its status.
@@ -36,15 +37,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from ledgerbridge.config import settings
 from ledgerbridge.store.credentials import decrypt_json, encrypt_json
 from ledgerbridge.store.dynamo import (
     STORAGE_ERRORS,
+    conditional_write,
     dynamodb,
     from_item,
-    is_condition_failure,
     query_page,
     storage_unavailable,
     to_item,
@@ -106,30 +105,19 @@ def _update(
         request["ExpressionAttributeValues"] = to_values(values)
     if names:
         request["ExpressionAttributeNames"] = names
-    try:
-        response = dynamodb().update_item(**request)
-    except ClientError as exc:
-        if is_condition_failure(exc):
-            return None
-        raise storage_unavailable() from exc
-    except STORAGE_ERRORS as exc:
-        raise storage_unavailable() from exc
-    return _decode(response.get("Attributes"))
+    response = conditional_write("update_item", **request)
+    return None if response is None else _decode(response.get("Attributes"))
 
 
 def _put_new(record: dict[str, Any]) -> bool:
     """Write ``record`` unless an item with its key exists; whether it was written."""
-    try:
-        dynamodb().put_item(
-            TableName=_table(), Item=to_item(record), ConditionExpression="attribute_not_exists(pk)"
-        )
-    except ClientError as exc:
-        if is_condition_failure(exc):
-            return False
-        raise storage_unavailable() from exc
-    except STORAGE_ERRORS as exc:
-        raise storage_unavailable() from exc
-    return True
+    written = conditional_write(
+        "put_item",
+        TableName=_table(),
+        Item=to_item(record),
+        ConditionExpression="attribute_not_exists(pk)",
+    )
+    return written is not None
 
 
 # --- endpoints ----------------------------------------------------------------------------------
@@ -198,11 +186,20 @@ def list_endpoints(project_id: str) -> list[dict[str, Any]]:
         raise storage_unavailable() from exc
 
 
-def subscribed_endpoints(project_id: str, event_type: str) -> list[dict[str, Any]]:
-    """The project's enabled endpoints that asked for ``event_type``."""
+def subscribed_endpoints(
+    project_id: str, event_type: str, listed: dict[str, list[dict[str, Any]]] | None = None
+) -> list[dict[str, Any]]:
+    """The project's enabled endpoints that asked for ``event_type``.
+
+    ``listed`` (project id -> its endpoints) keeps what was read for the next call: a stream
+    batch passes one for all its records, so a project's endpoints are one Query per batch
+    however many of its events the batch holds."""
+    listed = {} if listed is None else listed
+    if project_id not in listed:
+        listed[project_id] = list_endpoints(project_id)
     return [
         endpoint
-        for endpoint in list_endpoints(project_id)
+        for endpoint in listed[project_id]
         if endpoint.get("enabled") and event_type in (endpoint.get("events") or [])
     ]
 
@@ -233,42 +230,28 @@ def replace_secrets(
     """Swap the secrets blob only if it is still ``expected_blob``: two rotations at once cannot
     both keep "the previous" secret and lose the other's new one. The new endpoint, or None when
     the blob changed meanwhile (or the endpoint is gone)."""
-    try:
-        response = dynamodb().update_item(
-            TableName=_table(),
-            Key=_endpoint_key(project_id, webhook_id),
-            UpdateExpression="SET secrets_blob = :new, modified_at = :at",
-            ConditionExpression="secrets_blob = :old",
-            ExpressionAttributeValues=to_values(
-                {":new": new_blob, ":old": expected_blob, ":at": modified_at}
-            ),
-            ReturnValues="ALL_NEW",
-        )
-    except ClientError as exc:
-        if is_condition_failure(exc):
-            return None
-        raise storage_unavailable() from exc
-    except STORAGE_ERRORS as exc:
-        raise storage_unavailable() from exc
-    return _decode(response.get("Attributes"))
+    response = conditional_write(
+        "update_item",
+        TableName=_table(),
+        Key=_endpoint_key(project_id, webhook_id),
+        UpdateExpression="SET secrets_blob = :new, modified_at = :at",
+        ConditionExpression="secrets_blob = :old",
+        ExpressionAttributeValues=to_values({":new": new_blob, ":old": expected_blob, ":at": modified_at}),
+        ReturnValues="ALL_NEW",
+    )
+    return None if response is None else _decode(response.get("Attributes"))
 
 
 def delete_endpoint(project_id: str, webhook_id: str) -> bool:
     """Remove the endpoint; False if there was none. Its deliveries stay until their TTL: one
     still queued finds the endpoint gone and is marked failed."""
-    try:
-        dynamodb().delete_item(
-            TableName=_table(),
-            Key=_endpoint_key(project_id, webhook_id),
-            ConditionExpression="attribute_exists(pk)",
-        )
-    except ClientError as exc:
-        if is_condition_failure(exc):
-            return False
-        raise storage_unavailable() from exc
-    except STORAGE_ERRORS as exc:
-        raise storage_unavailable() from exc
-    return True
+    deleted = conditional_write(
+        "delete_item",
+        TableName=_table(),
+        Key=_endpoint_key(project_id, webhook_id),
+        ConditionExpression="attribute_exists(pk)",
+    )
+    return deleted is not None
 
 
 def note_failing(project_id: str, webhook_id: str, since: str) -> dict[str, Any]:

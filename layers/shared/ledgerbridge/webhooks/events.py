@@ -40,6 +40,12 @@ Decisions:
   the raw image, so the many records that are no state change decode nothing.
 - Which table a record comes from: the table name in its ``eventSourceARN`` compared with the
   configured table names. Records of any other table make no event.
+- A project's endpoints are read once per stream batch (the events function hands ``fan_out``
+  one ``listed`` dict per invocation), not once per event: a batch of a busy project's writes
+  is one Query, not up to a hundred (BatchSize 100). An endpoint created, changed or removed
+  while a batch is being fanned out is seen from the next batch on (the function's 60 s
+  timeout bounds how long that is); nothing is kept across invocations, so a retried batch
+  reads afresh too.
 """
 
 from __future__ import annotations
@@ -108,12 +114,13 @@ def events_from_record(record: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def fan_out(record: dict[str, Any]) -> int:
+def fan_out(record: dict[str, Any], listed: dict[str, list[dict[str, Any]]] | None = None) -> int:
     """Store and queue a delivery of each of the record's events to every endpoint subscribed to
-    it; how many deliveries. An event no endpoint asked for is not stored at all."""
+    it; how many deliveries. An event no endpoint asked for is not stored at all. ``listed``: the
+    endpoints already read in this batch, by project (``store.subscribed_endpoints``)."""
     count = 0
     for event in events_from_record(record):
-        endpoints = store.subscribed_endpoints(event["project_id"], event["type"])
+        endpoints = store.subscribed_endpoints(event["project_id"], event["type"], listed)
         if endpoints:
             count += len(dispatch(event, endpoints))
         logger.info(

@@ -39,8 +39,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-import ledgerbridge.snapstart  # noqa: F401  (registers the SnapStart after-restore hooks)
-from ledgerbridge import connections, contacts, errors, idempotency, jsonutil, models, request_body, service
+import ledgerbridge.snapstart  # noqa: F401  (registers the SnapStart after-restore hooks, freezes init's heap)
+from ledgerbridge import connections, errors, idempotency, jsonutil, models, request_body, service
 from ledgerbridge.auth import Principal, authenticate
 from ledgerbridge.errors import ApiError
 from ledgerbridge.models import (
@@ -266,6 +266,8 @@ def create_contact(
     x_connection_token: ConnectionTokenHeader = "",  # documents only: _principal() reads it
     idempotency_key: IdempotencyKeyHeader = None,  # documents only
 ):
+    from ledgerbridge import contacts  # not on an invoice create's cold start
+
     principal = _principal()
     contact = models.validate_input(ContactInput, _body())
     include_remote_data = parse_flag(_query("remote_data"), "remote_data")
@@ -544,6 +546,10 @@ def on_api_error(error: ApiError) -> Response:
 
 @app.not_found
 def on_not_found(_: NotFoundError) -> Response:
+    # The gateway routes any segment as an id, but the resolver's route patterns refuse some
+    # characters (a backslash, a quote): such a request lands here, and without valid
+    # credentials it must still get the one 401, not a 404 that tells it the route exists.
+    _principal()
     return _json(404, errors.not_found("Route").body())
 
 

@@ -15,10 +15,12 @@ UNAUTHORIZED = {
     "message": "Missing or invalid x-api-key or x-connection-token.",
     "details": [],
 }
+UNROUTABLE = "/accounting/invoices/a\\b"  # any id reaches the function; no route pattern takes a backslash
 ROUTES = [
     ("POST", "/accounting/invoices", {"total_amount": 5}),
     ("GET", "/accounting/invoices", None),
     ("GET", "/accounting/invoices/01a2127c-0000-7000-8000-000000000000", None),
+    ("GET", UNROUTABLE, None),
 ]
 
 
@@ -51,6 +53,13 @@ def test_every_bad_credential_gets_the_same_401(
     for case, headers in credential_cases(demo, other_project).items():
         answer = api.call(method, path, body=body, headers=headers, auth=False)
         assert (answer.status, answer.json) == (401, UNAUTHORIZED), case
+
+
+def test_an_unroutable_id_is_404_only_with_valid_credentials(api: Api) -> None:
+    answer = api.call("GET", UNROUTABLE)
+    assert (answer.status, answer.json["error"], answer.json["message"]) == (
+        404, "not_found", "Route not found.",
+    )  # fmt: skip
 
 
 def test_a_revoked_key_is_refused(api: Api, demo: dict[str, Any]) -> None:

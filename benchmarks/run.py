@@ -8,10 +8,18 @@ that it means the same on a laptop and in CI:
   that imports boto3, creates its DynamoDB client, imports pydantic and the project's models
   (``ledgerbridge.models``), then validates the same body and sends a PutItem and an
   UpdateItem. Both talk to the same moto server on loopback (its CPU is another process's).
-- warm create: CPU of one ``POST /accounting/invoices`` through the handler (moto
-  in-process, the built-in sandbox provider), without and with ``Idempotency-Key``,
-  against the floor's validation + PutItem + UpdateItem with bare boto3 on the same stub;
-  with the AWS calls and write units of one create (``benchmarks.aws_calls``).
+- warm create: CPU of one ``POST /accounting/invoices`` through the handler, in this
+  process, on four paths: the built-in sandbox and QuickBooks (the tests' fake company behind
+  the real provider module, token source and ProviderHttp; ``benchmarks.quickbooks``), each
+  without and with ``Idempotency-Key``. Each is held to its provider's floor
+  (``benchmarks.floor``: validation + PutItem + UpdateItem with bare boto3, plus the POST to
+  QuickBooks on that path); a key's record counts against the handler. Both sides get every
+  AWS and QuickBooks answer from the same stub (``benchmarks.canned``): recorded from moto
+  and the fake during warm-up, replayed byte for byte in moto's place while timed, so botocore
+  and httpx serialise, sign and parse as in Lambda and no emulator CPU is counted. A timed
+  create must answer 201 *synced* (201 alone also answers a create left pending), and a call
+  with no recorded answer stops the run. Beside each path: the AWS calls and write units of
+  one create (``benchmarks.aws_calls``), counted on the last warm-up create.
 - the deployed layers' sizes, zipped.
 
 Fair means as deployed: the cold side runs under CPython 3.12 (the template's runtime; from
@@ -45,7 +53,7 @@ import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib.metadata import version
 from pathlib import Path
@@ -53,15 +61,17 @@ from typing import Any
 
 import boto3
 import floor
+import httpx
+import quickbooks
 from aws_calls import Calls, counted
+from canned import Recording, Stub
 from moto import mock_aws
-from moto.core.botocore_stubber import BotocoreStubber
 from moto.server import ThreadedMotoServer
 from runtime import lambda_python
 
 from ledgerbridge import jsonutil
 from ledgerbridge.config import settings
-from ledgerbridge.local.stack import LambdaContext, LocalFunction, Request, load_functions, proxy_event
+from ledgerbridge.local.stack import LambdaContext, Request, load_functions, proxy_event
 from ledgerbridge.local.template import (
     Route,
     Stack,
@@ -70,6 +80,7 @@ from ledgerbridge.local.template import (
     function_environment,
     load_template,
 )
+from ledgerbridge.providers import http as provider_http
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_VENV = ROOT / ".bench-venv"
@@ -77,7 +88,7 @@ FUNCTION = "ApiFunction"
 COLD_RUNS = 9
 WARM_UP_CALLS = 5
 WARM_CALLS = 200
-TARGETS = {"cold_start_ratio": Decimal("1.2"), "warm_create_ratio": Decimal("1.5")}
+TARGETS = {"cold_start_ratio": Decimal("1.2"), "warm_create_ratio_<path>": Decimal("1.5")}
 INVOICE = {
     "currency": "EUR",
     "issue_date": "2026-11-24",
@@ -342,13 +353,13 @@ def cold_start(
 
 
 def create_event(
-    route: Route, demo: dict[str, Any], body: bytes, idempotency_key: bool = False
+    route: Route, credentials: dict[str, Any], body: bytes, idempotency_key: bool = False
 ) -> dict[str, Any]:
     """The proxy event API Gateway sends, built by the local stack's own event builder."""
     headers = [
         ("content-type", "application/json"),
-        ("x-api-key", demo["api_key"]),
-        ("x-connection-token", demo["connection_token"]),
+        ("x-api-key", credentials["api_key"]),
+        ("x-connection-token", credentials["connection_token"]),
     ]
     if idempotency_key:
         headers.append(("idempotency-key", str(uuid.uuid4())))
@@ -361,135 +372,201 @@ def cpu_ms(call: Callable[[], Any]) -> tuple[float, Any]:
     return (time.process_time() - start) * 1000, result
 
 
-class EmulatorClock:
-    """CPU spent inside moto's emulated DynamoDB, to report the handler's own share too.
-
-    In Lambda that time is a network wait, not CPU; and moto's TransactWriteItems
-    deep-copies the whole table, so its cost grows with every invoice the benchmark adds.
-    """
-
-    def __init__(self) -> None:
-        self.ms = 0.0
-
-    @contextmanager
-    def installed(self) -> Iterator[EmulatorClock]:
-        """Wrap the stubber that mock_aws puts in front of every botocore request."""
-        original = BotocoreStubber.__call__
-
-        def timed(stubber: BotocoreStubber, *args: Any, **kwargs: Any) -> Any:
-            elapsed, result = cpu_ms(lambda: original(stubber, *args, **kwargs))
-            self.ms += elapsed
-            return result
-
-        BotocoreStubber.__call__ = timed  # type: ignore[method-assign]
-        try:
-            yield self
-        finally:
-            BotocoreStubber.__call__ = original  # type: ignore[method-assign]
-
-
-def invoke_create(function: LocalFunction, event: dict[str, Any]) -> None:
-    result = function.handler(event, LambdaContext(function))
-    if result["statusCode"] != 201:
-        raise SystemExit(f"create failed: {result['statusCode']} {result['body']}")
+def synced(answer: dict[str, Any]) -> None:
+    """A create answered 201 *and* synced at the ledger (201 also answers a create left pending)."""
+    if answer["statusCode"] != 201 or jsonutil.loads(answer["body"]).get("sync_status") != "synced":
+        raise SystemExit(f"create failed: {answer['statusCode']} {answer['body']}")
 
 
 @dataclass
-class WarmSide:
-    total: Series
-    own: Series  # without moto's CPU
-    call: Callable[[], Any]
+class Side:
+    """One thing timed on the warm side: a create through the handler, or the floor's."""
 
-    def measure(self, clock: EmulatorClock) -> None:
-        moto_before = clock.ms
-        elapsed, _ = cpu_ms(self.call)
-        self.total.samples.append(elapsed)
-        self.own.samples.append(elapsed - (clock.ms - moto_before))
+    series: Series
+    request: Callable[[], Any]  # untimed: what to send (a new Idempotency-Key each time)
+    create: Callable[[Any], Any]  # timed
+    check: Callable[[Any], None] | None = None  # untimed; the floor raises by itself
+    recording: Recording = field(default_factory=Recording)
+
+    def warm_up(self, stub: Stub) -> None:
+        """One create against the emulators, its answers recorded for the measured ones."""
+        request = self.request()
+        with stub.recording(self.recording):
+            answer = self.create(request)
+        if self.check:
+            self.check(answer)
+
+    def measure(self, stub: Stub) -> None:
+        request = self.request()
+        with stub.replaying(self.recording):
+            elapsed, answer = cpu_ms(lambda: self.create(request))
+        if stub.unanswered:
+            raise SystemExit(f"{self.series.label}: no recorded answer to {', '.join(stub.unanswered)}")
+        if self.check:
+            self.check(answer)
+        self.series.samples.append(elapsed)
 
 
-def warm_side(label: str, call: Callable[[], Any]) -> WarmSide:
-    return WarmSide(Series(label, "ms CPU", []), Series("  of which not moto", "ms CPU", []), call)
+@dataclass
+class WarmPath:
+    """One kind of create (provider, with or without Idempotency-Key) and the floor it is held to."""
+
+    name: str
+    label: str
+    handler: Side
+    floor: Side
+    calls: Calls = field(default_factory=Calls)
 
 
-def warm_path(stack: Stack, route: Route, demo: dict[str, Any]) -> tuple[list[WarmSide], dict[str, Calls]]:
-    """Creates through the handler (without and with Idempotency-Key) interleaved with the floor's."""
+def fake_quickbooks() -> Any:
+    """The tests' stateful QuickBooks (tests/fakes): the warm-up records its answers."""
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))
+    from tests.fakes.quickbooks import FakeQuickBooks
+
+    return FakeQuickBooks()
+
+
+def warm_paths(stack: Stack, route: Route, demo: dict[str, Any], stub: Stub) -> list[WarmPath]:
+    """The sandbox and QuickBooks creates, each without and with Idempotency-Key, and their floors."""
     function = load_functions(stack, [route])[route.function]
-    body = jsonutil.dumps(INVOICE).encode()
+    fake = fake_quickbooks()
+    client = httpx.Client(transport=stub.transport(fake.handle))
+    provider_http.shared_client = lambda: client  # every ledger call of the handler goes to the stub
+    qb = quickbooks.connect(demo["project_id"], fake)
     dynamodb = boto3.client("dynamodb")
     table = settings().invoices_table
-    sides = [
-        warm_side("warm: handler create", lambda: invoke_create(function, create_event(route, demo, body))),
-        warm_side(
-            "warm: handler + Idempotency-Key",
-            lambda: invoke_create(function, create_event(route, demo, body, idempotency_key=True)),
+
+    def handler_side(label: str, credentials: dict[str, Any], body: bytes, unkeyed: Side | None) -> Side:
+        """A create through the handler; with an Idempotency-Key (a new one each time) if ``unkeyed``."""
+
+        def request() -> tuple[dict[str, Any], LambdaContext]:
+            return create_event(route, credentials, body, unkeyed is not None), LambdaContext(function)
+
+        recording = Recording(fallback=unkeyed.recording if unkeyed else None)
+        return Side(Series(label, "ms CPU", []), request, lambda r: function.handler(*r), synced, recording)
+
+    sandbox_body = jsonutil.dumps(INVOICE).encode()
+    # The same invoice to the fake company's customer, in the customer's currency.
+    qb_body = jsonutil.dumps({**INVOICE, "currency": "USD", "contact_id": qb.contact_id}).encode()
+    qb_credentials = {"api_key": demo["api_key"], "connection_token": qb.connection_token}
+    ledger = floor.QuickBooks(
+        qb.invoice_url, qb.minor_version, qb.access_token, quickbooks.CUSTOMER_ID, quickbooks.ITEM_ID
+    )
+    sandbox_floor = Side(
+        Series("floor: sandbox", "ms CPU", []),
+        lambda: sandbox_body,
+        lambda body: floor.create(dynamodb, table, demo["connection_id"], body),
+    )
+    qb_floor = Side(
+        Series("floor: quickbooks", "ms CPU", []),
+        lambda: qb_body,
+        lambda body: floor.create_at_quickbooks(dynamodb, client, table, qb.connection_id, body, ledger),
+    )
+    sandbox = handler_side("sandbox", demo, sandbox_body, None)
+    qb_handler = handler_side("quickbooks", qb_credentials, qb_body, None)
+    return [
+        WarmPath("sandbox", "sandbox", sandbox, sandbox_floor),
+        WarmPath(
+            "sandbox_keyed",
+            "sandbox + Idempotency-Key",
+            handler_side("sandbox keyed", demo, sandbox_body, sandbox),
+            sandbox_floor,
         ),
-        warm_side("warm: floor create", lambda: floor.create(dynamodb, table, demo["connection_id"], body)),
+        WarmPath("quickbooks", "quickbooks", qb_handler, qb_floor),
+        WarmPath(
+            "quickbooks_keyed",
+            "quickbooks + Idempotency-Key",
+            handler_side("quickbooks keyed", qb_credentials, qb_body, qb_handler),
+            qb_floor,
+        ),
     ]
-    calls: dict[str, Calls] = {}
-    with quiet_stdout():
-        for _ in range(WARM_UP_CALLS):  # lazy clients, auth cache, provider instance
+
+
+def warm(stack: Stack, route: Route, demo: dict[str, Any]) -> list[WarmPath]:
+    """Warm up and record against the emulators, then time creates answered from the recordings.
+
+    Every side runs WARM_UP_CALLS recorded creates (lazy clients, the auth cache, the
+    provider, the connection's tokens), then each handler path one more, counted
+    (``benchmarks.aws_calls``), whose answers are the ones replayed. The timed creates of all
+    sides run interleaved, the order reversed every round, so a noisy neighbour slows them all.
+    """
+    stub = Stub()
+    with quiet_stdout(), stub.installed():
+        paths = warm_paths(stack, route, demo, stub)
+        sides = list({id(side): side for path in paths for side in (path.handler, path.floor)}.values())
+        for _ in range(WARM_UP_CALLS):
             for side in sides:
-                side.call()
-        for side, name in zip(sides[:2], ("without Idempotency-Key", "with Idempotency-Key"), strict=True):
-            with counted() as calls[name]:
-                side.call()
-        with EmulatorClock().installed() as clock:
-            for run in range(WARM_CALLS):
-                for side in sides if run % 2 == 0 else reversed(sides):
-                    side.measure(clock)
-    return sides, calls
+                side.warm_up(stub)
+        for path in paths:
+            with counted() as path.calls:
+                path.handler.warm_up(stub)
+        for run in range(WARM_CALLS):
+            for side in sides if run % 2 == 0 else reversed(sides):
+                side.measure(stub)
+    return paths
 
 
 # --- report -------------------------------------------------------------------------------
 
 
-def table(rows: list[Series]) -> str:
-    lines = [f"  {'measurement':<34}{'median':>16}{'min':>16}{'max':>16}{'runs':>6}"]
-    for row in rows:
-        figures = (row.median, min(row.samples), max(row.samples))
-        cells = "".join(f"{value:>9.3f} {row.unit}" for value in figures)
-        lines.append(f"  {row.label:<34}{cells}{len(row.samples):>6}")
-    return "\n".join(lines)
+def calls_text(calls: Calls) -> str:
+    """``3: PutItem 2, UpdateItem 1`` (DynamoDB's operations by their names, others with service)."""
+    named = sorted((op.removeprefix("dynamodb."), n) for op, n in calls.operations.items())
+    return f"{sum(calls.operations.values())}: " + ", ".join(f"{op} {n}" for op, n in named)
+
+
+def ratio(top: Series, bottom: Series) -> float:
+    return top.median / bottom.median
 
 
 def ratio_line(name: str, top: Series, bottom: Series) -> str:
-    ratio = top.median / bottom.median
     return (
-        f"{name}: {ratio:.2f}x ({top.median:.1f} vs {bottom.median:.1f} {top.unit}, "
+        f"{name}: {ratio(top, bottom):.2f}x ({top.median:.2f} vs {bottom.median:.2f} {top.unit}, "
         f"median of {len(top.samples)})"
     )
 
 
 def size_line(name: str, directory: Path) -> str:
     raw, zipped = zipped_size(directory)
-    return f"  {name:<34}{zipped / 1e6:>8.2f} MB zipped {raw / 1e6:>8.2f} MB unzipped"
+    return f"  {name:<36}{zipped / 1e6:>8.2f} MB zipped {raw / 1e6:>8.2f} MB unzipped"
 
 
-def report(built: Build, cold: tuple[Series, Series], warm: list[WarmSide], calls: dict[str, Calls]) -> str:
+def table(cold: tuple[Series, Series], paths: list[WarmPath]) -> list[str]:
+    """One row per comparison: medians (ms CPU), max in brackets, the ratio, and the AWS work."""
+
+    def cell(series: Series) -> str:
+        return f"{series.median:>8.2f} ({max(series.samples):>7.2f})"
+
+    head = f"  {'create':<36}{'handler (max)':>19}{'floor (max)':>19}{'ratio':>8}  {'WCU':>4}  AWS calls"
+    lines = [head, f"  {'cold: import + 1st create':<36}{cell(cold[0])}{cell(cold[1])}{ratio(*cold):>7.2f}x"]
+    for path in paths:
+        lines.append(
+            f"  {'warm: ' + path.label:<36}{cell(path.handler.series)}{cell(path.floor.series)}"
+            f"{ratio(path.handler.series, path.floor.series):>7.2f}x  {path.calls.write_units:>4}  "
+            f"{calls_text(path.calls)}"
+        )
+    return lines
+
+
+def report(built: Build, cold: tuple[Series, Series], paths: list[WarmPath]) -> str:
     python = subprocess.run(
         [built.python, "-c", "import platform; print(platform.python_version())"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
-    handler, handler_key, floor_side = warm
     lines = [
         f"Ledgerbridge benchmarks (cold side: Python {python} {built.python}; warm side: Python "
         f"{platform.python_version()}; {platform.machine()})",
-        "  cold: fresh process, CPU from just before the first import to after the first create's",
-        "        answer; code as the Makefiles build it (.pyc as shipped), DynamoDB a moto server.",
-        "  warm: CPU of one create after warm-up, DynamoDB moto in-process; 'not moto' leaves out",
-        "        moto's CPU (in Lambda a network wait; grows with table size).",
+        f"  cold: fresh process, CPU from just before the first import to after the first create's answer;"
+        f" median of {len(cold[0].samples)}",
+        "        code as the Makefiles build it (.pyc as shipped), DynamoDB a moto server.",
+        f"  warm: CPU of one create after warm-up, median of {WARM_CALLS}; every AWS and QuickBooks answer",
+        "        replayed from the warm-up's recording in moto's place (botocore and httpx do all",
+        "        their work, no emulator runs). WCU: DynamoDB write units per create.",
         "",
-        table([*cold, *(series for side in warm for series in (side.total, side.own))]),
-        "",
-    ]
-    for name, counted_calls in calls.items():
-        operations = ", ".join(f"{op} {n}" for op, n in sorted(counted_calls.operations.items()))
-        lines.append(
-            f"  AWS calls per warm create {name}: {operations}; {counted_calls.write_units} write units"
-        )
-    lines += [
+        *table(cold, paths),
         "",
         "  layer sizes (as deployed: arm64 dependencies)",
         size_line("SharedLayer", built.shared.parent),
@@ -497,10 +574,7 @@ def report(built: Build, cold: tuple[Series, Series], warm: list[WarmSide], call
         size_line("ApiFunction", built.function),
         "",
         ratio_line("cold_start_ratio", *cold),
-        ratio_line("warm_create_ratio", handler.total, floor_side.total),
-        ratio_line("warm_create_ratio_keyed", handler_key.total, floor_side.total),
-        ratio_line("warm_create_ratio_without_moto", handler.own, floor_side.own),
-        ratio_line("warm_create_ratio_keyed_without_moto", handler_key.own, floor_side.own),
+        *(ratio_line(f"warm_create_ratio_{p.name}", p.handler.series, p.floor.series) for p in paths),
         "targets (reported, not enforced): " + ", ".join(f"{n} <= {t}x" for n, t in TARGETS.items()),
     ]
     return "\n".join(lines)
@@ -527,10 +601,10 @@ def main() -> None:
             route = api_route(stack, "POST", "/accounting/invoices")
             event = create_event(route, demo, jsonutil.dumps(INVOICE).encode())
             cold = cold_start(route, built, environment, event, demo)
-            warm, calls = warm_path(stack, route, demo)
+            paths = warm(stack, route, demo)
         finally:
             server.stop()
-        print(report(built, cold, warm, calls))
+        print(report(built, cold, paths))
 
 
 if __name__ == "__main__":

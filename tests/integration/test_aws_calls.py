@@ -1,15 +1,24 @@
 """AWS calls and DynamoDB write units of one warm invoice create, counted, never timed.
 
-Counted by ``benchmarks.aws_calls`` (what ``make bench`` prints beside its timings), so a new
-call on the create path changes these figures and the test says which.
+Counted by ``benchmarks.aws_calls`` (what ``make bench`` prints beside its timings), for the
+paths ``make bench`` times: the sandbox and QuickBooks (the fake behind the real provider
+module, connected by ``benchmarks.quickbooks`` as the benchmark connects it), each without
+and with Idempotency-Key. A new call on a create path changes these figures and the test
+says which.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from decimal import Decimal
+from typing import Any
 
+import httpx
+import pytest
+
+from benchmarks import quickbooks
 from benchmarks.aws_calls import Calls, counted
+from tests.fakes.quickbooks import FakeQuickBooks
 from tests.integration.conftest import Api
 
 INVOICE = {
@@ -22,33 +31,65 @@ INVOICE = {
 }
 
 
-def warm_create(api: Api, headers: dict[str, str] | None = None) -> Calls:
-    assert api.create(INVOICE, headers=headers).status == 201  # warm-up: caches, provider, clients
+def warm_create(api: Api, invoice: dict[str, Any], headers: dict[str, str] | None = None) -> Calls:
+    """The calls of the second create (the first fills caches, the provider, the clients)."""
+    first = {"Idempotency-Key": "warm-up"} if headers else None
+    assert api.create(invoice, headers=first).status == 201
     with counted() as calls:
-        answer = api.create(INVOICE, headers=headers)
+        answer = api.create(invoice, headers=headers)
     assert answer.status == 201, answer.text
+    assert answer.json["sync_status"] == "synced", answer.text
     return calls
 
 
+@pytest.fixture
+def quickbooks_create(
+    demo: dict[str, Any], api_module: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Api, dict[str, Any]]:
+    """An Api on a QuickBooks connection (the fake's company), and an invoice to its customer."""
+    fake = FakeQuickBooks()
+    client = httpx.Client(transport=httpx.MockTransport(fake.handle))
+    monkeypatch.setattr("ledgerbridge.providers.http.shared_client", lambda: client)
+    connection = quickbooks.connect(demo["project_id"], fake)
+    credentials = {"x-api-key": demo["api_key"], "x-connection-token": connection.connection_token}
+    invoice = {**INVOICE, "currency": "USD", "contact_id": connection.contact_id}
+    return Api(api_module, lambda_context, credentials), invoice
+
+
 def test_a_warm_sandbox_create_makes_these_dynamodb_calls_and_writes(api: Api) -> None:
-    calls = warm_create(api)
+    calls = warm_create(api, INVOICE)
+    # The pending invoice, its entry in the sandbox's books, the settle.
+    assert calls.operations == Counter({"dynamodb.PutItem": 2, "dynamodb.UpdateItem": 1})
+    assert calls.write_units == 3
+
+
+def test_an_idempotency_key_adds_one_put_of_its_record_to_a_sandbox_create(api: Api) -> None:
+    plain = warm_create(api, INVOICE)
+    keyed = warm_create(api, INVOICE, headers={"Idempotency-Key": "counted"})
+    # One conditional PutItem of the key's record (under 1 KB: one unit).
+    assert keyed.operations - plain.operations == Counter({"dynamodb.PutItem": 1})
+    assert plain.operations - keyed.operations == Counter()
+    assert keyed.write_units - plain.write_units == 1
+
+
+def test_a_warm_quickbooks_create_makes_these_dynamodb_calls_and_writes(
+    quickbooks_create: tuple[Api, dict[str, Any]],
+) -> None:
+    api, invoice = quickbooks_create
+    calls = warm_create(api, invoice)
+    # The customer's reference, the pending invoice, the settle with QuickBooks' answer.
     assert calls.operations == Counter(
-        {
-            "dynamodb.GetItem": 1,
-            "dynamodb.PutItem": 1,
-            "dynamodb.TransactWriteItems": 1,
-            "dynamodb.UpdateItem": 2,
-        }
+        {"dynamodb.BatchGetItem": 1, "dynamodb.PutItem": 1, "dynamodb.UpdateItem": 1}
     )
-    assert calls.write_units == 7
+    assert calls.write_units == 2
 
 
-def test_an_idempotency_key_adds_one_put_and_one_update_of_its_record(api: Api) -> None:
-    plain = warm_create(api)
-    assert api.create(INVOICE, headers={"Idempotency-Key": "warm-up"}).status == 201
-    with counted() as keyed:
-        assert api.create(INVOICE, headers={"Idempotency-Key": "counted"}).status == 201
-    # Powertools' idempotency record: PutItem (in progress), UpdateItem (the stored response,
-    # over 1 KB for this invoice, so two units).
-    assert keyed.operations - plain.operations == Counter({"dynamodb.PutItem": 1, "dynamodb.UpdateItem": 1})
-    assert keyed.write_units - plain.write_units == 3
+def test_an_idempotency_key_adds_one_put_of_its_record_to_a_quickbooks_create(
+    quickbooks_create: tuple[Api, dict[str, Any]],
+) -> None:
+    api, invoice = quickbooks_create
+    plain = warm_create(api, invoice)
+    keyed = warm_create(api, invoice, headers={"Idempotency-Key": "counted"})
+    assert keyed.operations - plain.operations == Counter({"dynamodb.PutItem": 1})
+    assert plain.operations - keyed.operations == Counter()
+    assert keyed.write_units - plain.write_units == 1

@@ -1,0 +1,35 @@
+"""The shared AWS client: botocore's per-call extras we do not need are off, and DynamoDB
+still refuses a malformed request, answered as storage trouble."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pytest
+
+from ledgerbridge.aws import USER_AGENT, client
+from ledgerbridge.errors import ApiError
+from ledgerbridge.store.dynamo import conditional_write
+
+
+def test_requests_are_not_checked_against_the_model_and_carry_a_fixed_user_agent(aws: Any) -> None:
+    """A wrong type reaches signing (botocore with validation on refuses it before)."""
+    dynamodb = client("dynamodb")
+    sent: list[str] = []
+
+    def record(request: Any, **_: Any) -> None:
+        agent = request.headers["User-Agent"]
+        sent.append(agent.decode() if isinstance(agent, bytes) else agent)
+
+    dynamodb.meta.events.register("before-sign.dynamodb", record)
+    with contextlib.suppress(Exception):  # moto may refuse it: what matters is that it got this far
+        dynamodb.list_tables(Limit="not a number")
+    assert len(sent) == 1
+    assert sent[0].startswith(USER_AGENT)
+
+
+def test_a_malformed_request_is_still_refused_and_answered_503(aws: Any) -> None:
+    with pytest.raises(ApiError) as caught:
+        conditional_write("put_item", TableName="no-such-table", Item={"id": {"S": "x"}})
+    assert caught.value.status == 503

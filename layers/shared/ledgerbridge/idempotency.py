@@ -44,6 +44,7 @@ from ledgerbridge.errors import ApiError, FieldError
 from ledgerbridge.ids import uuid7
 from ledgerbridge.store.dynamo import (
     STORAGE_ERRORS,
+    conditional_write,
     dynamodb,
     from_item,
     is_condition_failure,
@@ -197,21 +198,15 @@ def _claim(claim: dict[str, Any], now_s: int) -> dict[str, Any] | None:
 def _take_over(existing: dict[str, Any], running_until: int) -> bool:
     """Hold a key whose first request ran out of time before storing anything; False if another
     retry took it first."""
-    try:
-        dynamodb().update_item(
-            TableName=settings().idempotency_table,
-            Key=to_values({"id": existing["id"]}),
-            UpdateExpression="SET running_until = :until",
-            ConditionExpression="running_until = :was",
-            ExpressionAttributeValues=to_values({":until": running_until, ":was": existing["running_until"]}),
-        )
-    except ClientError as exc:
-        if is_condition_failure(exc):
-            return False
-        raise storage_unavailable() from exc
-    except STORAGE_ERRORS as exc:
-        raise storage_unavailable() from exc
-    return True
+    answer = conditional_write(
+        "update_item",
+        TableName=settings().idempotency_table,
+        Key=to_values({"id": existing["id"]}),
+        UpdateExpression="SET running_until = :until",
+        ConditionExpression="running_until = :was",
+        ExpressionAttributeValues=to_values({":until": running_until, ":was": existing["running_until"]}),
+    )
+    return answer is not None
 
 
 def _release(claim: dict[str, Any]) -> None:

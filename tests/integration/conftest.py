@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -104,3 +107,34 @@ def api(api_module: ModuleType, lambda_context: Any, demo: dict[str, Any]) -> Ap
 
 def as_json(answer: Answer) -> str:
     return json.dumps(answer.json, default=str)
+
+
+@contextmanager
+def seeded_stack() -> Iterator[dict[str, Any]]:
+    """The template's resources in a moto account and the demo seeded, for a script run in a
+    fresh interpreter (outside pytest's fixtures) that checks what the API function's first
+    requests import; yields the demo. The handler is left for the script to load, after it
+    has looked at what the harness itself loaded."""
+    import boto3
+    from moto import mock_aws
+
+    from ledgerbridge.local.template import Stack, create_resources, function_environment, load_template
+
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
+    )
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        os.environ.pop(name, None)
+    with mock_aws():
+        stack = Stack(load_template())
+        create_resources(stack, *map(boto3.client, ("dynamodb", "kms", "secretsmanager", "sqs", "s3")))
+        for name, value in function_environment(stack, "ApiFunction").items():
+            if not name.startswith("POWERTOOLS_"):
+                os.environ[name] = value
+        from ledgerbridge.admin import seed_demo
+
+        yield seed_demo()
+
+
+def demo_credentials(demo: dict[str, Any]) -> dict[str, str]:
+    return {"x-api-key": demo["api_key"], "x-connection-token": demo["connection_token"]}

@@ -84,31 +84,16 @@ def layer_powertools(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # watched modules it loaded, then a list, a contact create and the OpenAPI document.
 _FIRST_REQUESTS = """
 import json, os, sys
-import boto3
-from moto import mock_aws
-from ledgerbridge.local.template import Stack, create_resources, function_environment, load_template
 from tests.conftest import FakeLambdaContext, load_handler_module
-from tests.integration.conftest import Api
+from tests.integration.conftest import Api, demo_credentials, seeded_stack
 WATCHED = ("ledgerbridge.contacts", "ledgerbridge.providers.http", "httpx", "aws_xray_sdk",
            "aws_lambda_powertools.event_handler.appsync",
            "aws_lambda_powertools.utilities.data_classes.code_pipeline_job_event")
 def loaded():
     return sorted(name for name in WATCHED if name in sys.modules)
-os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-os.environ.update(AWS_DEFAULT_REGION="us-east-1")
-for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-    os.environ.pop(name, None)
-with mock_aws():
-    stack = Stack(load_template())
-    create_resources(stack, *map(boto3.client, ("dynamodb", "kms", "secretsmanager", "sqs", "s3")))
-    for name, value in function_environment(stack, "ApiFunction").items():
-        if not name.startswith("POWERTOOLS_"):
-            os.environ[name] = value
-    from ledgerbridge.admin import seed_demo
-    demo = seed_demo()
+with seeded_stack() as demo:
     before = loaded()
-    credentials = {"x-api-key": demo["api_key"], "x-connection-token": demo["connection_token"]}
-    api = Api(load_handler_module(), FakeLambdaContext(), credentials)
+    api = Api(load_handler_module(), FakeLambdaContext(), demo_credentials(demo))
     statuses = [api.create({"currency": "EUR", "line_items": [{"quantity": 1, "unit_price": 2}]}).status]
     after_invoice = loaded()
     statuses.append(api.call("GET", "/accounting/invoices", query={"limit": "1"}).status)

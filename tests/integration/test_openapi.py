@@ -165,25 +165,10 @@ import aws_lambda_powertools.event_handler  # the resolver itself imports a few 
 def openapi_modules():
     return {name for name in sys.modules if ".openapi" in name}
 resolver_own = openapi_modules()
-import boto3
-from moto import mock_aws
-from ledgerbridge.local.template import Stack, create_resources, function_environment, load_template
 from tests.conftest import FakeLambdaContext, load_handler_module
-from tests.integration.conftest import Api
-os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-os.environ.update(AWS_DEFAULT_REGION="us-east-1")
-for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-    os.environ.pop(name, None)
-with mock_aws():
-    stack = Stack(load_template())
-    create_resources(stack, *map(boto3.client, ("dynamodb", "kms", "secretsmanager", "sqs", "s3")))
-    for name, value in function_environment(stack, "ApiFunction").items():
-        if not name.startswith("POWERTOOLS_"):
-            os.environ[name] = value
-    from ledgerbridge.admin import seed_demo
-    demo = seed_demo()
-    credentials = {"x-api-key": demo["api_key"], "x-connection-token": demo["connection_token"]}
-    api = Api(load_handler_module(), FakeLambdaContext(), credentials)
+from tests.integration.conftest import Api, demo_credentials, seeded_stack
+with seeded_stack() as demo:
+    api = Api(load_handler_module(), FakeLambdaContext(), demo_credentials(demo))
     served = [
         api.create({"currency": "EUR", "line_items": [{"quantity": 1, "unit_price": 2}]}).status,
         api.call("GET", "/accounting/invoices", query={"limit": "1"}).status,

@@ -355,7 +355,8 @@ def cold_start(
 def create_event(
     route: Route, credentials: dict[str, Any], body: bytes, idempotency_key: bool = False
 ) -> dict[str, Any]:
-    """The proxy event API Gateway sends, built by the local stack's own event builder."""
+    """The HTTP API event (payload format 2.0) API Gateway sends, built by the local stack's own
+    event builder."""
     headers = [
         ("content-type", "application/json"),
         ("x-api-key", credentials["api_key"]),

@@ -1,4 +1,4 @@
-"""The API function: API Gateway REST proxy events in, Panora-shaped JSON out.
+"""The API function: HTTP API events (payload format 2.0) in, Panora-shaped JSON out.
 
 Thin on purpose: Powertools routes and writes the OpenAPI document; ``ledgerbridge.service``
 does the work; this module only reads headers and query values and shapes responses.
@@ -33,7 +33,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Annotated, Any, NamedTuple
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -62,7 +62,7 @@ from ledgerbridge.observability import logger
 from ledgerbridge.params import parse_flag, prefers_async
 from ledgerbridge.route_params import Body, Header, InvalidParameters, Path, Query, documented, validated
 
-app = APIGatewayRestResolver(serializer=jsonutil.dumps, json_body_deserializer=jsonutil.loads)
+app = APIGatewayHttpResolver(serializer=jsonutil.dumps, json_body_deserializer=jsonutil.loads)
 _SECURITY = [{"apiKey": [], "connectionToken": []}]
 _ERROR_MEANINGS = {
     400: "Malformed request: body not a JSON object, or a bad query parameter (named in details)",
@@ -454,10 +454,10 @@ _SWAGGER_ASSETS = ("swagger-ui-bundle.min.js", "swagger-ui.min.css")  # shipped 
 
 
 def _stage_path() -> str:
-    """``/v1`` when the request came through the stage's own URL; "" through a custom domain."""
+    """``/v1`` when the request's path carries the stage, as on the stage's own URL; "" on ``$default``."""
     context = app.current_event.request_context
     stage = context.stage
-    return f"/{stage}" if stage and stage != "$default" and context.path.startswith(f"/{stage}") else ""
+    return f"/{stage}" if stage and stage != "$default" and context.http.path.startswith(f"/{stage}") else ""
 
 
 @cache  # the routes are fixed at import: build it once per container
@@ -561,6 +561,6 @@ def on_unexpected(_: Exception) -> Response:
 
 # clear_state: keys appended while serving one request (invoice_id, provider) must never
 # be logged with the next one, which may be another tenant's or unauthenticated.
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

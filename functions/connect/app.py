@@ -17,7 +17,7 @@ import os
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -28,17 +28,19 @@ from ledgerbridge.errors import ApiError
 from ledgerbridge.observability import logger, tracer
 from ledgerbridge.params import parse_flag, parse_limit
 
-app = APIGatewayRestResolver(serializer=jsonutil.dumps)
+app = APIGatewayHttpResolver(serializer=jsonutil.dumps)
 MAX_FORM_BYTES = 8192
 
 
 def _public_url() -> str:
-    """The API's base URL as the browser sees it (LEDGERBRIDGE_PUBLIC_URL, set by the template)."""
+    """The API's base URL as the browser sees it (LEDGERBRIDGE_PUBLIC_URL, set by the template);
+    without it, the stage's own URL (a ``$default`` stage has no path of its own)."""
     configured = os.environ.get("LEDGERBRIDGE_PUBLIC_URL")
     if configured:
         return configured.rstrip("/")
     context = app.current_event.request_context
-    return f"https://{context.domain_name}/{context.stage}"
+    stage = "" if context.stage == "$default" else f"/{context.stage}"
+    return f"https://{context.domain_name}{stage}"
 
 
 def _json(status: int, body: Any) -> Response:
@@ -200,7 +202,7 @@ def on_unexpected(_: Exception) -> Response:
     return _page(500, connect_pages.message_page("Something went wrong", "Something went wrong on our side."))
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

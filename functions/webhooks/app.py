@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -27,7 +27,7 @@ from ledgerbridge.observability import logger, tracer
 from ledgerbridge.params import parse_limit
 from ledgerbridge.webhooks import endpoints
 
-app = APIGatewayRestResolver(serializer=jsonutil.dumps)
+app = APIGatewayHttpResolver(serializer=jsonutil.dumps)
 
 
 def _json(status: int, body: Any) -> Response:
@@ -116,7 +116,7 @@ def on_unexpected(_: Exception) -> Response:
     return _json(500, ApiError(500, "internal_error", "Something went wrong on our side.").body())
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

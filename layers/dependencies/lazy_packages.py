@@ -3,9 +3,9 @@ from their submodules are rewritten to import each submodule on first use (PEP 5
 
 Why: Python runs a package's ``__init__`` before any of its submodules, and two of Powertools'
 import everything they hold. ``aws_lambda_powertools.event_handler`` imports every resolver
-(AppSync's loads asyncio; Bedrock agents, VPC Lattice, function URLs, the HTTP resolver), and
+(AppSync's loads asyncio; Bedrock agents, VPC Lattice, function URLs, the REST resolver), and
 ``aws_lambda_powertools.utilities.data_classes`` every event class (CodePipeline's loads
-tempfile and zipfile). The API function needs the REST resolver and the API Gateway event:
+tempfile and zipfile). The API function needs the HTTP API resolver and its (2.0) event:
 the rest cost every cold start 10-20 ms of CPU (dev machine, Lambda's Python 3.12, make bench).
 
 The rewrite keeps the docstring and ``__all__`` and turns each ``from <module> import <name>``

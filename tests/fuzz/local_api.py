@@ -3,8 +3,8 @@
 Each request is written as HTTP/1.1 bytes and handed to the local stack's own
 :class:`~ledgerbridge.local.stack.ApiRequestHandler` over an in-memory connection, so it is
 parsed, routed (the template's routes, :class:`~ledgerbridge.local.stack.Gateway`), turned
-into the API Gateway REST proxy event (:func:`~ledgerbridge.local.stack.proxy_event`) and
-answered (:func:`~ledgerbridge.local.stack.proxy_response`) exactly as ``make run`` does it,
+into the HTTP API's payload format 2.0 event (:func:`~ledgerbridge.local.stack.proxy_event`)
+and answered (:func:`~ledgerbridge.local.stack.proxy_response`) exactly as ``make run`` does it,
 with no socket and no thread. :meth:`LocalApi.wsgi` is the same door as a WSGI application,
 for Schemathesis (``schemathesis.openapi.from_wsgi``).
 """

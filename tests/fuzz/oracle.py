@@ -5,12 +5,14 @@ invoices the table holds now) and names every rule it breaks:
 
 - ``5xx``: any 5xx, whatever its body (a 503 included: nothing here breaks the storage);
 - ``unauthenticated_not_401``: a route that needs credentials, asked without the
-  ``x-api-key``/``x-connection-token`` of one connection (a repeated header counts by its last
-  value, as in the proxy event), answers anything but the one 401 (same status, Content-Type
-  and body bytes for every such request);
+  ``x-api-key``/``x-connection-token`` of one connection (a repeated header is its values
+  joined with commas, as the HTTP API's event has it: never a key), answers anything but the
+  one 401 (same status, Content-Type and body bytes for every such request);
 - ``error_shape``: an error that is not ``application/json`` with exactly
   ``{"statusCode": <the status>, "error": str, "message": str, "details": [{"field": str,
-  "reason": str}, ...]}`` (plus ``invoice_id``: str when the invoice was stored);
+  "reason": str}, ...]}`` (plus ``invoice_id``: str when the invoice was stored); the one
+  exception is the HTTP API's own 404 ``{"message":"Not Found"}`` for a request no route
+  matches, which never reaches a function, on AWS as here;
 - ``schema_violations``: a documented operation answering (from the function: the gateway's
   own refusals, such as a body over its 10 MB, are not the document's) a status its OpenAPI
   document does not list, or a body the document's schema for that status refuses (the
@@ -45,7 +47,7 @@ from openapi_schema_validator import OAS31Validator, oas31_format_checker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from ledgerbridge.local.stack import path_pattern
+from ledgerbridge.local.stack import NOT_FOUND_BODY, path_pattern
 from tests.fuzz.local_api import Received, Sent
 
 KINDS = (
@@ -318,10 +320,10 @@ class Oracle:
         self.stored = {kind: count() for kind, count in counters.items()}
 
     def authenticated(self, sent: Sent) -> bool:
-        """Whether the request carries one connection's key and token. A repeated header counts by
-        its last value, as in the event API Gateway sends (its single-value ``headers`` map)."""
+        """Whether the request carries one connection's key and token. A repeated header is its
+        values joined with commas, as in the event an HTTP API sends (payload format 2.0)."""
         keys, tokens = sent.header_values("x-api-key"), sent.header_values("x-connection-token")
-        return bool(keys and tokens) and (keys[-1], tokens[-1]) in self.valid
+        return bool(keys and tokens) and (",".join(keys), ",".join(tokens)) in self.valid
 
     def judge(self, sent: Sent, received: Received, *, expect_created: bool = False) -> list[tuple[str, str]]:
         """Every (kind, reason) this exchange breaks; also moves the record counts forward."""
@@ -354,7 +356,13 @@ class Oracle:
             ) or (head and status == self.unauthorized.status)
             if not same:
                 found.append(("unauthenticated_not_401", f"{status} instead of the one 401 answer"))
-        if status >= 400:
+        unrouted = (  # the HTTP API's answer to a request no route matches
+            not reached
+            and status == 404
+            and media_type(received.header("content-type")) == "application/json"
+            and (head or received.body == NOT_FOUND_BODY)
+        )
+        if status >= 400 and not unrouted:
             if media_type(received.header("content-type")) != "application/json":
                 found.append(("error_shape", f"Content-Type {received.header('content-type')!r}"))
             elif body is not _NO_BODY:

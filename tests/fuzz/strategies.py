@@ -127,7 +127,6 @@ def valid_credentials(ctx: Context) -> st.SearchStrategy[tuple[Header, ...]]:
             (("x-api-key", key), ("x-connection-token", token)),
             (("X-API-KEY", key), ("X-Connection-Token", token)),
             (("x-connection-token", token), ("x-api-key", key)),
-            (("x-api-key", key), ("x-api-key", key), ("x-connection-token", token)),  # repeated, same value
             ctx.harness.other.headers(),  # another project's own pair: valid, for its connection
         ]
     )
@@ -152,7 +151,8 @@ def invalid_credentials(ctx: Context) -> st.SearchStrategy[tuple[Header, ...]]:
         (("x-api-key", key), ("x-connection-token", token + "\x00")),
         (("x-api-key", key.encode() + b"\xff"), ("x-connection-token", token)),
         (("x-api-key", "lbk_" + "A" * 9000), ("x-connection-token", token)),
-        (("x-api-key", key), ("x-api-key", "garbage"), ("x-connection-token", token)),  # the last is wrong
+        (("x-api-key", key), ("x-api-key", "garbage"), ("x-connection-token", token)),  # "key,garbage"
+        (("x-api-key", key), ("x-api-key", key), ("x-connection-token", token)),  # "key,key": joined, no key
         (("x-api_key", key), ("x-connection-token", token)),  # underscore: another header
         (("x-api-key", "null"), ("x-connection-token", "undefined")),
     ]

@@ -112,6 +112,16 @@ def test_an_error_not_in_the_documented_shape_is_a_violation(body: Any) -> None:
     assert "error_shape" in judge(post(*AUTH), answer(400, body))
 
 
+def test_the_gateways_not_found_is_the_one_error_outside_the_shape() -> None:
+    """The HTTP API's 404 for a request no route matches never reached a function: its body is
+    the gateway's own. The same body from a function is still a violation."""
+    not_found = b'{"message":"Not Found"}'
+    unrouted = Sent("PUT", "/accounting/invoices", AUTH, b"{}")
+    assert judge(unrouted, Received(404, (JSON_TYPE,), not_found)) == set()
+    assert "error_shape" in judge(unrouted, Received(404, (JSON_TYPE, FROM_FUNCTION), not_found))
+    assert "error_shape" in judge(unrouted, Received(404, (JSON_TYPE,), b'{"message":"Missing"}'))
+
+
 def test_an_error_that_is_not_json_is_a_violation() -> None:
     html = Received(400, (("Content-Type", "text/html"), FROM_FUNCTION), b"<h1>400</h1>")
     assert "error_shape" in judge(post(*AUTH), html)
@@ -136,6 +146,7 @@ def test_a_status_the_document_does_not_list_is_a_violation() -> None:
         (("x-api-key", KEY),),
         (("x-api-key", "other"), ("x-connection-token", TOKEN)),
         (*AUTH, ("x-api-key", "x")),
+        (*AUTH, ("x-api-key", KEY)),  # repeated, same value: the event holds "key,key"
     ],
 )
 def test_without_valid_credentials_only_the_one_401_will_do(headers: tuple[tuple[str, str], ...]) -> None:

@@ -16,7 +16,8 @@ ledgerbridge/webhooks/endpoints.py):
   routes nowhere, :data:`GATEWAY_STATUSES`); the webhooks routes are not in /openapi.json, so
   that set is this file's, taken from those modules (a 503 only when storage fails, which
   nothing here makes happen: any 5xx is a violation), and the oracle gets no document;
-- without a valid ``x-api-key`` (the last one sent, as in the proxy event) the one 401 answer,
+- without a valid ``x-api-key`` (a repeated one is its values joined with commas, as in the
+  HTTP API's event: never a key) the one 401 answer,
   whatever else the request holds; with one, never a 401;
 - the text ``whsec_`` only in a 201 create or a 200 rotation, each time a secret never shown
   before and no other; no ``x-api-key`` value sent ever comes back;
@@ -111,8 +112,9 @@ ROUTE_STATUSES: dict[tuple[str, str], frozenset[int]] = {
     DELIVERIES: frozenset({200, 400, 401, 404}),
     RETRY: frozenset({202, 401, 404, 409}),
 }
-# The local gateway's own refusals (ledgerbridge/local/stack.py): framing, no route, wrong method.
-GATEWAY_STATUSES = frozenset({400, 404, 405, 411, 413, 414, 431})
+# The local gateway's own refusals (ledgerbridge/local/stack.py): framing, and the HTTP API's 404
+# for a method and path no route matches.
+GATEWAY_STATUSES = frozenset({400, 404, 411, 413, 414, 431})
 VIEW_FIELDS = frozenset(
     ("id", "url", "events", "description", "enabled", "created_at", "modified_at", "failing_since")
 ) | {"disabled"}
@@ -240,12 +242,11 @@ class Webhooks:
     def caller(self, sent: Sent) -> tuple[str, str | None]:
         """("valid", project), ("invalid", None), or ("either", project) for a valid key with
         blanks around it (HTTP servers differ on trimming them, and either answer is sound)."""
-        values = sent.header_values("x-api-key")
-        last = values[-1] if values else ""
-        if last in self.keys:
-            return "valid", self.keys[last]
-        if last.strip(" \t") in self.keys:
-            return "either", self.keys[last.strip(" \t")]
+        value = ",".join(sent.header_values("x-api-key"))  # as the HTTP API's event holds it
+        if value in self.keys:
+            return "valid", self.keys[value]
+        if value.strip(" \t") in self.keys:
+            return "either", self.keys[value.strip(" \t")]
         return "invalid", None
 
     # --- the rules ---
@@ -918,7 +919,6 @@ def keys(w: Webhooks, invalid_percent: int = 10) -> st.SearchStrategy[tuple[Head
             (("x-api-key", w.demo_key),),
             (("X-API-Key", w.demo_key),),
             (("X-API-KEY", w.demo_key), ("x-connection-token", w.token)),
-            (("x-api-key", "garbage"), ("x-api-key", w.demo_key)),  # the last one counts
         ]
     )
     other = st.just((("x-api-key", w.other_key),))
@@ -943,7 +943,9 @@ def bad_keys(w: Webhooks) -> st.SearchStrategy[tuple[Header, ...]]:
         (("x-api-key", b"\xff\xfe"),),
         (("x-api-key", "lbk_" + "A" * 9000),),
         (("x-api-key", "\u043a\u043b\u044e\u0447-" + key),),  # not Latin-1: sent as UTF-8 bytes
-        (("x-api-key", key), ("x-api-key", "garbage")),  # the last one counts
+        (("x-api-key", key), ("x-api-key", "garbage")),  # joined: "key,garbage"
+        (("x-api-key", "garbage"), ("x-api-key", key)),  # joined: "garbage,key"
+        (("x-api-key", key), ("x-api-key", key)),  # joined: "key,key"
         (("x-api-key", "null"),),
         (("x-api-key", "' OR 1=1 --"),),
         (("x-api-key", f" {key}"),),

@@ -1,4 +1,4 @@
-"""Drive the API handler with API Gateway REST proxy events, against moto."""
+"""Drive the API handler with HTTP API events (payload format 2.0), against moto."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -26,39 +27,60 @@ class Answer:
         return jsonutil.loads(self.text)
 
 
-def rest_event(
+STAGE = "v1"  # template.yaml's HttpApi stage
+
+
+def http_event(
     method: str,
     path: str,
     *,
-    resource: str,
+    route: str,
     body: str | None = None,
     headers: dict[str, str | None] | None = None,
-    query: dict[str, str] | None = None,
+    query: dict[str, str] | list[tuple[str, str]] | None = None,
     path_parameters: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """The event an HTTP API sends for one request to the stage's own URL (payload format 2.0):
+    ``route`` is the template's path (``/accounting/invoices/{id}``), ``path`` the request's;
+    header names lower case, the stage at the start of ``rawPath``, keys with nothing to hold
+    left out. ``headers`` default to a JSON Content-Type; a None value leaves the header out.
+    ``query`` as pairs may repeat a name: ``queryStringParameters`` joins its values with commas."""
     merged = {"content-type": "application/json", **(headers or {})}
-    headers = {name: value for name, value in merged.items() if value is not None}  # None: leave it out
-    return {
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": query or None,
-        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
-        "pathParameters": path_parameters,
-        "stageVariables": None,
+    sent = {name.lower(): value for name, value in merged.items() if value is not None}
+    pairs = list(query.items()) if isinstance(query, dict) else list(query or [])
+    joined: dict[str, str] = {}
+    for name, value in pairs:
+        joined[name] = f"{joined[name]},{value}" if name in joined else value
+    raw_path, route_key = f"/{STAGE}{path}", f"{method} {route}"
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": raw_path,
+        "rawQueryString": urlencode(pairs),
+        "headers": sent,
         "requestContext": {
-            "resourcePath": resource,
-            "httpMethod": method,
-            "path": f"/v1{path}",
-            "stage": "v1",
+            "accountId": "123456789012",
+            "apiId": "a1b2c3d4e5",
+            "domainName": "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "a1b2c3d4e5",
+            "http": {
+                "method": method,
+                "path": raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": sent.get("user-agent", ""),
+            },
             "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-            "identity": {"sourceIp": "127.0.0.1"},
+            "routeKey": route_key,
+            "stage": STAGE,
+            "time": "24/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1795514400000,
         },
-        "body": body,
         "isBase64Encoded": False,
     }
+    optional = {"queryStringParameters": joined, "pathParameters": path_parameters, "body": body}
+    event.update((key, value) for key, value in optional.items() if value)
+    return event
 
 
 class Api:
@@ -75,22 +97,21 @@ class Api:
         body: Any = None,
         raw: str | None = None,
         headers: dict[str, str | None] | None = None,
-        query: dict[str, str] | None = None,
+        query: dict[str, str] | list[tuple[str, str]] | None = None,
         auth: bool = True,
     ) -> Answer:
-        resource, params = path, None
+        route, params = path, None
         parts = path.split("/")
         if len(parts) == 4 and parts[1] == "accounting":  # /accounting/<kind>/<id>
-            resource, params = f"/accounting/{parts[2]}/{{id}}", {"id": parts[3]}
+            route, params = f"/accounting/{parts[2]}/{{id}}", {"id": parts[3]}
         sent = {**(self.credentials if auth else {}), **(headers or {})}
         text = raw if raw is not None else (jsonutil.dumps(body) if body is not None else None)
-        event = rest_event(
-            method, path, resource=resource, body=text, headers=sent, query=query, path_parameters=params
+        event = http_event(
+            method, path, route=route, body=text, headers=sent, query=query, path_parameters=params
         )
         result = self._module.handler(event, self._context)
         assert result["statusCode"] != 500, result["body"]
-        headers = {k: v[-1] for k, v in (result.get("multiValueHeaders") or {}).items()}
-        return Answer(result["statusCode"], {**headers, **(result.get("headers") or {})}, result["body"])
+        return Answer(result["statusCode"], result.get("headers") or {}, result["body"])
 
     def create(self, body: Any, **kwargs: Any) -> Answer:
         return self.call("POST", "/accounting/invoices", body=body, **kwargs)

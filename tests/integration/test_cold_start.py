@@ -139,12 +139,12 @@ def test_on_the_layers_powertools_a_create_loads_one_resolver_and_answers_the_sa
 
 _RESOLVER_ONLY = """
 import json, sys
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 print(json.dumps(sorted(name for name in ("asyncio", "zipfile", "tempfile") if name in sys.modules)))
 """
 
 
-def test_the_rest_resolver_alone_loads_neither_asyncio_nor_zipfile(layer_powertools: Path) -> None:
+def test_the_http_resolver_alone_loads_neither_asyncio_nor_zipfile(layer_powertools: Path) -> None:
     assert _fresh(_RESOLVER_ONLY) == ["asyncio", "tempfile", "zipfile"]  # Powertools as installed
     assert _fresh(_RESOLVER_ONLY, layer_powertools) == []
 

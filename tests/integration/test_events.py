@@ -13,10 +13,12 @@ import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
 from ledgerbridge import admin, jsonutil
+from ledgerbridge.local.stack import path_pattern
 from ledgerbridge.local.template import api_routes, load_template
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -72,14 +74,26 @@ def test_every_event_has_an_expected_status_and_vice_versa() -> None:
 
 @pytest.mark.parametrize("name", EVENT_FILES)
 def test_event_is_a_route_of_the_template(name: str) -> None:
-    """Each event is one that API Gateway could send for a route template.yaml declares."""
+    """Each event is one that the HTTP API could send (payload format 2.0) for a route
+    template.yaml declares, to the stage's own URL: its path carries the stage."""
     event = load_event(name)
-    routes = {(route.method, route.path, route.stage) for route in api_routes(load_template())}
+    routes = {f"{route.method} {route.path}": route for route in api_routes(load_template())}
     context = event["requestContext"]
-    assert (event["httpMethod"], event["resource"], context["stage"]) in routes
-    assert (context["httpMethod"], context["resourcePath"]) == (event["httpMethod"], event["resource"])
-    assert context["path"] == f"/{context['stage']}{event['path']}"
-    assert {header: [value] for header, value in event["headers"].items()} == event["multiValueHeaders"]
+    route = routes[event["routeKey"]]
+    assert event["version"] == "2.0"
+    assert (context["routeKey"], context["stage"], context["http"]["method"]) == (
+        event["routeKey"],
+        route.stage,
+        route.method,
+    )
+    assert context["http"]["path"] == event["rawPath"]
+    stage_prefix = f"/{route.stage}"
+    assert event["rawPath"].startswith(f"{stage_prefix}/")
+    found = path_pattern(route.path).match(event["rawPath"].removeprefix(stage_prefix))
+    assert found and found.groupdict() == (event.get("pathParameters") or {})
+    assert event["rawQueryString"] == urlencode(event.get("queryStringParameters") or {})
+    assert all(header == header.lower() for header in event["headers"])
+    assert "multiValueHeaders" not in event and "multiValueQueryStringParameters" not in event
 
 
 @pytest.mark.parametrize("name", EVENT_FILES)

@@ -3,7 +3,8 @@
 Each body here once answered 500 (or 201 for something that is not an invoice). Every one is
 sent twice: without credentials, where the answer must be the one 401 whatever the body, and
 with valid credentials, where it must be a 4xx in the documented error shape with nothing
-stored. Bodies are raw bytes, sent the way API Gateway delivers them (base64 when not UTF-8).
+stored. Bodies are raw bytes, sent the way an HTTP API delivers them: text when the Content-Type
+is JSON and the bytes are UTF-8, else base64 (a missing Content-Type included).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from ledgerbridge.store import invoices
-from tests.integration.conftest import Api, rest_event
+from tests.integration.conftest import Api, http_event
 
 DEEP = b"[" * 1000 + b"]" * 1000
 HOSTILE: dict[str, tuple[bytes, int]] = {
@@ -72,19 +73,21 @@ NOT_JSON_TYPES = [
 def _send(
     module: ModuleType, context: Any, body: bytes, headers: dict[str, str], method: str = "POST"
 ) -> dict[str, Any]:
+    sent = {"content-type": None, **headers}
     try:
+        if (sent["content-type"] or "").split(";")[0].strip().lower() != "application/json":
+            raise ValueError("not a text media type")
         text, encoded = body.decode("utf-8"), False
-    except UnicodeDecodeError:
+    except ValueError:  # UnicodeDecodeError included
         text, encoded = base64.b64encode(body).decode(), True
-    event = rest_event(method, "/accounting/invoices", resource="/accounting/invoices", body=text,
-                       headers={"content-type": None, **headers})  # fmt: skip
+    event = http_event(method, "/accounting/invoices", route="/accounting/invoices", body=text, headers=sent)
     event["isBase64Encoded"] = encoded
     return module.handler(event, context)
 
 
 def _error_body(result: dict[str, Any]) -> dict[str, Any]:
     """The documented error shape, checked whole."""
-    assert result["multiValueHeaders"]["Content-Type"] == ["application/json"]
+    assert result["headers"]["Content-Type"] == "application/json"
     body = json.loads(result["body"])
     assert set(body) <= {"statusCode", "error", "message", "details", "invoice_id", "contact_id"}, body
     assert body["statusCode"] == result["statusCode"]
@@ -156,6 +159,17 @@ def test_numbers_are_stored_in_a_form_dynamodb_takes_and_read_back_equal(api: Ap
     got = api.call("GET", f"/accounting/invoices/{answer.json['id']}").json
     assert got["field_mappings"] == {"round": 10**39, "zero": 0}
     assert got["balance"] == 0
+
+
+def test_a_query_parameter_given_twice_is_refused_as_a_list(api: Api) -> None:
+    """The event joins a repeated parameter's values with commas; its rawQueryString still tells
+    ``?remote_data=true&remote_data=true`` (a list: refused by type) from one value holding a
+    comma (the string, refused by the flag's own rule)."""
+    twice = api.call("GET", "/accounting/invoices", query=[("remote_data", "true"), ("remote_data", "true")])
+    once = api.call("GET", "/accounting/invoices", query={"remote_data": "true,true"})
+    assert (twice.status, once.status) == (400, 400)
+    assert twice.json["details"] == [{"field": "remote_data", "reason": "Input should be a valid string"}]
+    assert once.json["details"] == [{"field": "remote_data", "reason": "must be true, false, 1 or 0"}]
 
 
 @pytest.mark.parametrize("content_type", NOT_JSON_TYPES)

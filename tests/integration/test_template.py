@@ -1,6 +1,7 @@
-"""template.yaml: least privilege, the dependency layer in step with pyproject.toml, the API
-function's SnapStart versions behind the alias API Gateway invokes, and a ``sam validate --lint``
-/ ``sam build`` that works without Docker and yields arm64 artifacts."""
+"""template.yaml: least privilege, the dependency layer in step with pyproject.toml, one HTTP API
+(payload format 2.0) in front of every route, the API function's SnapStart versions behind the
+alias API Gateway invokes, and a ``sam validate --lint`` / ``sam build`` that works without
+Docker and yields arm64 artifacts."""
 
 from __future__ import annotations
 
@@ -360,27 +361,96 @@ def test_the_api_function_publishes_snapstart_versions_behind_an_alias(template:
     assert template.body["Outputs"]["ApiFunctionAliasArn"]["Value"] == {"Ref": "ApiFunction.Alias"}
 
 
-@pytest.mark.sam
-def test_api_gateway_invokes_the_api_function_through_its_alias(
-    template: Template, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """SAM's own transform (what CloudFormation runs): every route of the API function is
-    integrated with, and allowed to invoke, the alias; none reaches the unqualified function."""
+def test_every_route_is_on_the_http_api_with_payload_format_2(template: Template) -> None:
+    """One HTTP API (not a REST API: README, "Cost per million sandbox creates") in front of every
+    function's routes, each with the 2.0 event the functions' APIGatewayHttpResolver reads. Its
+    logical id is not the REST API's "Api": CloudFormation refuses to change a deployed
+    resource's type, so a stack deployed with the REST API could not be updated."""
+    assert template.body["Resources"]["HttpApi"]["Type"] == "AWS::Serverless::HttpApi"
+    assert "Api" not in template.body["Resources"]
+    assert not template.resources("AWS::Serverless::Api")
+    events = [
+        event
+        for function in template.resources("AWS::Serverless::Function")
+        for event in template.function_properties(function).get("Events", {}).values()
+        if "Path" in event.get("Properties", {}) or event.get("Type") in ("Api", "HttpApi")
+    ]
+    assert len(events) == len(api_routes(template)) == 34
+    for event in events:
+        assert event["Type"] == "HttpApi", event
+        assert event["Properties"]["ApiId"] == {"Ref": "HttpApi"}, event
+        assert event["Properties"]["PayloadFormatVersion"] == "2.0", event
+
+
+def test_the_stage_keeps_the_rest_apis_url_limits_and_alarm(template: Template) -> None:
+    """The stage is still v1 (ApiUrl https://<id>.execute-api.<region>.amazonaws.com/v1/, as
+    the REST API's), throttled 200 burst / 100 per second with per-route metrics; the 5xx alarm
+    watches the HTTP API's own metric (``5xx`` by ApiId and Stage, not REST's ``5XXError`` by
+    ApiName)."""
+    api = template.body["Resources"]["HttpApi"]["Properties"]
+    stage = api["StageName"]
+    assert stage == "v1"
+    assert api["DefaultRouteSettings"] == {
+        "DetailedMetricsEnabled": True,
+        "ThrottlingBurstLimit": 200,
+        "ThrottlingRateLimit": 100,
+    }
+    alarm = template.body["Resources"]["Api5xxAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/ApiGateway", "5xx")
+    assert alarm["Dimensions"] == [
+        {"Name": "ApiId", "Value": {"Ref": "HttpApi"}},
+        {"Name": "Stage", "Value": stage},
+    ]
+    url = template.body["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"]
+    assert url == f"https://${{HttpApi}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{stage}/"
+
+
+@pytest.fixture(scope="module")
+def transformed(template: Template) -> dict[str, Any]:
+    """The resources SAM's own transform makes of the template (what CloudFormation runs)."""
     from samtranslator.translator.transform import transform
 
     class NoManagedPolicies:  # the template names no managed policy, so nothing is looked up
         def load(self) -> dict[str, str]:
             return {}
 
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     body = json.loads(json.dumps(template.body))
     for resource in body["Resources"].values():  # sam package would put S3 URIs here
         for key in ("CodeUri", "ContentUri"):
             if key in resource.get("Properties", {}):
                 resource["Properties"][key] = "s3://bucket/key"
-    resources = transform(body, {}, NoManagedPolicies())["Resources"]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        return transform(body, {}, NoManagedPolicies())["Resources"]
 
-    paths = resources["Api"]["Properties"]["Body"]["paths"]
+
+@pytest.mark.sam
+def test_sam_makes_one_http_api_stage_and_2_0_integrations(
+    template: Template, transformed: dict[str, Any]
+) -> None:
+    """The v1 stage alone (no $default stage beside it), with the route settings, and every
+    route's integration a Lambda proxy with payload format 2.0."""
+    assert transformed["HttpApi"]["Type"] == "AWS::ApiGatewayV2::Api"
+    stages = [r["Properties"] for r in transformed.values() if r["Type"] == "AWS::ApiGatewayV2::Stage"]
+    assert [stage["StageName"] for stage in stages] == ["v1"]
+    assert (
+        stages[0]["DefaultRouteSettings"]
+        == template.body["Resources"]["HttpApi"]["Properties"]["DefaultRouteSettings"]
+    )
+    paths = transformed["HttpApi"]["Properties"]["Body"]["paths"]
+    for route in api_routes(template):
+        integration = paths[route.path][route.method.lower()]["x-amazon-apigateway-integration"]
+        assert (integration["type"], integration["payloadFormatVersion"]) == ("aws_proxy", "2.0"), route
+
+
+@pytest.mark.sam
+def test_api_gateway_invokes_the_api_function_through_its_alias(
+    template: Template, transformed: dict[str, Any]
+) -> None:
+    """SAM's own transform: every route of the API function is integrated with, and allowed to
+    invoke, the alias; none reaches the unqualified function."""
+    resources = transformed
+    paths = resources["HttpApi"]["Properties"]["Body"]["paths"]
     routes = [route for route in api_routes(template) if route.function == "ApiFunction"]
     assert routes
     for route in routes:

@@ -1,6 +1,6 @@
 """The /webhooks routes (functions/webhooks/app.py) and the admin CLI's webhook commands, against moto.
 
-Each call is one Lambda invocation of the real handler with an API Gateway REST proxy event.
+Each call is one Lambda invocation of the real handler with an HTTP API event (payload format 2.0).
 URLs are IP literals, so checking them needs no DNS.
 """
 
@@ -20,7 +20,7 @@ from ledgerbridge.config import settings
 from ledgerbridge.params import encode_cursor
 from ledgerbridge.store import webhooks as store
 from tests.conftest import load_handler_module
-from tests.integration.conftest import Answer, rest_event
+from tests.integration.conftest import Answer, http_event
 from tests.integration.test_webhooks_store import messages, queue  # noqa: F401 (a fixture)
 
 PUBLIC_URL = "https://93.184.216.34/hooks/ledgerbridge"
@@ -31,8 +31,8 @@ def webhooks_module() -> ModuleType:
     return load_handler_module("webhooks")
 
 
-def _resource(path: str) -> tuple[str, dict[str, str] | None]:
-    """The API Gateway resource and path parameters of a /webhooks path, as the template declares them."""
+def _route(path: str) -> tuple[str, dict[str, str] | None]:
+    """The route's path and the path parameters of a /webhooks path, as the template declares them."""
     parts = path.split("/")[2:]  # after "/webhooks"
     if not parts:
         return "/webhooks", None
@@ -59,12 +59,12 @@ class Client:
         query: dict[str, str] | None = None,
     ) -> Answer:
         key = self.api_key if api_key == "" else api_key
-        resource, params = _resource(path)
+        route, params = _route(path)
         text = raw if raw is not None else (json.dumps(body) if body is not None else None)
-        event = rest_event(
+        event = http_event(
             method,
             path,
-            resource=resource,
+            route=route,
             body=text,
             headers={"x-api-key": key},
             query=query,

@@ -9,13 +9,15 @@ the stand-ins below, which only keep their arguments. Why: Powertools' ``Query``
 Python 3.12, .pyc shipped), building pydantic models that only the OpenAPI document needs.
 
 - ``validated(resolver)`` wraps a route whose path, query and header parameters are passed
-  in validated, with what the resolver's validation answered for an API Gateway REST proxy
-  event: each value read from the event the same way (a query parameter or header given
-  twice is a list, which a scalar type refuses; a value given once, commas included, is the
-  string), checked by pydantic against the declared type and constraints (so the same
-  messages), defaults as declared, errors in the same order (path, query, header; then the
-  signature's). A failure raises :class:`InvalidParameters` before the route runs: the
-  resolver's handler for it decides what is checked first (the API function authenticates).
+  in validated, with what the resolver's validation answers for an HTTP API event (payload
+  format 2.0): each value read from the event the same way, checked by pydantic against the
+  declared type and constraints (so the same messages), defaults as declared, errors in the
+  same order (path, query, header; then the signature's). A query parameter given twice is a
+  list, which a scalar type refuses; 2.0 joins its values with commas, so ``rawQueryString``
+  tells it from one value holding commas, which stays the string. A repeated header cannot be
+  told from one value holding commas (2.0 keeps no trace of it): it is that one string. A
+  failure raises :class:`InvalidParameters` before the route runs: the resolver's handler
+  for it decides what is checked first (the API function authenticates).
 - ``documented`` wraps a route whose parameters are only documented: it reads its own, in
   its own order (a route with a body authenticates before it reads anything).
 - Both convert the stand-ins to Powertools' own classes the first time the OpenAPI generator
@@ -29,10 +31,12 @@ from __future__ import annotations
 
 import inspect
 import typing
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import cached_property, update_wrapper
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import parse_qsl
 
 from pydantic_core import ValidationError
 
@@ -122,12 +126,10 @@ class _Bound:
         if self.where == "path":
             return route_args.get(self.key)
         if self.where == "query":
-            values = event.resolved_query_string_parameters
-            return _one(values.get(self.key), self.key, event.multi_value_query_string_parameters)
-        from aws_lambda_powertools.utilities.data_classes.common import CaseInsensitiveDict
-
-        values = event.resolved_headers_field
-        return _one(values.get(self.key), self.key, CaseInsensitiveDict(event.get("multiValueHeaders")))
+            value = event.resolved_query_string_parameters.get(self.key)
+            split = isinstance(value, list) and len(value) > 1
+            return _one(value, self.key, _repeated_names(event.get("rawQueryString") or "") if split else ())
+        return _one(event.resolved_headers_field.get(self.key), self.key, ())
 
     def check(self, value: Any) -> tuple[Any, list[FieldError]]:
         try:
@@ -137,6 +139,12 @@ class _Bound:
                 FieldError(".".join(str(part) for part in (self.key, *error["loc"]))[:200], str(error["msg"]))
                 for error in exc.errors()
             ]
+
+
+def _repeated_names(raw_query: str) -> set[str]:
+    """The query parameters a query string gives more than once (decoded, as the event names them)."""
+    counts = Counter(name for name, _ in parse_qsl(raw_query, keep_blank_values=True))
+    return {name for name, count in counts.items() if count > 1}
 
 
 def _one(value: Any, key: str, given_more_than_once: Collection[str]) -> Any:

@@ -23,7 +23,7 @@ import yaml
 
 TEMPLATE_NAME = "template.yaml"
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
-IMPLICIT_API_STAGE = "Prod"  # the stage SAM gives an Api event without RestApiId
+IMPLICIT_API_STAGE = "$default"  # the stage SAM gives an HttpApi event without ApiId
 
 _PSEUDO_DEFAULTS = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
 _SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
@@ -430,14 +430,21 @@ class Route:
 
 
 def api_routes(template: Template) -> list[Route]:
-    """Every ``Type: Api`` event of every AWS::Serverless::Function, in template order."""
+    """Every ``Type: HttpApi`` event of every AWS::Serverless::Function, in template order.
+
+    The local stack sends what an HTTP API sends with payload format 2.0 (``stack.proxy_event``),
+    so a REST API event (``Type: Api``) or another payload format is an error, not a guess."""
     routes = []
     for logical_id in template.resources("AWS::Serverless::Function"):
         properties = template.function_properties(logical_id)
-        for event in properties.get("Events", {}).values():
-            if event.get("Type") != "Api":
+        for name, event in properties.get("Events", {}).items():
+            if event.get("Type") == "Api":
+                raise ValueError(f"{logical_id}.{name}: REST API events are not served locally; use HttpApi")
+            if event.get("Type") != "HttpApi":
                 continue
             event_properties = event["Properties"]
+            if str(event_properties.get("PayloadFormatVersion", "2.0")) != "2.0":
+                raise ValueError(f"{logical_id}.{name}: only payload format 2.0 is served locally")
             routes.append(
                 Route(
                     method=event_properties["Method"].upper(),
@@ -445,17 +452,17 @@ def api_routes(template: Template) -> list[Route]:
                     function=logical_id,
                     handler=properties["Handler"],
                     code_uri=(template.root / properties["CodeUri"]).resolve(),
-                    stage=_stage_name(template, event_properties.get("RestApiId")),
+                    stage=_stage_name(template, event_properties.get("ApiId")),
                 )
             )
     return routes
 
 
-def _stage_name(template: Template, rest_api_id: Any) -> str:
-    """The StageName of the AWS::Serverless::Api an event refers to (``{"Ref": "Api"}``)."""
-    if not isinstance(rest_api_id, dict) or "Ref" not in rest_api_id:
+def _stage_name(template: Template, api_id: Any) -> str:
+    """The StageName of the AWS::Serverless::HttpApi an event refers to (``{"Ref": "HttpApi"}``)."""
+    if not isinstance(api_id, dict) or "Ref" not in api_id:
         return IMPLICIT_API_STAGE
-    api = template.body["Resources"][rest_api_id["Ref"]]
+    api = template.body["Resources"][api_id["Ref"]]
     return str(api.get("Properties", {}).get("StageName", IMPLICIT_API_STAGE))
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: E402  (awscrt is blocked before anything imports botocore)
 """``make bench``: how far the API function is from its budgets, measured side by side.
 
 Each figure is a ratio against a floor that does the work any correct handler must do, so
@@ -22,6 +23,10 @@ that it means the same on a laptop and in CI:
   one create (``benchmarks.aws_calls``), counted on the last warm-up create.
 - the deployed layers' sizes, zipped.
 
+The warm side runs without ``awscrt`` (blocked before botocore is imported): the dev venv has
+it (moto and the SAM CLI pull it in), so botocore would sign with the CRT, but Lambda's
+Python runtime ships boto3 without it and signs in Python, as the cold side's venv does.
+
 Fair means as deployed: the cold side runs under CPython 3.12 (the template's runtime; from
 pyenv or PATH, printed; else the dev venv's Python with a warning) in a throwaway venv
 (``.bench-venv/``) holding only boto3 at the dev pins, standing in for the runtime's. The
@@ -38,6 +43,10 @@ are reported. Targets are printed, never enforced: timings do not belong in test
 """
 
 from __future__ import annotations
+
+import sys
+
+sys.modules["awscrt"] = None  # type: ignore[assignment]  # as in Lambda: see the module docstring
 
 import json
 import logging

@@ -30,7 +30,7 @@ def _reset_caches() -> None:
     clients, principals, providers): what a SnapStart restore drops, plus the settings, since
     each test has its own environment and moto account."""
     settings.cache_clear()
-    snapstart.clear_auth_cache()
+    snapstart.clear_caches()
     snapstart.drop_connections()
 
 

@@ -7,6 +7,7 @@ import contextlib
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
 
 from ledgerbridge.aws import USER_AGENT, client
 from ledgerbridge.errors import ApiError
@@ -33,3 +34,34 @@ def test_a_malformed_request_is_still_refused_and_answered_503(aws: Any) -> None
     with pytest.raises(ApiError) as caught:
         conditional_write("put_item", TableName="no-such-table", Item={"id": {"S": "x"}})
     assert caught.value.status == 503
+
+
+def test_throttled_calls_are_retried_with_backoff_until_one_gets_through(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Standard retry mode: DynamoDB's throttling answers are retried (sleeps skipped here)."""
+    dynamodb = client("dynamodb")
+    attempts: list[int] = []
+    throttled = b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"slow down"}'
+
+    def answer(request: Any, **_: Any) -> Any:
+        attempts.append(1)
+        if len(attempts) <= 2:
+            return AWSResponse(request.url, 400, {"x-amzn-ErrorType": "ThrottlingException"}, _Raw(throttled))
+        return None  # on to moto
+
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    dynamodb.meta.events.register_first("before-send.dynamodb", answer)
+    try:
+        dynamodb.list_tables()
+    finally:
+        dynamodb.meta.events.unregister("before-send.dynamodb", answer)
+    assert len(attempts) == 3
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self._body

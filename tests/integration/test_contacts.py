@@ -558,3 +558,19 @@ def test_a_refused_contact_keeps_its_idempotency_key_answer(api: Api) -> None:
     assert (again.status, again.json, again.headers.get("Idempotent-Replayed")) == (422, first.json, "true")
     named = [c for c in api.call("GET", "/accounting/contacts").json["data"] if c["name"] == body["name"]]
     assert sorted(c["sync_status"] for c in named) == ["failed", "synced"]  # the directory's, and ours
+
+
+def test_a_contact_is_usable_the_moment_it_reaches_the_ledger(demo: dict[str, Any]) -> None:
+    """Resolved references are remembered (connections.RESOLVED_SECONDS), but only once in the
+    ledger: a pending one is read again by the next invoice."""
+    principal = sandbox(demo)
+    contact_id = "0196a3f2-0000-7000-8000-000000000002"
+    stored_contacts.create_pending(
+        demo["project_id"], demo["connection_id"], contact_id, "Soon Ltd", {}, "2026-01-01T00:00:00Z"
+    )
+    with pytest.raises(ApiError):
+        create_invoice(principal, invoice_for(contact_id), include_remote_data=False)
+    remote = RemoteReference("contact", "C-9001", "Soon Ltd", {}, remote_data={"id": "C-9001"})
+    stored_contacts.settle(demo["connection_id"], contact_id, remote, {}, "2026-01-01T00:00:01Z")
+    created = create_invoice(principal, invoice_for(contact_id), include_remote_data=True)
+    assert created.invoice.remote_data["contact"] == "C-9001"

@@ -10,11 +10,12 @@ from typing import Any
 import boto3
 import pytest
 
-from ledgerbridge import admin, connections
+from ledgerbridge import admin, connections, jsonutil
 from ledgerbridge.config import settings
-from ledgerbridge.ids import reference_id
+from ledgerbridge.ids import reference_id, uuid7
 from ledgerbridge.providers.base import ProviderUnavailable
 from ledgerbridge.providers.sandbox import ledger_code
+from ledgerbridge.store import invoices
 from tests.integration.conftest import Api
 
 FULL_INVOICE = (
@@ -123,10 +124,11 @@ def test_create_stores_exactly_one_item_with_numbers_for_amounts(api: Api, demo:
     assert item["total_tax_amount"] == {"N": "0.03"}
     assert Decimal(item["total_discount"]["N"]) == 0
     assert item["exchange_rate"] == {"N": "1.0825"}
-    first, second = item["line_items"]["L"]
-    assert first["M"]["unit_price"] == {"N": "150.25"}
-    assert second["M"]["unit_price"] == {"N": "0.1"}
-    assert second["M"]["total_amount"] == {"N": "0.3"}
+    assert "line_items" not in item  # one JSON string, its numbers exact literals:
+    text = item["line_items_json"]["S"]
+    assert '"unit_price":150.25,' in text and '"unit_price":0.1,' in text and '"total_amount":0.3' in text
+    first, second = jsonutil.loads(text)
+    assert second["unit_price"] == Decimal("0.1") and first["remote_id"] == f"{invoice['remote_id']}-1"
     assert Decimal(item["total_amount"]["N"]) == Decimal("300.83")
     assert item["remote_id"] == {"S": ledger_code(invoice["id"])}
 
@@ -434,3 +436,48 @@ def test_json_with_a_charset_or_no_content_type_is_accepted(api: Api) -> None:
             "POST", "/accounting/invoices", raw='{"total_amount": 5}', headers={"content-type": content_type}
         )
         assert answer.status == 201
+
+
+# --- settle answers what it stored ----------------------------------------------------------
+
+
+def test_a_create_answers_exactly_what_a_get_reads_back(api: Api) -> None:
+    """The settle's answer is computed, not read back (store/invoices.settle): it must match."""
+    created = api.create(None, raw=FULL_INVOICE, query={"remote_data": "true"})
+    fetched = api.call("GET", f"/accounting/invoices/{created.json['id']}", query={"remote_data": "true"})
+    assert created.status == 201 and fetched.status == 200
+    assert created.text == fetched.text
+
+
+@pytest.mark.parametrize("size", ["small", "offloaded"])
+def test_settling_a_retried_invoice_answers_the_item_as_stored(demo: dict[str, Any], size: str) -> None:
+    """A retry settles a record it read, after attempts noted an error and a queued retry."""
+    lines = 1 if size == "small" else 2000  # 2,000 long lines: over the item's inline limit
+    line = {"description": "x" * 60, "total_amount": Decimal("1.10")}
+    record = {
+        "connection_id": demo["connection_id"],
+        "project_id": demo["project_id"],
+        "id": str(uuid7()),
+        "pending": "P",
+        "provider": "sandbox",
+        "sync_status": "pending",
+        "created_at": "2026-11-30T10:00:00Z",
+        "modified_at": "2026-11-30T10:00:00Z",
+        "total_amount": Decimal(lines) * Decimal("1.10"),
+        "line_items": [{"id": str(uuid7()), **line} for _ in range(lines)],
+    }
+    connection_id, invoice_id = record["connection_id"], record["id"]
+    invoices.create_pending(record)
+    invoices.record_attempt_error(connection_id, invoice_id, "sandbox timed out", "2026-11-30T10:00:05Z")
+    invoices.note_retry_queued(connection_id, invoice_id, "2026-11-30T10:00:05Z")
+    pending = invoices.get(connection_id, invoice_id)
+    changes = {
+        "line_items": [{**line, "remote_id": f"R-{n}"} for n, line in enumerate(pending["line_items"])],
+        "remote_id": "R",
+        "modified_at": "2026-11-30T10:01:00Z",
+        "sync_error": None,
+    }
+    remote_data = {"id": "R", "lines": [{"id": f"R-{n}", "note": "y" * 60} for n in range(lines)]}
+    settled = invoices.settle(pending, changes, remote_data)
+    assert settled == invoices.get(connection_id, invoice_id)
+    assert settled["sync_status"] == "synced" and "sync_error" not in settled and "pending" not in settled

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from ledgerbridge import admin
+from benchmarks.aws_calls import counted
+from ledgerbridge import admin, connections, expiring
 from ledgerbridge.ids import reference_id
 from tests.integration.conftest import Api
 
@@ -94,3 +96,39 @@ def test_reference_lists_need_auth_and_are_per_connection(api: Api, demo: dict[s
         "GET", "/accounting/items", headers={"x-connection-token": unsynced["connection_token"]}
     )
     assert answer.json["data"] == []
+
+
+# --- resolving references for an invoice (connections.resolve_references) -----------------
+
+
+def _reference_reads(api: Api, body: dict[str, Any]) -> int:
+    with counted() as calls:
+        answer = api.create(body)
+    assert answer.status == 201, answer.text
+    return calls.operations["dynamodb.BatchGetItem"]
+
+
+def test_a_warm_container_reads_a_synced_reference_once_a_minute(
+    api: Api, demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    item = reference_id(demo["connection_id"], "item", "I-1")
+    body = {"contact_id": demo["contact_id"], "line_items": [{"item_id": item, "total_amount": Decimal("1")}]}
+    assert _reference_reads(api, body) == 1  # both references, one BatchGetItem
+    assert _reference_reads(api, body) == 0
+    later = time.monotonic() + connections.RESOLVED_SECONDS + 1
+    monkeypatch.setattr(expiring.time, "monotonic", lambda: later)
+    assert _reference_reads(api, body) == 1
+
+
+def test_a_remembered_reference_belongs_to_its_connection_only(api: Api, demo: dict[str, Any]) -> None:
+    item = reference_id(demo["connection_id"], "item", "I-1")
+    assert _reference_reads(api, {"line_items": [{"item_id": item, "total_amount": Decimal("1")}]}) == 1
+    other = admin.create_connection(demo["project_id"], "sandbox")
+    answer = api.create(
+        {"line_items": [{"item_id": item, "total_amount": Decimal("1")}]},
+        headers={"x-connection-token": other["connection_token"]},
+    )
+    assert answer.status == 422
+    assert answer.json["details"] == [
+        {"field": "line_items.0.item_id", "reason": "unknown item for this connection"}
+    ]

@@ -104,7 +104,8 @@ def snapshot(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         "http": http.shared_client(),
     }
     principal = Principal("project-1", "connection-1", "sandbox")
-    monkeypatch.setitem(auth._cache, ("key-hash", "token-hash"), (time.monotonic() + 60, principal))
+    auth._cache.put(("key-hash", "token-hash"), principal, 60)
+    connections._resolved.put(("connection-1", "contact", "contact-1"), {"remote_id": "C-1"}, 60)
     monkeypatch.setitem(connections._token_sources, "connection-1", object())
     yield held
     for cached in _CACHED:
@@ -122,6 +123,7 @@ def _after_restore(held: dict[str, Any]) -> Callable[[], dict[str, Any]]:
                 "httpx client": http.shared_client() is not held["http"],
             },
             "cached principals": len(auth._cache),
+            "resolved references": len(connections._resolved),
             "token sources": len(connections._token_sources),
         }
 
@@ -138,7 +140,8 @@ def test_two_restores_make_their_own_ids_randomness_and_connections(snapshot: di
     assert first["random"] != second["random"]
     for restored in (first, second):
         assert restored["new"] == dict.fromkeys(restored["new"], True)
-        assert restored["cached principals"] == restored["token sources"] == 0
+        held = ("cached principals", "resolved references", "token sources")
+        assert [restored[name] for name in held] == [0, 0, 0]
 
 
 def test_without_the_hooks_restores_share_the_snapshot_state_but_not_invoice_ids(
@@ -148,7 +151,7 @@ def test_without_the_hooks_restores_share_the_snapshot_state_but_not_invoice_ids
     assert first["random"] == second["random"]  # what reseed_random is for
     assert _counter(first["ids"][0]) == _counter(second["ids"][0]) == snapshot["last id counter"] + 1
     assert first["new"] == second["new"] == dict.fromkeys(first["new"], False)
-    assert first["cached principals"] == first["token sources"] == 1
+    assert first["cached principals"] == first["resolved references"] == first["token sources"] == 1
     assert not set(first["ids"]) & set(second["ids"])  # OS randomness, not process state
 
 

@@ -10,11 +10,11 @@ working on a warm container for at most that long.
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass, field
 
 from ledgerbridge.config import settings
 from ledgerbridge.errors import unauthorized
+from ledgerbridge.expiring import ExpiringCache
 from ledgerbridge.store import accounts
 
 
@@ -26,8 +26,7 @@ class Principal:
     connection_settings: dict[str, str] = field(default_factory=dict)
 
 
-_cache: dict[tuple[str, str], tuple[float, Principal]] = {}
-_CACHE_LIMIT = 1024  # a container serves few callers; this only bounds memory
+_cache: ExpiringCache[tuple[str, str], Principal] = ExpiringCache(limit=1024)
 
 
 def secret_hash(secret: str) -> str:
@@ -76,12 +75,8 @@ def authenticate(api_key: str | None, connection_token: str | None) -> Principal
     if not _plausible(api_key) or not _plausible(connection_token):
         raise unauthorized()
     cache_key = (secret_hash(api_key), secret_hash(connection_token))
-    now = time.monotonic()
-    cached = _cache.get(cache_key)
-    if cached and cached[0] > now:
-        return cached[1]
-    principal = _lookup(*cache_key)
-    if len(_cache) >= _CACHE_LIMIT:
-        _cache.clear()
-    _cache[cache_key] = (now + settings().auth_cache_seconds, principal)
+    principal = _cache.get(cache_key)
+    if principal is None:
+        principal = _lookup(*cache_key)
+        _cache.put(cache_key, principal, settings().auth_cache_seconds)
     return principal

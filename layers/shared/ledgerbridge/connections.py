@@ -17,6 +17,7 @@ from uuid import UUID
 from ledgerbridge import errors
 from ledgerbridge.auth import Principal
 from ledgerbridge.errors import ApiError, FieldError
+from ledgerbridge.expiring import ExpiringCache
 from ledgerbridge.ids import reference_id
 from ledgerbridge.models import InvoiceInput, now_text
 from ledgerbridge.params import decode_cursor, encode_cursor
@@ -179,12 +180,17 @@ def _reference_fields(invoice: InvoiceInput) -> list[tuple[str, str, UUID]]:
     return fields
 
 
+# Resolved references a warm container keeps (see _records), by (connection id, kind, id).
+_resolved: ExpiringCache[tuple[str, str, str], dict[str, Any]] = ExpiringCache(limit=4096)
+RESOLVED_SECONDS = 60
+
+
 def resolve_references(connection_id: str, invoice: InvoiceInput) -> dict[str, RemoteReference]:
     """The provider's record behind each referenced UUID; unknown ones are a 422 naming the field."""
     fields = _reference_fields(invoice)
     if not fields:
         return {}
-    found = references.get_many(connection_id, [(kind, str(ref)) for _, kind, ref in fields])
+    found = _records(connection_id, [(kind, str(ref)) for _, kind, ref in fields])
     unknown = [
         FieldError(path, f"unknown {kind.replace('_', ' ')} for this connection")
         for path, kind, ref in fields
@@ -198,6 +204,32 @@ def resolve_references(connection_id: str, invoice: InvoiceInput) -> dict[str, R
     if unknown:
         raise errors.validation_error(unknown)
     return {path: _remote_reference(found[(kind, str(ref))]) for path, kind, ref in fields}
+
+
+def _records(connection_id: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """``references.get_many``, answered from what this container resolved in the last
+    RESOLVED_SECONDS where it can, so a warm create that names a customer and an item reads
+    nothing (one BatchGetItem per create before).
+
+    Only records already in the ledger are kept: their remote id is fixed for good (the
+    reference id is derived from it), so no create can reach the wrong ledger record. What can
+    be that much behind is the rest of the record, as the last sync left it (a contact's
+    currency, an item's price), which providers read while mapping; a pending or failed
+    contact is read again every time, as it may settle any moment.
+    """
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind, ref in keys:
+        record = _resolved.get((connection_id, kind, ref))
+        if record is not None:
+            found[(kind, ref)] = record
+    missing = [key for key in keys if key not in found]
+    if missing:
+        fetched = references.get_many(connection_id, missing)
+        for (kind, ref), record in fetched.items():
+            if record.get("remote_id"):
+                _resolved.put((connection_id, kind, ref), record, RESOLVED_SECONDS)
+        found.update(fetched)
+    return found
 
 
 def _not_in_ledger(kind: str, record: dict[str, Any]) -> str:

@@ -30,18 +30,34 @@ _encode_string = json.encoder.encode_basestring_ascii
 
 
 def _encode(value: Any, out: list[str]) -> None:
-    if value is None:
+    # The exact types of a stored or answered document first, by identity (a create encodes
+    # ~100 values); subclasses (StrEnum members), other mappings and sequences after.
+    kind = type(value)
+    if kind is str:
+        out.append(_encode_string(value))
+    elif value is None:
         out.append("null")
+    elif kind is dict:
+        _encode_object(value, out)
+    elif kind is Decimal:
+        if not value.is_finite():
+            raise ValueError(f"cannot encode non-finite decimal {value}")
+        out.append(str(value))
+    elif kind is list:
+        _encode_array(value, out)
     elif value is True:
         out.append("true")
     elif value is False:
         out.append("false")
-    elif isinstance(value, str):
+    else:
+        _encode_other(value, out)
+
+
+def _encode_other(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
         out.append(_encode_string(value))
     elif isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"cannot encode non-finite decimal {value}")
-        out.append(str(value))
+        _encode(Decimal(value), out)
     elif isinstance(value, int):
         out.append(int.__repr__(value))
     elif isinstance(value, Mapping):
@@ -60,10 +76,12 @@ def _encode(value: Any, out: list[str]) -> None:
 
 def _encode_object(value: Mapping, out: list[str]) -> None:
     out.append("{")
-    for index, (key, item) in enumerate(value.items()):
-        if index:
+    first = True
+    for key, item in value.items():
+        if not first:
             out.append(",")
-        out.append(_encode_string(str(key)))
+        first = False
+        out.append(_encode_string(key if type(key) is str else str(key)))
         out.append(":")
         _encode(item, out)
     out.append("}")
@@ -71,9 +89,11 @@ def _encode_object(value: Mapping, out: list[str]) -> None:
 
 def _encode_array(value: list | tuple, out: list[str]) -> None:
     out.append("[")
-    for index, item in enumerate(value):
-        if index:
+    first = True
+    for item in value:
+        if not first:
             out.append(",")
+        first = False
         _encode(item, out)
     out.append("]")
 

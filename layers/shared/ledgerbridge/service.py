@@ -190,8 +190,7 @@ class SettleFailed(Exception):
 def settle_delivered(principal: Principal, record: dict[str, Any], remote: RemoteInvoice) -> dict[str, Any]:
     """Settle a stored invoice with what the provider recorded; returns the stored invoice."""
     try:
-        settled = invoices.settle(principal.connection_id, record["id"], _settled_changes(record, remote),
-                                  remote.remote_data)  # fmt: skip
+        settled = invoices.settle(record, _settled_changes(record, remote), remote.remote_data)
     except InvoiceConflict:  # a concurrent delivery settled it first: theirs is as good
         settled = invoices.get(principal.connection_id, record["id"])
     except ApiError as exc:

@@ -16,9 +16,10 @@ here, by hooks the Lambda runtime runs after each restore, in this order:
   counter. Uniqueness never rested on them: each id carries 62 bits from ``os.urandom``, which
   Lambda documents as staying random across restores. But restores carrying on one counter
   would be kept apart by those bits alone.
-- The auth cache is emptied: each entry is a principal read before the snapshot with a
-  deadline on ``time.monotonic()``, and nothing promises that the time a snapshot sat unused
-  counts on the restored clock; a revoked key must stop working within the cache's 60 s.
+- The auth cache and the resolved references are emptied: each entry was read before the
+  snapshot with a deadline on ``time.monotonic()``, and nothing promises that the time a
+  snapshot sat unused counts on the restored clock; a revoked key must stop working within the
+  cache's 60 s, and a synced reference must not be older than that.
 - Everything holding a connection is dropped, to be created again on first use: the boto3
   clients (``aws.client``; Powertools Parameters' providers, once loaded), the shared httpx
   client and what holds it (the per-connection token sources, the provider instances). A
@@ -70,8 +71,9 @@ def reseed_random() -> None:
     random.seed()  # from os.urandom: each restore its own sequence
 
 
-def clear_auth_cache() -> None:
+def clear_caches() -> None:
     auth._cache.clear()
+    connections._resolved.clear()
 
 
 def drop_connections() -> None:
@@ -87,7 +89,7 @@ def drop_connections() -> None:
         parameters.clear_caches()
 
 
-AFTER_RESTORE: tuple[Hook, ...] = (reseed_random, ids.reset, clear_auth_cache, drop_connections)
+AFTER_RESTORE: tuple[Hook, ...] = (reseed_random, ids.reset, clear_caches, drop_connections)
 
 
 def register(runtime: ModuleType | None = None) -> bool:

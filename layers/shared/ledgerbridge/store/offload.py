@@ -19,15 +19,16 @@ from ledgerbridge.aws import client
 INLINE_LIMIT = 100_000
 
 
-def is_large(value: Any) -> bool:
-    return len(jsonutil.dumps(value)) > INLINE_LIMIT
-
-
 def put(key: str, value: Any) -> str:
+    return put_json(key, jsonutil.dumps(value))
+
+
+def put_json(key: str, text: str) -> str:
+    """``put`` of a value already serialised (``jsonutil.dumps``)."""
     client("s3").put_object(
         Bucket=os.environ["LEDGERBRIDGE_OFFLOAD_BUCKET"],
         Key=key,
-        Body=gzip.compress(jsonutil.dumps(value).encode()),
+        Body=gzip.compress(text.encode()),
         ContentType="application/json",
         ContentEncoding="gzip",
     )

@@ -236,7 +236,9 @@ def _once(
     key = app.current_event.headers.get("idempotency-key")
     if key is None:
         return run(None)
-    request = idempotency.fingerprint(app.current_event.body or "", str(include_remote_data))
+    # The bytes sent, decoded: an HTTP API base64-encodes some JSON media types and not others,
+    # so the same body may arrive either way (already read and checked by the route).
+    request = idempotency.fingerprint(app.current_event.decoded_body or "", str(include_remote_data))
     return idempotency.once(
         scope, idempotency.check_key(key), request, success_status, app.lambda_context, run, stored
     )

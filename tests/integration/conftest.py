@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Iterator
@@ -99,7 +100,10 @@ class Api:
         headers: dict[str, str | None] | None = None,
         query: dict[str, str] | list[tuple[str, str]] | None = None,
         auth: bool = True,
+        base64_body: bool = False,
     ) -> Answer:
+        """``base64_body``: the body base64-encoded, as an HTTP API passes a Content-Type it does
+        not take for text (``application/vnd.api+json``)."""
         route, params = path, None
         parts = path.split("/")
         if len(parts) == 4 and parts[1] == "accounting":  # /accounting/<kind>/<id>
@@ -109,6 +113,8 @@ class Api:
         event = http_event(
             method, path, route=route, body=text, headers=sent, query=query, path_parameters=params
         )
+        if base64_body and text is not None:
+            event.update(body=base64.b64encode(text.encode()).decode(), isBase64Encoded=True)
         result = self._module.handler(event, self._context)
         assert result["statusCode"] != 500, result["body"]
         return Answer(result["statusCode"], result.get("headers") or {}, result["body"])

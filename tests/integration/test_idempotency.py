@@ -59,6 +59,17 @@ def test_the_same_key_with_a_different_body_is_422(api: Api) -> None:
     assert answer.json["error"] == "idempotency_mismatch"
 
 
+def test_a_retry_is_the_same_request_whatever_encoding_the_gateway_gave_its_body(api: Api) -> None:
+    """An HTTP API passes some JSON media types base64-encoded: the key compares the bytes sent."""
+    body = {"total_amount": Decimal("10"), "memo": "encoded"}
+    vendor = {"Idempotency-Key": "k-64", "content-type": "application/vnd.api+json"}
+    first = api.create(body, headers=vendor, base64_body=True)
+    again = api.create(body, headers={"Idempotency-Key": "k-64"})
+    assert (first.status, again.status) == (201, 201)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json["id"] == first.json["id"]
+
+
 def test_keys_are_scoped_per_connection(api: Api, demo: dict[str, Any]) -> None:
     other = admin.create_connection(demo["project_id"], "sandbox")
     body = {"total_amount": Decimal("10")}

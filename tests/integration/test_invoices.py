@@ -116,20 +116,24 @@ def test_amounts_come_back_exactly_as_sent(api: Api) -> None:
     assert invoice["total_amount"] == Decimal("300.83")
 
 
-def test_create_stores_exactly_one_item_with_numbers_for_amounts(api: Api, demo: dict[str, Any]) -> None:
+def test_create_stores_exactly_one_item_with_amounts_kept_digit_for_digit(
+    api: Api, demo: dict[str, Any]
+) -> None:
+    """Strings, not DynamoDB Numbers, which lose trailing zeros on AWS (10.50 reads back 10.5)."""
     invoice = api.create(None, raw=FULL_INVOICE).json
     [item] = stored_items(demo["connection_id"])
     assert item["id"] == {"S": invoice["id"]}
     assert item["sync_status"] == {"S": "synced"}
-    assert item["total_tax_amount"] == {"N": "0.03"}
-    assert Decimal(item["total_discount"]["N"]) == 0
-    assert item["exchange_rate"] == {"N": "1.0825"}
+    assert item["total_tax_amount"] == {"S": "0.03"}
+    assert item["exchange_rate"] == {"S": "1.0825"}
+    assert item["sub_total"] == {"S": "300.80"}  # computed by the ledger: its trailing zero kept
+    assert "field_mappings" not in item
+    assert item["field_mappings_json"] == {"S": '{"po_number":"PO-7"}'}
     assert "line_items" not in item  # one JSON string, its numbers exact literals:
     text = item["line_items_json"]["S"]
     assert '"unit_price":150.25,' in text and '"unit_price":0.1,' in text and '"total_amount":0.3' in text
     first, second = jsonutil.loads(text)
     assert second["unit_price"] == Decimal("0.1") and first["remote_id"] == f"{invoice['remote_id']}-1"
-    assert Decimal(item["total_amount"]["N"]) == Decimal("300.83")
     assert item["remote_id"] == {"S": ledger_code(invoice["id"])}
 
 
@@ -436,6 +440,31 @@ def test_json_with_a_charset_or_no_content_type_is_accepted(api: Api) -> None:
             "POST", "/accounting/invoices", raw='{"total_amount": 5}', headers={"content-type": content_type}
         )
         assert answer.status == 201
+
+
+def test_an_item_stored_with_numbers_and_a_list_of_lines_still_reads(api: Api, demo: dict[str, Any]) -> None:
+    """As items were written before amounts were strings and lines one JSON string."""
+    invoice_id = str(uuid7())
+    boto3.client("dynamodb").put_item(
+        TableName=settings().invoices_table,
+        Item={
+            "connection_id": {"S": demo["connection_id"]},
+            "id": {"S": invoice_id},
+            "project_id": {"S": demo["project_id"]},
+            "provider": {"S": "sandbox"},
+            "sync_status": {"S": "synced"},
+            "created_at": {"S": "2026-11-01T00:00:00Z"},
+            "modified_at": {"S": "2026-11-01T00:00:00Z"},
+            "total_amount": {"N": "12.5"},
+            "field_mappings": {"M": {"po": {"S": "7731"}}},
+            "line_items": {"L": [{"M": {"id": {"S": str(uuid7())}, "total_amount": {"N": "12.5"}}}]},
+        },
+    )
+    answer = api.call("GET", f"/accounting/invoices/{invoice_id}")
+    assert answer.status == 200, answer.text
+    assert answer.json["total_amount"] == Decimal("12.5")
+    assert answer.json["line_items"][0]["total_amount"] == Decimal("12.5")
+    assert answer.json["field_mappings"] == {"po": "7731"}
 
 
 # --- settle answers what it stored ----------------------------------------------------------

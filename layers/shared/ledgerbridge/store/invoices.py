@@ -1,17 +1,23 @@
 """The invoices table: one item per invoice, partition = connection, sort = UUIDv7 id.
 
 Because ids are time-ordered, a connection's invoices are one Query in creation order and
-a cursor is just the last id seen. The invoice's amounts are DynamoDB Numbers (Decimals in,
-Decimals out); its line items are one JSON string, numbers exact (``_stored_lines``). The
-provider's own record is kept as zlib-compressed JSON: it is opaque to us,
-often as large as the invoice itself, and compresses tenfold, which keeps big invoices
-under the 400 KB item limit.
+a cursor is just the last id seen.
+
+Money keeps the digits it was sent with: DynamoDB trims a Number's trailing zeros (10.50 is
+read back as 10.5; moto keeps them, so only AWS showed it), so the invoice's amounts are
+stored as strings (``_stored_amounts``), and its line items and custom fields as one JSON
+string each (``_stored_lines``, ``field_mappings_json``), their numbers exact literals; reads
+give Decimals back. Items written before with Numbers, or a list of maps, still read. The
+provider's own record is kept as zlib-compressed JSON: it is opaque to us, often as large as
+the invoice itself, and compresses tenfold, which keeps big invoices under the 400 KB item
+limit.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -59,11 +65,28 @@ def _unpack(record: dict[str, Any]) -> dict[str, Any]:
     record["remote_data"] = unpack_json(packed) if packed else None
     if "remote_data_s3" in record:
         record["remote_data"] = offload.get(record.pop("remote_data_s3"))
+    for name in _AMOUNTS:
+        if isinstance(record.get(name), str):
+            record[name] = Decimal(record[name])
+    if "field_mappings_json" in record:
+        record["field_mappings"] = jsonutil.loads(record.pop("field_mappings_json"))
     if "line_items_json" in record:
         record["line_items"] = jsonutil.loads(record.pop("line_items_json"))
     if "line_items_s3" in record:
         record["line_items"] = offload.get(record.pop("line_items_s3"))
     return record
+
+
+_AMOUNTS = ("exchange_rate", "total_discount", "sub_total", "total_tax_amount", "total_amount", "balance")
+
+
+def _stored_amounts(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with its amounts as strings and its custom fields as JSON (the module docstring
+    says why); line items are ``_stored_lines``'."""
+    stored = {name: str(record[name]) for name in _AMOUNTS if isinstance(record.get(name), Decimal)}
+    if record.get("field_mappings") is not None:
+        stored.update(field_mappings=None, field_mappings_json=jsonutil.dumps(record["field_mappings"]))
+    return {**record, **stored} if stored else record
 
 
 def _stored_lines(record: dict[str, Any], connection_id: str, invoice_id: str) -> dict[str, Any]:
@@ -87,7 +110,7 @@ def _stored_lines(record: dict[str, Any], connection_id: str, invoice_id: str) -
 
 
 # The stored forms of remote data and line items: a decoded record has none of them.
-_PACKED = {"remote_data_z", "remote_data_s3", "line_items_json", "line_items_s3"}
+_PACKED = {"remote_data_z", "remote_data_s3", "line_items_json", "line_items_s3", "field_mappings_json"}
 
 
 def _table() -> str:
@@ -100,7 +123,7 @@ def create_pending(record: dict[str, Any]) -> None:
     Line items too big for a DynamoDB item are written to S3 first (store/offload.py).
     """
     try:
-        item = to_item(_stored_lines(record, record["connection_id"], record["id"]))
+        item = to_item(_stored_amounts(_stored_lines(record, record["connection_id"], record["id"])))
         dynamodb().put_item(TableName=_table(), Item=item, ConditionExpression="attribute_not_exists(id)")
     except STORAGE_ERRORS as exc:
         raise storage_unavailable() from exc
@@ -152,7 +175,7 @@ def settle(pending: dict[str, Any], changes: dict[str, Any], remote_data: Any) -
     """
     connection_id, invoice_id = pending["connection_id"], pending["id"]
     try:
-        lines = _stored_lines(changes, connection_id, invoice_id)
+        lines = _stored_amounts(_stored_lines(changes, connection_id, invoice_id))
         stored = {**lines, **_remote_data(connection_id, invoice_id, remote_data)}
     except STORAGE_ERRORS as exc:
         raise storage_unavailable() from exc

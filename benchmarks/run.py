@@ -473,24 +473,20 @@ def warm_paths(stack: Stack, route: Route, demo: dict[str, Any], stub: Stub) -> 
         lambda: qb_body,
         lambda body: floor.create_at_quickbooks(dynamodb, client, table, qb.connection_id, body, ledger),
     )
-    sandbox = handler_side("sandbox", demo, sandbox_body, None)
-    qb_handler = handler_side("quickbooks", qb_credentials, qb_body, None)
-    return [
-        WarmPath("sandbox", "sandbox", sandbox, sandbox_floor),
-        WarmPath(
-            "sandbox_keyed",
-            "sandbox + Idempotency-Key",
-            handler_side("sandbox keyed", demo, sandbox_body, sandbox),
-            sandbox_floor,
-        ),
-        WarmPath("quickbooks", "quickbooks", qb_handler, qb_floor),
-        WarmPath(
-            "quickbooks_keyed",
-            "quickbooks + Idempotency-Key",
-            handler_side("quickbooks keyed", qb_credentials, qb_body, qb_handler),
-            qb_floor,
-        ),
-    ]
+
+    def without_and_with_key(
+        name: str, credentials: dict[str, Any], body: bytes, held_to: Side
+    ) -> list[WarmPath]:
+        plain = handler_side(name, credentials, body, None)
+        keyed = handler_side(f"{name} keyed", credentials, body, plain)
+        return [
+            WarmPath(name, name, plain, held_to),
+            WarmPath(f"{name}_keyed", f"{name} + Idempotency-Key", keyed, held_to),
+        ]
+
+    return without_and_with_key("sandbox", demo, sandbox_body, sandbox_floor) + without_and_with_key(
+        "quickbooks", qb_credentials, qb_body, qb_floor
+    )
 
 
 def warm(stack: Stack, route: Route, demo: dict[str, Any]) -> list[WarmPath]:

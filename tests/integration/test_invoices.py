@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from decimal import Decimal
 from typing import Any
@@ -510,3 +511,28 @@ def test_settling_a_retried_invoice_answers_the_item_as_stored(demo: dict[str, A
     settled = invoices.settle(pending, changes, remote_data)
     assert settled == invoices.get(connection_id, invoice_id)
     assert settled["sync_status"] == "synced" and "sync_error" not in settled and "pending" not in settled
+
+
+def _counted(capsys: pytest.CaptureFixture[str]) -> list[tuple[str, str]]:
+    """The InvoiceCreates counts printed since the last call (EMF lines on stdout)."""
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    return [(line["provider"], line["outcome"]) for line in printed if "InvoiceCreates" in line]
+
+
+def test_every_create_counts_its_outcome_once(
+    api: Api, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _counted(capsys)
+    assert api.create({"total_amount": Decimal("5")}).status == 201
+    assert _counted(capsys) == [("sandbox", "created")]
+    assert api.create({"memo": "nothing to bill"}).status == 422
+    assert _counted(capsys) == [("sandbox", "rejected")]
+    assert api.create({"total_amount": "not money"}).status == 422  # refused before anything is stored
+    assert _counted(capsys) == []
+
+    def unreachable(connection, outbound, request):
+        raise ProviderUnavailable("connection reset by peer")
+
+    monkeypatch.setattr(connections.provider_for("sandbox"), "send_invoice", unreachable)
+    assert api.create({"total_amount": Decimal("5")}).status == 201
+    assert _counted(capsys) == [("sandbox", "queued")]

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
 from ledgerbridge import errors, idempotency, jsonutil, redaction, retries
 from ledgerbridge.auth import Principal
 from ledgerbridge.connections import connection_context, known_secrets, provider_for, resolve_references
@@ -25,7 +23,7 @@ from ledgerbridge.errors import ApiError, FieldError
 from ledgerbridge.idempotency import Answer, Stored
 from ledgerbridge.ids import uuid7
 from ledgerbridge.models import Invoice, InvoiceInput, InvoicePage, format_date_time, now_text
-from ledgerbridge.observability import logger
+from ledgerbridge.observability import count, logger
 from ledgerbridge.params import decode_cursor, encode_cursor
 from ledgerbridge.providers.base import (
     InvalidInvoice,
@@ -84,9 +82,7 @@ def _settled_changes(record: dict[str, Any], remote: RemoteInvoice) -> dict[str,
 
 
 def _count(provider: str, outcome: str) -> None:
-    with single_metric(name="InvoiceCreates", unit=MetricUnit.Count, value=1) as metric:
-        metric.add_dimension(name="provider", value=provider)
-        metric.add_dimension(name="outcome", value=outcome)
+    count("InvoiceCreates", provider=provider, outcome=outcome)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ as invoices do.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -574,3 +575,18 @@ def test_a_contact_is_usable_the_moment_it_reaches_the_ledger(demo: dict[str, An
     stored_contacts.settle(demo["connection_id"], contact_id, remote, {}, "2026-01-01T00:00:01Z")
     created = create_invoice(principal, invoice_for(contact_id), include_remote_data=True)
     assert created.invoice.remote_data["contact"] == "C-9001"
+
+
+def test_a_contacts_fields_and_custom_fields_keep_their_digits_stored_as_json(
+    demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DynamoDB trims a Number's trailing zeros and moto does not: both are one JSON string each."""
+    body = {**NEW_CUSTOMER, "field_mappings": {"discount_rate": Decimal("10.50")}}
+    contact_id = create_with(KeylessLedger(down_sends=1), demo, monkeypatch, body)
+    key = {"pk": {"S": f"CONNECTION#{demo['connection_id']}"}, "sk": {"S": f"REF#contact#{contact_id}"}}
+    item = boto3.client("dynamodb").get_item(TableName=settings().accounts_table, Key=key)["Item"]
+    assert {"fields", "field_mappings"}.isdisjoint(item)
+    assert item["field_mappings_json"] == {"S": '{"discount_rate":10.50}'}
+    assert '"tax_number":"US-12-3456789"' in item["fields_json"]["S"]
+    stored = stored_contacts.get(demo["connection_id"], contact_id)
+    assert str(contacts.stored_input(stored).field_mappings["discount_rate"]) == "10.50"

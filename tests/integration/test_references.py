@@ -6,10 +6,12 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import boto3
 import pytest
 
 from benchmarks.aws_calls import counted
 from ledgerbridge import admin, connections, expiring
+from ledgerbridge.config import settings
 from ledgerbridge.ids import reference_id
 from tests.integration.conftest import Api
 
@@ -132,3 +134,30 @@ def test_a_remembered_reference_belongs_to_its_connection_only(api: Api, demo: d
     assert answer.json["details"] == [
         {"field": "line_items.0.item_id", "reason": "unknown item for this connection"}
     ]
+
+
+def _stored_reference(connection_id: str, kind: str, reference_id_: str) -> dict[str, Any]:
+    key = {"pk": {"S": f"CONNECTION#{connection_id}"}, "sk": {"S": f"REF#{kind}#{reference_id_}"}}
+    return boto3.client("dynamodb").get_item(TableName=settings().accounts_table, Key=key)["Item"]
+
+
+def test_reference_fields_keep_their_digits_stored_as_json(api: Api, demo: dict[str, Any]) -> None:
+    """DynamoDB trims a Number's trailing zeros (99.00 read back as 99; moto keeps them), so a
+    record's fields are one JSON string."""
+    licence_id = reference_id(demo["connection_id"], "item", "I-2")
+    stored = _stored_reference(demo["connection_id"], "item", licence_id)
+    assert "fields" not in stored
+    assert '"unit_price":99.00' in stored["fields_json"]["S"]
+    answer = api.call("GET", f"/accounting/items/{licence_id}")
+    assert '"unit_price":99.00' in answer.text.replace(" ", "")
+
+
+def test_a_reference_stored_with_a_fields_map_still_reads(api: Api, demo: dict[str, Any]) -> None:
+    connection_id = demo["connection_id"]
+    licence_id = reference_id(connection_id, "item", "I-2")
+    stored = _stored_reference(connection_id, "item", licence_id)
+    del stored["fields_json"]
+    stored["fields"] = {"M": {"status": {"S": "ACTIVE"}, "unit_price": {"N": "98.5"}}}
+    boto3.client("dynamodb").put_item(TableName=settings().accounts_table, Item=stored)
+    item = api.call("GET", f"/accounting/items/{licence_id}").json
+    assert (item["status"], item["unit_price"]) == ("ACTIVE", Decimal("98.5"))

@@ -1,7 +1,8 @@
 """Contacts created through Ledgerbridge: reference records of kind ``contact`` with a state.
 
-    CONNECTION#<conn_id>   REF#contact#<uuid7>          name, fields, sync_status, sync_error, project_id,
-                                                        field_mappings, pending, retry_queued_at, ...
+    CONNECTION#<conn_id>   REF#contact#<uuid7>          name, fields_json, sync_status, sync_error,
+                                                        project_id, field_mappings_json, pending,
+                                                        retry_queued_at, ...
     CONNECTION#<conn_id>   REMOTE#contact#<remote id>   id
 
 The contact lives where synced contacts live (store/references.py), so ``resolve_references``
@@ -27,6 +28,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ledgerbridge import jsonutil
 from ledgerbridge.config import settings
 from ledgerbridge.provider_types import RemoteReference
 from ledgerbridge.store import references
@@ -82,11 +84,13 @@ def create_pending(
         PENDING_KEY: PENDING_VALUE,
         "created_at": now,
         "modified_at": now,
-        **({"field_mappings": field_mappings} if field_mappings else {}),
+        "field_mappings": field_mappings or None,
     }
     try:
         dynamodb().put_item(
-            TableName=_table(), Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+            TableName=_table(),
+            Item=to_item(references.stored_json(item, "fields", "field_mappings")),
+            ConditionExpression="attribute_not_exists(pk)",
         )
     except STORAGE_ERRORS as exc:
         raise storage_unavailable() from exc
@@ -130,7 +134,7 @@ def settle(connection_id: str, contact_id: str, remote: RemoteReference, fields:
     sets = {
         "remote_id": remote.remote_id,
         "name": remote.name,
-        "fields": fields,
+        "fields_json": jsonutil.dumps(fields),
         "remote_data_z": pack_json(remote.remote_data),
         "sync_status": "synced",
         "modified_at": now,
@@ -139,7 +143,11 @@ def settle(connection_id: str, contact_id: str, remote: RemoteReference, fields:
     try:
         dynamodb().transact_write_items(
             TransactItems=[
-                {"Update": _update_pending(connection_id, contact_id, sets, ("sync_error", PENDING_KEY))},
+                {
+                    "Update": _update_pending(
+                        connection_id, contact_id, sets, ("sync_error", PENDING_KEY, "fields")
+                    )
+                },
                 {"Put": {"TableName": _table(), "Item": lookup}},
             ]
         )

@@ -1,6 +1,7 @@
 """Synced provider records that invoices point at (contacts, items, accounts, tracking).
 
-    CONNECTION#<conn_id>   REF#<kind>#<uuid>   remote_id, name, fields, remote_data_z, created_at, modified_at
+    CONNECTION#<conn_id>   REF#<kind>#<uuid>   remote_id, name, fields_json, remote_data_z,
+                                               created_at, modified_at
 
     CONNECTION#<conn_id>   REMOTE#<kind>#<remote id>   id (the Ledgerbridge id a created record keeps)
 
@@ -12,12 +13,19 @@ minted before the ledger answered; its REMOTE# item, written when it settles, te
 sync to keep that id for that remote id (``known_ids``) instead of minting a UUIDv5 twin.
 Such a record also carries ``sync_status`` (and ``sync_error``), and has no remote_id or
 remote data until the ledger has it.
+
+A record's unified fields (an item's ``unit_price``, a contact's addresses) are one JSON
+string, ``fields_json``, as a created contact's custom fields are (``field_mappings_json``):
+DynamoDB trims a Number's trailing zeros (an item's ``99.00`` came back ``99`` on AWS, and
+stayed ``99.00`` in moto), JSON keeps the digits the ledger or the caller sent. Items written
+before with a ``fields`` map still read (``unpack``); the next write replaces it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ledgerbridge import jsonutil
 from ledgerbridge.config import settings
 from ledgerbridge.provider_types import RemoteReference
 from ledgerbridge.store.dynamo import (
@@ -73,26 +81,39 @@ def put(connection_id: str, reference_id: str, reference: RemoteReference, synce
     values = {
         ":remote_id": reference.remote_id,
         ":name": reference.name,
-        ":fields": reference.fields,
+        ":fields": jsonutil.dumps(reference.fields),
         ":now": synced_at,
         ":data": pack_json(reference.remote_data),
     }
     dynamodb().update_item(
         TableName=_table(),
         Key=_key(connection_id, reference.kind, reference_id),
-        UpdateExpression="SET remote_id = :remote_id, #name = :name, #fields = :fields,"
-        " remote_data_z = :data, modified_at = :now, created_at = if_not_exists(created_at, :now)",
+        UpdateExpression="SET remote_id = :remote_id, #name = :name, fields_json = :fields,"
+        " remote_data_z = :data, modified_at = :now, created_at = if_not_exists(created_at, :now)"
+        " REMOVE #fields",
         ExpressionAttributeNames={"#name": "name", "#fields": "fields"},
         ExpressionAttributeValues=to_values(values),
     )
 
 
+def stored_json(record: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``record`` with each of ``names`` (when not None) as the ``<name>_json`` string it is kept
+    as (the module docstring says why)."""
+    kept = {name: record[name] for name in names if record.get(name) is not None}
+    rest = {key: value for key, value in record.items() if key not in names}
+    return {**rest, **{f"{name}_json": jsonutil.dumps(value) for name, value in kept.items()}}
+
+
 def unpack(record: dict[str, Any]) -> dict[str, Any]:
-    """A stored item as the service reads it: kind and id split out, remote_data inflated."""
+    """A stored item as the service reads it: kind and id split out, remote_data inflated, JSON
+    fields parsed (or read as the maps items written before hold)."""
     _, record["kind"], record["id"] = record.pop("sk").split("#", 2)
     record.pop("pk")
     packed = record.pop("remote_data_z", None)  # a created record has none until it settles
     record["remote_data"] = unpack_json(packed) if packed else None
+    for name in ("fields", "field_mappings"):
+        if f"{name}_json" in record:
+            record[name] = jsonutil.loads(record.pop(f"{name}_json"))
     return record
 
 

@@ -103,6 +103,16 @@ def test_malformed_keys_are_400(api: Api, key: str) -> None:
     assert answer.json["details"][0]["field"] == "Idempotency-Key"
 
 
+def test_a_key_header_sent_twice_is_400_and_creates_nothing(api: Api, demo: dict[str, Any]) -> None:
+    """The gateway joins a repeated header's values with commas (as the local stack does): which
+    key was meant cannot be told, so neither is used."""
+    answer = api.create({"total_amount": Decimal("1")}, headers={"Idempotency-Key": "key-1,key-2"})
+    assert answer.status == 400
+    assert answer.json["details"][0]["field"] == "Idempotency-Key"
+    assert "joined by commas" in answer.json["message"]
+    assert api.call("GET", "/accounting/invoices").json["data"] == []
+
+
 def test_a_key_still_in_flight_answers_409_with_retry_after(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -56,7 +56,9 @@ from ledgerbridge.store.dynamo import (
 KEEP_SECONDS = 24 * 60 * 60
 RUNNING_MS_WITHOUT_CONTEXT = 29_000  # the API function's timeout
 IN_PROGRESS_RETRY_AFTER = "2"
-_PRINTABLE = set(string.printable) - set("\t\n\r\x0b\x0c")
+# No commas: an HTTP API hands a header sent twice to the function as its values joined by
+# commas, so "k1,k2" may be two keys; which one the client meant is refused, not guessed.
+_KEY_CHARACTERS = set(string.printable) - set("\t\n\r\x0b\x0c,")
 
 
 @dataclass(frozen=True)
@@ -77,12 +79,13 @@ class Stored:
 
 
 def check_key(key: str) -> str:
-    if not key or len(key) > 255 or not set(key) <= _PRINTABLE:
+    if not key or len(key) > 255 or not set(key) <= _KEY_CHARACTERS:
         raise ApiError(
             400,
             "bad_request",
-            "Idempotency-Key must be 1 to 255 printable ASCII characters.",
-            [FieldError("Idempotency-Key", "1 to 255 printable ASCII characters")],
+            "Idempotency-Key must be one key of 1 to 255 printable ASCII characters, without commas"
+            " (a header sent twice arrives as its values joined by commas).",
+            [FieldError("Idempotency-Key", "one key: 1 to 255 printable ASCII characters, no commas")],
         )
     return key
 

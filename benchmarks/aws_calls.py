@@ -1,4 +1,4 @@
-"""AWS calls and DynamoDB write units of the handler's clients, for ``make bench`` and its test.
+"""AWS calls, DynamoDB write units and botocore's CPU per call, for ``make bench`` and its tests.
 
 Counted with a botocore ``before-parameter-build`` hook on every client the handler creates
 (``ledgerbridge.aws.client`` is the only place it creates them). Write units follow DynamoDB's
@@ -10,10 +10,13 @@ the item it leaves).
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from botocore.client import BaseClient
 
 from ledgerbridge import aws
 
@@ -76,3 +79,29 @@ def counted() -> Iterator[Calls]:
     finally:
         for client in clients:
             client.meta.events.unregister("before-parameter-build", calls.record)
+
+
+class BotocoreClock:
+    """CPU spent inside botocore's API calls while installed, summed (``ms``): every client's
+    ``_make_api_call``, the one place each call goes through, serialising, signing, sending
+    (to the stub) and parsing. Two clock reads per call, both sides alike."""
+
+    def __init__(self) -> None:
+        self.ms = 0.0
+
+    @contextmanager
+    def installed(self) -> Iterator[BotocoreClock]:
+        make_api_call = BaseClient._make_api_call
+
+        def timed(client: Any, *args: Any, **kwargs: Any) -> Any:
+            start = time.process_time()
+            try:
+                return make_api_call(client, *args, **kwargs)
+            finally:
+                self.ms += (time.process_time() - start) * 1000
+
+        BaseClient._make_api_call = timed  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]

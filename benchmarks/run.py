@@ -20,7 +20,10 @@ that it means the same on a laptop and in CI:
   and httpx serialise, sign and parse as in Lambda and no emulator CPU is counted. A timed
   create must answer 201 *synced* (201 alone also answers a create left pending), and a call
   with no recorded answer stops the run. Beside each path: the AWS calls and write units of
-  one create (``benchmarks.aws_calls``), counted on the last warm-up create.
+  one create (``benchmarks.aws_calls``), counted on the last warm-up create, and the CPU the
+  create spent inside botocore's API calls (serialise, sign, the stub's answer, parse;
+  ``BotocoreClock``), as a multiple of the floor's whole create: what the calls a path must
+  make cost before any of its own code runs.
 - the deployed layers' sizes, zipped.
 
 The warm side runs without ``awscrt`` (blocked before botocore is imported): the dev venv has
@@ -72,7 +75,7 @@ import boto3
 import floor
 import httpx
 import quickbooks
-from aws_calls import Calls, counted
+from aws_calls import BotocoreClock, Calls, counted
 from canned import Recording, Stub
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
@@ -397,6 +400,7 @@ class Side:
     create: Callable[[Any], Any]  # timed
     check: Callable[[Any], None] | None = None  # untimed; the floor raises by itself
     recording: Recording = field(default_factory=Recording)
+    in_botocore: list[float] = field(default_factory=list)  # ms CPU per create inside botocore calls
 
     def warm_up(self, stub: Stub) -> None:
         """One create against the emulators, its answers recorded for the measured ones."""
@@ -406,8 +410,9 @@ class Side:
         if self.check:
             self.check(answer)
 
-    def measure(self, stub: Stub) -> None:
+    def measure(self, stub: Stub, clock: BotocoreClock) -> None:
         request = self.request()
+        clock.ms = 0.0
         with stub.replaying(self.recording):
             elapsed, answer = cpu_ms(lambda: self.create(request))
         if stub.unanswered:
@@ -415,6 +420,7 @@ class Side:
         if self.check:
             self.check(answer)
         self.series.samples.append(elapsed)
+        self.in_botocore.append(clock.ms)
 
 
 @dataclass
@@ -497,8 +503,8 @@ def warm(stack: Stack, route: Route, demo: dict[str, Any]) -> list[WarmPath]:
     (``benchmarks.aws_calls``), whose answers are the ones replayed. The timed creates of all
     sides run interleaved, the order reversed every round, so a noisy neighbour slows them all.
     """
-    stub = Stub()
-    with quiet_stdout(), stub.installed():
+    stub, clock = Stub(), BotocoreClock()
+    with quiet_stdout(), stub.installed(), clock.installed():
         paths = warm_paths(stack, route, demo, stub)
         sides = list({id(side): side for path in paths for side in (path.handler, path.floor)}.values())
         for _ in range(WARM_UP_CALLS):
@@ -509,7 +515,7 @@ def warm(stack: Stack, route: Route, demo: dict[str, Any]) -> list[WarmPath]:
                 path.handler.warm_up(stub)
         for run in range(WARM_CALLS):
             for side in sides if run % 2 == 0 else reversed(sides):
-                side.measure(stub)
+                side.measure(stub, clock)
     return paths
 
 
@@ -544,14 +550,25 @@ def table(cold: tuple[Series, Series], paths: list[WarmPath]) -> list[str]:
     def cell(series: Series) -> str:
         return f"{series.median:>8.2f} ({max(series.samples):>7.2f})"
 
-    head = f"  {'create':<36}{'handler (max)':>19}{'floor (max)':>19}{'ratio':>8}  {'WCU':>4}  AWS calls"
+    head = (
+        f"  {'create':<36}{'handler (max)':>19}{'floor (max)':>19}{'ratio':>8}"
+        f"  {'in calls':>15}  {'WCU':>4}  AWS calls"
+    )
     lines = [head, f"  {'cold: import + 1st create':<36}{cell(cold[0])}{cell(cold[1])}{ratio(*cold):>7.2f}x"]
     for path in paths:
+        in_calls = statistics.median(path.handler.in_botocore)
         lines.append(
             f"  {'warm: ' + path.label:<36}{cell(path.handler.series)}{cell(path.floor.series)}"
-            f"{ratio(path.handler.series, path.floor.series):>7.2f}x  {path.calls.write_units:>4}  "
-            f"{calls_text(path.calls)}"
+            f"{ratio(path.handler.series, path.floor.series):>7.2f}x"
+            f"  {in_calls:>5.2f} = {in_calls / path.floor.series.median:>4.2f}x"
+            f"  {path.calls.write_units:>4}  {calls_text(path.calls)}"
         )
+    floors = list({id(path.floor): path.floor for path in paths}.values())
+    lines += [
+        f"  {side.series.label + ': in its calls':<36}{statistics.median(side.in_botocore):>8.2f} ms of"
+        f" {side.series.median:.2f}"
+        for side in floors
+    ]
     return lines
 
 
@@ -570,7 +587,9 @@ def report(built: Build, cold: tuple[Series, Series], paths: list[WarmPath]) -> 
         "        code as the Makefiles build it (.pyc as shipped), DynamoDB a moto server.",
         f"  warm: CPU of one create after warm-up, median of {WARM_CALLS}; every AWS and QuickBooks answer",
         "        replayed from the warm-up's recording in moto's place (botocore and httpx do all",
-        "        their work, no emulator runs). WCU: DynamoDB write units per create.",
+        "        their work, no emulator runs). in calls: the handler's CPU inside botocore's API",
+        "        calls (ms), and that as a multiple of the floor's whole create. WCU: DynamoDB write",
+        "        units per create.",
         "",
         *table(cold, paths),
         "",

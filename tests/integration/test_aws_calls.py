@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from benchmarks import quickbooks
-from benchmarks.aws_calls import Calls, counted
+from benchmarks.aws_calls import BotocoreClock, Calls, counted
 from tests.fakes.quickbooks import FakeQuickBooks
 from tests.integration.conftest import Api
 
@@ -92,3 +92,16 @@ def test_an_idempotency_key_adds_one_put_of_its_record_to_a_quickbooks_create(
     assert keyed.operations - plain.operations == Counter({"dynamodb.PutItem": 1})
     assert plain.operations - keyed.operations == Counter()
     assert keyed.write_units - plain.write_units == 1
+
+
+def test_the_botocore_clock_counts_cpu_inside_api_calls_and_only_while_installed(api: Api) -> None:
+    """``make bench``'s "in calls" column: CPU inside botocore's calls, none of the code around them."""
+    clock = BotocoreClock()
+    with clock.installed():
+        sum(range(300_000))  # CPU outside any call
+        assert clock.ms == 0
+        assert api.create(INVOICE).status == 201
+    counted_ms = clock.ms
+    assert counted_ms > 0
+    assert api.create(INVOICE).status == 201
+    assert clock.ms == counted_ms  # uninstalled: botocore's own method is back

@@ -22,7 +22,6 @@ from ledgerbridge.aws import client
 from ledgerbridge.errors import ApiError
 
 _serializer = TypeSerializer()
-_MIN_WINDOW_BITS = 10  # 1 KB: smaller windows were no faster to set up, and compress worse
 _deserializer = TypeDeserializer()
 
 
@@ -35,14 +34,17 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {key: _deserializer.deserialize(value) for key, value in item.items()}
 
 
+_MIN_WINDOW_BITS = 10  # 1 KB: smaller windows were no faster to set up, and compress worse
+
+
 def pack_json(value: Any) -> bytes:
     """A provider's own record, compressed: opaque to us, often large, compresses tenfold.
 
     The window is sized to the document: zlib's default (a 32 KB window, a 128 KB hash table)
     took ~65 µs to set up for each call whatever the size, so packing the sandbox's ~1 KB
     records cost more than writing them; a window that covers the whole document finds every
-    match the default one finds (the same bytes out), in ~11-17 µs below 2 KB. Any window
-    inflates with zlib's default, so what was packed before reads as it did.
+    match the default one finds (as small, within a byte or two), in ~11-17 µs below 2 KB. Any
+    window inflates with zlib's default, so what was packed before reads as it did.
     """
     data = jsonutil.dumps(value).encode()
     window_bits = min(zlib.MAX_WBITS, max(_MIN_WINDOW_BITS, (len(data) - 1).bit_length()))

@@ -1,7 +1,9 @@
-"""The EMF counter: the line Powertools' ``single_metric`` prints, and a valid EMF document."""
+"""Observability: the EMF counter (the line Powertools' ``single_metric`` prints, a valid EMF
+document) and log messages (text kept as text, a JSON document read as one)."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from typing import Any
@@ -65,3 +67,24 @@ def test_a_count_without_a_namespace_set_still_prints(
     count("InvoiceCreates", provider="sandbox", outcome="created")
     [document] = _printed(capsys)
     assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Ledgerbridge"
+
+
+def _logged(message: str) -> Any:
+    """The ``message`` of the line the Logger writes for ``message``."""
+    from ledgerbridge.observability import logger
+
+    stream = io.StringIO()
+    handler = logger.registered_handler
+    saved, handler.stream = handler.stream, stream
+    try:
+        logger.info(message)
+    finally:
+        handler.stream = saved
+    return json.loads(stream.getvalue())["message"]
+
+
+def test_a_text_message_is_logged_as_text_and_a_json_one_as_its_document() -> None:
+    assert _logged("invoice delivered") == "invoice delivered"
+    assert _logged("{not json") == "{not json"
+    assert _logged(' {"outcome": "created"}') == {"outcome": "created"}
+    assert _logged("[1, 2]") == [1, 2]

@@ -144,6 +144,34 @@ cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
 assert answer["statusCode"] == 201, answer
 print(cpu * 1000, wall * 1000)
 """
+# SnapStart: init runs untimed, then a fork stands in for a restore of its snapshot (the child
+# starts from the parent's memory, as each restore starts from the snapshot's); the child runs
+# the after-restore hooks, as Lambda's runtime would, then serves the first create, timed. What
+# Lambda spends restoring (its Restore Duration) cannot be measured outside Lambda.
+RESTORED_CHILD = """
+import importlib, json, os, sys, time
+event = json.loads(sys.stdin.read())
+class Context:
+    function_name, function_version, memory_limit_in_mb = {function!r}, "$LATEST", 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + function_name
+    aws_request_id, log_group_name, log_stream_name = "bench", "/aws/lambda/bench", "bench"
+    def get_remaining_time_in_millis(self):
+        return 29000
+handler = getattr(importlib.import_module({module!r}), {attribute!r})
+from ledgerbridge import snapstart
+sys.stdout.flush()
+pid = os.fork()
+if pid:
+    os._exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+cpu, wall = time.process_time(), time.perf_counter()
+for hook in snapstart.AFTER_RESTORE:
+    hook()
+answer = handler(event, Context())
+cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+assert answer["statusCode"] == 201, answer
+print(cpu * 1000, wall * 1000, flush=True)
+os._exit(0)
+"""
 FLOOR_CHILD = """
 import json, sys, time
 event = json.loads(sys.stdin.read())
@@ -342,23 +370,26 @@ def child_ms(python: str, code: str, environment: dict[str, str], event: dict[st
 
 def cold_start(
     route: Route, built: Build, environment: dict[str, str], event: dict[str, Any], demo: dict[str, Any]
-) -> tuple[Series, Series]:
-    """Interleave fresh-process runs of both sides; the first run of each only warms the OS cache."""
+) -> tuple[Series, Series, Series]:
+    """Interleave fresh-process runs of each side (the handler, the floor, the handler restored
+    from a snapshot); the first run of each only warms the OS cache."""
     module, _, attribute = route.handler.rpartition(".")
     handler_code = HANDLER_CHILD.format(function=FUNCTION, module=module, attribute=attribute)
+    restored_code = RESTORED_CHILD.format(function=FUNCTION, module=module, attribute=attribute)
     floor_code = FLOOR_CHILD.format(table=settings().invoices_table, connection_id=demo["connection_id"])
     floor_path = os.pathsep.join(map(str, (Path(floor.__file__).parent, built.shared, built.dependencies)))
     floor_environment = {**environment, "PYTHONPATH": floor_path}
     sides = [
         (Series("cold: handler import + 1st create", "ms CPU", []), handler_code, environment),
         (Series("cold: floor import + 1st create", "ms CPU", []), floor_code, floor_environment),
+        (Series("cold: restored + 1st create", "ms CPU", []), restored_code, environment),
     ]
     for _, code, env in sides:
         child_ms(built.python, code, env, event)
     for run in range(COLD_RUNS):
         for series, code, env in sides if run % 2 == 0 else reversed(sides):
             series.samples.append(child_ms(built.python, code, env, event))
-    return sides[0][0], sides[1][0]
+    return sides[0][0], sides[1][0], sides[2][0]
 
 
 # --- warm path ----------------------------------------------------------------------------
@@ -544,7 +575,7 @@ def size_line(name: str, directory: Path) -> str:
     return f"  {name:<36}{zipped / 1e6:>8.2f} MB zipped {raw / 1e6:>8.2f} MB unzipped"
 
 
-def table(cold: tuple[Series, Series], paths: list[WarmPath]) -> list[str]:
+def table(cold: tuple[Series, Series, Series], paths: list[WarmPath]) -> list[str]:
     """One row per comparison: medians (ms CPU), max in brackets, the ratio, and the AWS work."""
 
     def cell(series: Series) -> str:
@@ -554,7 +585,11 @@ def table(cold: tuple[Series, Series], paths: list[WarmPath]) -> list[str]:
         f"  {'create':<36}{'handler (max)':>19}{'floor (max)':>19}{'ratio':>8}"
         f"  {'in calls':>15}  {'WCU':>4}  AWS calls"
     )
-    lines = [head, f"  {'cold: import + 1st create':<36}{cell(cold[0])}{cell(cold[1])}{ratio(*cold):>7.2f}x"]
+    lines = [
+        head,
+        f"  {'cold: import + 1st create':<36}{cell(cold[0])}{cell(cold[1])}{ratio(cold[0], cold[1]):>7.2f}x",
+        f"  {'cold, SnapStart: 1st create':<36}{cell(cold[2])}",
+    ]
     for path in paths:
         in_calls = statistics.median(path.handler.in_botocore)
         lines.append(
@@ -572,7 +607,7 @@ def table(cold: tuple[Series, Series], paths: list[WarmPath]) -> list[str]:
     return lines
 
 
-def report(built: Build, cold: tuple[Series, Series], paths: list[WarmPath]) -> str:
+def report(built: Build, cold: tuple[Series, Series, Series], paths: list[WarmPath]) -> str:
     python = subprocess.run(
         [built.python, "-c", "import platform; print(platform.python_version())"],
         capture_output=True,
@@ -585,6 +620,8 @@ def report(built: Build, cold: tuple[Series, Series], paths: list[WarmPath]) -> 
         f"  cold: fresh process, CPU from just before the first import to after the first create's answer;"
         f" median of {len(cold[0].samples)}",
         "        code as the Makefiles build it (.pyc as shipped), DynamoDB a moto server.",
+        "        SnapStart: init untimed, then a fork stands in for a restore; CPU of the after-restore",
+        "        hooks and the first create (Lambda's own Restore Duration is not measurable here).",
         f"  warm: CPU of one create after warm-up, median of {WARM_CALLS}; every AWS and QuickBooks answer",
         "        replayed from the warm-up's recording in moto's place (botocore and httpx do all",
         "        their work, no emulator runs). in calls: the handler's CPU inside botocore's API",
@@ -598,7 +635,7 @@ def report(built: Build, cold: tuple[Series, Series], paths: list[WarmPath]) -> 
         size_line("DependenciesLayer", built.deployed_dependencies),
         size_line("ApiFunction", built.function),
         "",
-        ratio_line("cold_start_ratio", *cold),
+        ratio_line("cold_start_ratio", cold[0], cold[1]),
         *(ratio_line(f"warm_create_ratio_{p.name}", p.handler.series, p.floor.series) for p in paths),
         "targets (reported, not enforced): " + ", ".join(f"{n} <= {t}x" for n, t in TARGETS.items()),
     ]

@@ -49,6 +49,7 @@ MAX_LINE_ITEMS = 1000
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$")
+_BEYOND_MICROSECONDS = re.compile(r"(\.\d{6})\d+")
 
 
 def _parse_date_time(value: Any) -> datetime:
@@ -65,9 +66,10 @@ def _parse_date_time(value: Any) -> datetime:
     try:
         if _DATE_ONLY.match(text):
             return datetime.combine(date.fromisoformat(text), time(0), tzinfo=UTC)
-        if _RFC3339.match(text):
-            # fromisoformat takes at most 6 fractional digits; RFC 3339 allows more.
-            text = re.sub(r"(\.\d{6})\d+", r"\1", text.replace("z", "Z").replace("t", "T"))
+        if matched := _RFC3339.match(text):
+            text = text.replace("z", "Z").replace("t", "T")
+            if len(matched.group(1) or "") > 7:  # fromisoformat takes 6 fractional digits at most
+                text = _BEYOND_MICROSECONDS.sub(r"\1", text)
             parsed = datetime.fromisoformat(text)
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except ValueError as exc:

@@ -65,4 +65,4 @@ deploy: build
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/sam deploy --guided
 
 clean:
-	rm -rf $(VENV) $(PANORA_VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PANORA_VENV) .bench-venv .aws-sam .pytest_cache .ruff_cache

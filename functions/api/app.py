@@ -104,7 +104,8 @@ IdempotencyKeyHeader = Annotated[
         alias="Idempotency-Key",
         min_length=1,
         max_length=255,
-        description="1-255 printable characters: a retry with the same key returns the first answer"
+        description="1-255 printable characters, no commas (a header sent twice arrives joined by"
+        " commas): a retry with the same key returns the first answer"
         " and creates nothing new (kept 24 h, per connection)",
     ),
 ]

@@ -131,28 +131,9 @@ UNSAFE_AWS = (
 )
 
 # Each child reads its event on stdin, then prints CPU and wall milliseconds from just before
-# its first import of the work to after its first answer.
-HANDLER_CHILD = """
-import importlib, json, sys, time
-event = json.loads(sys.stdin.read())
-class Context:
-    function_name, function_version, memory_limit_in_mb = {function!r}, "$LATEST", 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + function_name
-    aws_request_id, log_group_name, log_stream_name = "bench", "/aws/lambda/bench", "bench"
-    def get_remaining_time_in_millis(self):
-        return 29000
-cpu, wall = time.process_time(), time.perf_counter()
-handler = getattr(importlib.import_module({module!r}), {attribute!r})
-answer = handler(event, Context())
-cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-assert answer["statusCode"] == 201, answer
-print(cpu * 1000, wall * 1000)
-"""
-# SnapStart: init runs untimed, then a fork stands in for a restore of its snapshot (the child
-# starts from the parent's memory, as each restore starts from the snapshot's); the child runs
-# the after-restore hooks, as Lambda's runtime would, then serves the first create, timed. What
-# Lambda spends restoring (its Restore Duration) cannot be measured outside Lambda.
-RESTORED_CHILD = """
+# its first import of the work to after its first answer. The handler's children share this
+# start (a Lambda context) and end (the answer checked, the figures printed).
+_HANDLER_CONTEXT = """
 import importlib, json, os, sys, time
 event = json.loads(sys.stdin.read())
 class Context:
@@ -161,6 +142,28 @@ class Context:
     aws_request_id, log_group_name, log_stream_name = "bench", "/aws/lambda/bench", "bench"
     def get_remaining_time_in_millis(self):
         return 29000
+"""
+_HANDLER_ANSWERED = """
+answer = handler(event, Context())
+cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+assert answer["statusCode"] == 201, answer
+print(cpu * 1000, wall * 1000, flush=True)
+"""
+HANDLER_CHILD = (
+    _HANDLER_CONTEXT
+    + """
+cpu, wall = time.process_time(), time.perf_counter()
+handler = getattr(importlib.import_module({module!r}), {attribute!r})
+"""
+    + _HANDLER_ANSWERED
+)
+# SnapStart: init runs untimed, then a fork stands in for a restore of its snapshot (the child
+# starts from the parent's memory, as each restore starts from the snapshot's); the child runs
+# the after-restore hooks, as Lambda's runtime would, then serves the first create, timed. What
+# Lambda spends restoring (its Restore Duration) cannot be measured outside Lambda.
+RESTORED_CHILD = (
+    _HANDLER_CONTEXT
+    + """
 handler = getattr(importlib.import_module({module!r}), {attribute!r})
 from ledgerbridge import snapstart
 sys.stdout.flush()
@@ -170,12 +173,10 @@ if pid:
 cpu, wall = time.process_time(), time.perf_counter()
 for hook in snapstart.AFTER_RESTORE:
     hook()
-answer = handler(event, Context())
-cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-assert answer["statusCode"] == 201, answer
-print(cpu * 1000, wall * 1000, flush=True)
-os._exit(0)
 """
+    + _HANDLER_ANSWERED
+    + "os._exit(0)\n"
+)
 FLOOR_CHILD = """
 import json, sys, time
 event = json.loads(sys.stdin.read())

@@ -28,7 +28,6 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ledgerbridge import jsonutil
 from ledgerbridge.config import settings
 from ledgerbridge.provider_types import RemoteReference
 from ledgerbridge.store import references
@@ -131,14 +130,17 @@ def _update(connection_id: str, contact_id: str, sets: dict[str, Any], removes: 
 
 def settle(connection_id: str, contact_id: str, remote: RemoteReference, fields: dict, now: str) -> dict:
     """pending -> synced with the ledger's id and record, and the REMOTE# item the sync honours."""
-    sets = {
-        "remote_id": remote.remote_id,
-        "name": remote.name,
-        "fields_json": jsonutil.dumps(fields),
-        "remote_data_z": pack_json(remote.remote_data),
-        "sync_status": "synced",
-        "modified_at": now,
-    }
+    sets = references.stored_json(
+        {
+            "remote_id": remote.remote_id,
+            "name": remote.name,
+            "fields": fields,
+            "remote_data_z": pack_json(remote.remote_data),
+            "sync_status": "synced",
+            "modified_at": now,
+        },
+        "fields",
+    )
     lookup = {**references.remote_key(connection_id, KIND, remote.remote_id), **to_values({"id": contact_id})}
     try:
         dynamodb().transact_write_items(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 from decimal import Decimal
@@ -513,10 +514,40 @@ def test_settling_a_retried_invoice_answers_the_item_as_stored(demo: dict[str, A
     assert settled["sync_status"] == "synced" and "sync_error" not in settled and "pending" not in settled
 
 
+def _printed_documents(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """The JSON lines printed on stdout (EMF counts) since the last call."""
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+
 def _counted(capsys: pytest.CaptureFixture[str]) -> list[tuple[str, str]]:
-    """The InvoiceCreates counts printed since the last call (EMF lines on stdout)."""
-    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    return [(line["provider"], line["outcome"]) for line in printed if "InvoiceCreates" in line]
+    """The InvoiceCreates counts printed since the last call."""
+    counts = [line for line in _printed_documents(capsys) if "InvoiceCreates" in line]
+    return [(line["provider"], line["outcome"]) for line in counts]
+
+
+def test_a_delivered_create_writes_one_line_its_count_naming_the_invoice(
+    api: Api, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The outcome line is the create's log: no second line says the same, and it names the
+    invoice and the ledger's id for it. A refused create's line names its invoice too."""
+    from ledgerbridge.observability import logger
+
+    logged = io.StringIO()
+    handler = logger.registered_handler
+    saved, handler.stream = handler.stream, logged
+    try:
+        capsys.readouterr()
+        created = api.create({"total_amount": Decimal("5")})
+        [line] = _printed_documents(capsys)
+        rejected = api.create({"memo": "nothing to bill"})
+        [refused] = _printed_documents(capsys)
+    finally:
+        handler.stream = saved
+    assert created.status == 201 and logged.getvalue().count("\n") == 1  # the rejection's own line only
+    assert (line["outcome"], line["InvoiceCreates"]) == ("created", [1.0])
+    assert (line["invoice_id"], line["remote_id"]) == (created.json["id"], created.json["remote_id"])
+    assert rejected.status == 422 and refused["outcome"] == "rejected"
+    assert refused["invoice_id"] == rejected.json["invoice_id"] and "remote_id" not in refused
 
 
 def test_every_create_counts_its_outcome_once(

@@ -36,6 +36,26 @@ def test_a_count_prints_what_powertools_single_metric_prints(
     assert abs(ours["_aws"]["Timestamp"] - powertools["_aws"]["Timestamp"]) < 5_000
 
 
+def test_metadata_is_printed_as_powertools_add_metadata_prints_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Metadata names what was counted (searchable in the logs) without becoming a dimension."""
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "ledgerbridge")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Ledgerbridge")
+    metadata = {"invoice_id": "01a2324c-4dc2-7226-98d9-73b4d9f3bed0", "remote_id": "217"}
+    with single_metric(name="InvoiceCreates", unit=MetricUnit.Count, value=1) as metric:
+        metric.add_dimension(name="provider", value="quickbooks")
+        metric.add_dimension(name="outcome", value="created")
+        for key, value in metadata.items():
+            metric.add_metadata(key=key, value=value)
+    count("InvoiceCreates", metadata, provider="quickbooks", outcome="created")
+    powertools, ours = _printed(capsys)
+    assert _without_timestamp(ours) == _without_timestamp(powertools)
+    assert list(ours) == list(powertools)  # the same members in the same order
+    assert ours["invoice_id"] == metadata["invoice_id"] and ours["remote_id"] == "217"
+    assert ours["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["provider", "outcome", "service"]]
+
+
 def test_a_count_is_a_valid_embedded_metric_format_document(capsys: pytest.CaptureFixture[str]) -> None:
     """The rules of CloudWatch's EMF specification that a counter can break."""
     before = int(time.time() * 1000)

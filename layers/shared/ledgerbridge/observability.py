@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -43,10 +44,15 @@ def _json_message(message: Any) -> Any:
 logger = Logger(json_deserializer=_json_message)
 
 
-def count(metric: str, **dimensions: str) -> None:
+def count(metric: str, metadata: Mapping[str, str] | None = None, **dimensions: str) -> None:
     """Add one to ``metric`` with these dimensions (and ``service``), in the namespace
     ``POWERTOOLS_METRICS_NAMESPACE`` names (the template sets it): an EMF line on stdout, as
-    Powertools prints it. Never raises for want of a namespace: a count must not fail a create."""
+    Powertools prints it. Never raises for want of a namespace: a count must not fail a create.
+
+    ``metadata`` is what Powertools' ``add_metadata`` adds: members of the line that are no
+    dimension (CloudWatch aggregates nothing by them) but searchable in the logs, such as the
+    invoice a count is about. That makes the line the log of the event it counts, so the
+    event needs no second line (see ``service.create_invoice``)."""
     service = os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
     document = {
         "_aws": {
@@ -61,6 +67,7 @@ def count(metric: str, **dimensions: str) -> None:
         },
         **dimensions,
         "service": service,
+        **(metadata or {}),
         metric: [1.0],
     }
     print(json.dumps(document, separators=(",", ":")))

@@ -72,6 +72,7 @@ def _deliver_invoice(principal: Principal, record: dict[str, Any], deadline: flo
     if remote is None:
         remote = provider.send_invoice(connection, outbound, provider.map_invoice(connection, outbound))
     settle_delivered(principal, record, remote)
+    logger.info("invoice delivered", extra={"invoice_id": record["id"], "remote_id": remote.remote_id})
 
 
 @dataclass(frozen=True)

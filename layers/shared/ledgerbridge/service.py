@@ -81,8 +81,15 @@ def _settled_changes(record: dict[str, Any], remote: RemoteInvoice) -> dict[str,
     }
 
 
-def _count(provider: str, outcome: str) -> None:
-    count("InvoiceCreates", provider=provider, outcome=outcome)
+def _count(provider: str, outcome: str, invoice_id: str, remote_id: str | None = None) -> None:
+    """The create's outcome line: a count by provider and outcome, and the log of the outcome,
+    naming the invoice (and the ledger's id for it) as searchable metadata. For a delivered
+    invoice it is the only line the create writes: a Powertools log line beside it cost ~0.1 ms
+    of a warm create's ~3 ms of CPU (``make bench``) and ~560 bytes of logs, to say the same."""
+    metadata = {"invoice_id": invoice_id}
+    if remote_id is not None:
+        metadata["remote_id"] = remote_id
+    count("InvoiceCreates", metadata, provider=provider, outcome=outcome)
 
 
 @dataclass(frozen=True)
@@ -156,7 +163,7 @@ def create_invoice(
         raise error from None
     except (ProviderUnavailable, SettleFailed) as exc:
         return Created(_accept(principal, record, failure_text(principal, exc), include_remote_data), 201)
-    _count(principal.provider, "created")
+    _count(principal.provider, "created", record["id"], settled.get("remote_id"))
     return Created(to_invoice(settled, include_remote_data), 201)
 
 
@@ -184,7 +191,10 @@ class SettleFailed(Exception):
 
 
 def settle_delivered(principal: Principal, record: dict[str, Any], remote: RemoteInvoice) -> dict[str, Any]:
-    """Settle a stored invoice with what the provider recorded; returns the stored invoice."""
+    """Settle a stored invoice with what the provider recorded; returns the stored invoice.
+
+    Logs nothing when it settles: each caller writes the one line of its outcome (a create its
+    ``_count`` line, a retry its own)."""
     try:
         settled = invoices.settle(record, _settled_changes(record, remote), remote.remote_data)
     except InvoiceConflict:  # a concurrent delivery settled it first: theirs is as good
@@ -192,7 +202,6 @@ def settle_delivered(principal: Principal, record: dict[str, Any], remote: Remot
     except ApiError as exc:
         logger.warning("settle failed after the provider accepted", extra={"remote_id": remote.remote_id})
         raise SettleFailed(f"{exc.message} (the provider has it as {remote.remote_id})") from exc
-    logger.info("invoice delivered", extra={"remote_id": remote.remote_id})
     return settled
 
 
@@ -201,7 +210,7 @@ def _accept(principal: Principal, record: dict[str, Any], reason: str, include_r
 
     ``reason`` is stored and logged as it is: build it with ``failure_text``.
     """
-    _count(principal.provider, "queued")
+    _count(principal.provider, "queued", record["id"])
     logger.warning("invoice queued for retry", extra={"reason": reason})
     try:
         record = invoices.record_attempt_error(principal.connection_id, record["id"], reason, now_text())
@@ -213,7 +222,7 @@ def _accept(principal: Principal, record: dict[str, Any], reason: str, include_r
 
 def _queue(principal: Principal, record: dict[str, Any], include_remote_data: bool) -> Invoice:
     """Queue a stored invoice for the retry function without trying the ledger first."""
-    _count(principal.provider, "queued_async")
+    _count(principal.provider, "queued_async", record["id"])
     try:
         retries.enqueue(principal.project_id, principal.connection_id, record["id"], now_text())
     except Exception:  # the invoice is stored pending: the sweeper queues it
@@ -232,7 +241,7 @@ def fail(
     """
     kept = None if answer is None else idempotency.kept(answer)
     invoices.mark_failed(principal.connection_id, invoice_id, reason, now_text(), kept)
-    _count(principal.provider, outcome)
+    _count(principal.provider, outcome, invoice_id)
     logger.info("invoice failed", extra={"outcome": outcome, "reason": reason})
 
 

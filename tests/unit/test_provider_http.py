@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from ledgerbridge.providers.base import ProviderUnavailable, ReauthorizationRequired
-from ledgerbridge.providers.http import ProviderHttp, RetryPolicy, endpoint
+from ledgerbridge.providers.http import ProviderHttp, RetryPolicy, endpoint, new_client, shared_client
 
 URL = "https://ledger.example/api"
 
@@ -188,3 +188,23 @@ def test_a_non_idempotent_request_is_resent_when_it_never_reached_the_provider(a
     handler, seen = scripted(answer, httpx.Response(201))
     assert make_http(handler, clock).request("POST", URL, body={}, idempotent=False).status_code == 201
     assert len(seen) == 2
+
+
+def test_a_cookie_one_connection_is_given_is_never_sent_for_another() -> None:
+    """One client serves every customer in a container: a session cookie a provider sets on one
+    connection's call must not ride along on the next call, another customer's."""
+    handle, seen = scripted(
+        httpx.Response(200, headers={"set-cookie": "JSESSIONID=customer-a; Path=/; Secure"}, json={}),
+        httpx.Response(200, json={}),
+    )
+    client = new_client(httpx.MockTransport(handle))
+    clock = Clock()
+    for token in ("customer-a-token", "customer-b-token"):
+        tokens = Tokens()
+        tokens.current = token
+        ProviderHttp(client, tokens, None, RetryPolicy(), sleep=clock.sleep, clock=clock).request("GET", URL)
+    assert [request.headers.get("cookie") for request in seen] == [None, None]
+    assert len(client.cookies) == 0
+    answer = httpx.Response(200, headers={"set-cookie": "AWSALB=sticky"}, request=httpx.Request("GET", URL))
+    shared_client().cookies.extract_cookies(answer)  # the container's own client keeps none either
+    assert len(shared_client().cookies) == 0

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from functools import cache
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, Protocol
 
 import httpx
@@ -43,10 +44,25 @@ def endpoint(provider_env_name: str, kind: str, default: str) -> str:
     return os.environ.get(f"LEDGERBRIDGE_{provider_env_name}_{kind}_URL", default).rstrip("/")
 
 
+def new_client(transport: httpx.BaseTransport | None = None) -> httpx.Client:
+    """A client as provider calls need it: timeouts, no redirects, and no cookies kept.
+
+    One client serves every connection of every project in a container, and a client keeps
+    the cookies responses set (load balancers' and API gateways' session cookies) and sends
+    them on to the same host: the next call, another customer's, would carry them. Provider
+    APIs authenticate by token; a cookie jar whose policy accepts no domain keeps nothing."""
+    return httpx.Client(
+        timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
+        follow_redirects=False,
+        cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
+        transport=transport,
+    )
+
+
 @cache
 def shared_client() -> httpx.Client:
     """One connection pool per container, reused by every invocation."""
-    return httpx.Client(timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT), follow_redirects=False)
+    return new_client()
 
 
 def json_body(response: httpx.Response) -> Any:

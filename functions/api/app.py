@@ -215,7 +215,7 @@ def create_invoice(
         created = service.create_invoice(
             principal, invoice, include_remote_data, _deadline(), respond_async, invoice_id
         )
-        return service.invoice_answer(created.status, created.invoice)
+        return created.answer()
 
     def stored(invoice_id: str, status: int) -> idempotency.Stored | None:
         return service.created_state(principal, invoice_id, status, include_remote_data)

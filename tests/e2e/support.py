@@ -78,8 +78,21 @@ def connect(stack: LocalStack, tmp: Path, project: dict, key: dict, provider: st
 def create(
     stack: LocalStack, connected: Connected, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> httpx.Response:
-    """POST /accounting/invoices with the connection's credentials, asking for remote_data."""
-    return _post(stack, connected, "/accounting/invoices", body, headers)
+    """POST /accounting/invoices with the connection's credentials, asking for remote_data.
+
+    A synced invoice's answer is also held to what a GET answers for it, byte for byte: a
+    create renders its answer without the Invoice model, a GET with it, and each provider adds
+    its own fields (see ``service.fresh_invoice_document``)."""
+    response = _post(stack, connected, "/accounting/invoices", body, headers)
+    if response.status_code == 201 and jsonutil.loads(response.text)["sync_status"] == "synced":
+        fetched = httpx.get(
+            f"{stack.api_url}{response.headers['location']}",
+            headers=connected.auth,
+            params={"remote_data": "true"},
+            timeout=10,
+        )
+        assert fetched.text == response.text, (response.text, fetched.text)
+    return response
 
 
 def create_contact(

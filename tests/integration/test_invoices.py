@@ -11,6 +11,9 @@ from typing import Any
 
 import boto3
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from ledgerbridge import admin, connections, jsonutil
 from ledgerbridge.config import settings
@@ -18,6 +21,8 @@ from ledgerbridge.ids import reference_id, uuid7
 from ledgerbridge.providers.base import ProviderUnavailable
 from ledgerbridge.providers.sandbox import ledger_code
 from ledgerbridge.store import invoices
+from tests.fuzz.harness import References
+from tests.fuzz.strategies import valid_invoice
 from tests.integration.conftest import Api
 
 FULL_INVOICE = (
@@ -567,3 +572,44 @@ def test_every_create_counts_its_outcome_once(
     monkeypatch.setattr(connections.provider_for("sandbox"), "send_invoice", unreachable)
     assert api.create({"total_amount": Decimal("5")}).status == 201
     assert _counted(capsys) == [("sandbox", "queued")]
+
+
+def _sandbox_references(api: Api, connection_id: str) -> References:
+    """The sandbox directory's ids, as generated invoices point at them."""
+
+    def data(path: str) -> list[dict[str, Any]]:
+        return api.call("GET", path, query={"limit": "100"}).json["data"]
+
+    contacts = data("/accounting/contacts")
+    return References(
+        customers=tuple(c["id"] for c in contacts if c.get("is_customer")),
+        vendors=tuple(c["id"] for c in contacts if c.get("is_supplier")),
+        items=tuple(item["id"] for item in data("/accounting/items")),
+        tracking=tuple(category["id"] for category in data("/accounting/trackingcategories")),
+        period=reference_id(connection_id, "accounting_period", "P-2026"),
+    )
+
+
+def test_a_create_answers_byte_for_byte_what_the_invoice_model_renders(
+    api: Api, demo: dict[str, Any]
+) -> None:
+    """A create renders its answer from the record it stored without the Invoice model
+    (``service.fresh_invoice_document``); a GET renders the stored invoice through the model.
+    Over generated invoices (every field, both types, stated totals, exchange rates, custom
+    fields), with and without remote_data and with an Idempotency-Key's replay, the texts are
+    the same."""
+    references = _sandbox_references(api, demo["connection_id"])
+
+    @hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(invoice=valid_invoice(references), remote_data=st.sampled_from(["true", "false"]))
+    def check(invoice: dict[str, Any], remote_data: str) -> None:
+        key = {"Idempotency-Key": str(uuid7())}
+        created = api.create(invoice, query={"remote_data": remote_data}, headers=key)
+        assert created.status == 201, created.text
+        path = f"/accounting/invoices/{created.json['id']}"
+        fetched = api.call("GET", path, query={"remote_data": remote_data})
+        assert created.text == fetched.text
+        replayed = api.create(invoice, query={"remote_data": remote_data}, headers=key)
+        assert replayed.headers.get("Idempotent-Replayed") == "true" and replayed.text == created.text
+
+    check()

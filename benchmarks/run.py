@@ -101,7 +101,7 @@ from ledgerbridge.providers import http as provider_http
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_VENV = ROOT / ".bench-venv"
 FUNCTION = "ApiFunction"
-COLD_RUNS = 15  # a fresh process varies by ±10 % here: 9 runs moved the ratio 1.05-1.19x run to run
+COLD_RUNS = 25  # a fresh process varies by ±10 % here: 15 runs moved the ratio 1.08-1.24x run to run
 WARM_UP_CALLS = 5
 WARM_CALLS = 200
 TARGETS = {"cold_start_ratio": Decimal("1.2"), "warm_create_ratio_<path>": Decimal("1.5")}

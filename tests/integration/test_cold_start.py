@@ -3,9 +3,10 @@
 ``make bench`` measures it against the floor; these tests pin the decisions behind the figure,
 without timing anything:
 
-- an invoice create imports nothing that only other routes or other functions need: the
-  contacts service, the HTTP stack of the ledgers (httpx), the X-Ray SDK (no ``Tracer`` in the
-  API function: ``ledgerbridge.observability``);
+- an invoice create imports nothing that only other routes, other functions or failures
+  need: the contacts service and store, the HTTP stack of the ledgers (httpx), the X-Ray SDK
+  (no ``Tracer`` in the API function: ``ledgerbridge.observability``), the retry queue and the
+  redaction of provider text (``service._queue_retry``);
 - the dependency layer's Powertools imports one resolver and one event class, not all of them
   (layers/dependencies/lazy_packages.py), and the API function answers the same on it;
 - importing the handler freezes init's heap, so no collection walks it again
@@ -87,6 +88,7 @@ import json, os, sys
 from tests.conftest import FakeLambdaContext, load_handler_module
 from tests.integration.conftest import Api, demo_credentials, seeded_stack
 WATCHED = ("ledgerbridge.contacts", "ledgerbridge.providers.http", "httpx", "aws_xray_sdk",
+           "ledgerbridge.retries", "ledgerbridge.redaction", "ledgerbridge.store.contacts",
            "aws_lambda_powertools.event_handler.appsync",
            "aws_lambda_powertools.utilities.data_classes.code_pipeline_job_event")
 def loaded():

@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import Any
 from uuid import UUID
 
-from ledgerbridge import errors, idempotency, jsonutil, redaction, retries
+from ledgerbridge import errors, idempotency, jsonutil
 from ledgerbridge.auth import Principal
 from ledgerbridge.connections import connection_context, known_secrets, provider_for, resolve_references
 from ledgerbridge.errors import ApiError, FieldError
@@ -187,6 +187,8 @@ def failure_messages(principal: Principal, exc: Exception) -> list[str]:
     Every exception text that may carry the provider's words reaches a response,
     ``sync_error`` or a log line through here or ``failure_text``.
     """
+    from ledgerbridge import redaction  # failures only: see _queue_retry
+
     secrets = known_secrets(principal.connection_id)
     if isinstance(exc, ProviderRejected):
         return redaction.provider_messages(exc.messages, secrets)
@@ -228,7 +230,7 @@ def _accept(principal: Principal, record: dict[str, Any], reason: str) -> dict[s
     logger.warning("invoice queued for retry", extra={"reason": reason})
     try:
         record = invoices.record_attempt_error(principal.connection_id, record["id"], reason, now_text())
-        retries.enqueue(principal.project_id, principal.connection_id, record["id"], now_text())
+        _queue_retry(principal, record["id"])
     except Exception:  # the invoice is stored pending: the sweeper re-queues it
         logger.exception("could not queue the retry; the sweeper will")
     return record
@@ -238,10 +240,22 @@ def _queue(principal: Principal, record: dict[str, Any]) -> dict[str, Any]:
     """Queue a stored invoice for the retry function without trying the ledger first."""
     _count(principal.provider, "queued_async", record["id"])
     try:
-        retries.enqueue(principal.project_id, principal.connection_id, record["id"], now_text())
+        _queue_retry(principal, record["id"])
     except Exception:  # the invoice is stored pending: the sweeper queues it
         logger.exception("could not queue the invoice; the sweeper will")
     return record
+
+
+def _queue_retry(principal: Principal, invoice_id: str) -> None:
+    """A message for the retry function.
+
+    ``retries`` (with the contacts' store it also serves) and ``redaction`` (its patterns
+    compiled at import) are imported by the paths that use them, not at init: a create that
+    the ledger takes needs neither, and together they were ~8 ms of every cold start (dev
+    machine, Python 3.12). tests/integration/test_cold_start.py checks they stay unloaded."""
+    from ledgerbridge import retries
+
+    retries.enqueue(principal.project_id, principal.connection_id, invoice_id, now_text())
 
 
 def fail(

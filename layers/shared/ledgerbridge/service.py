@@ -112,8 +112,7 @@ class Created:
         return to_invoice(self.record, self.include_remote_data)
 
     def answer(self) -> Answer:
-        document = fresh_invoice_document(self.record, self.include_remote_data)
-        return Answer(self.status, jsonutil.dumps(document), f"/accounting/invoices/{document['id']}")
+        return _answer_of(self.status, fresh_invoice_document(self.record, self.include_remote_data))
 
 
 def create_invoice(
@@ -276,10 +275,15 @@ def fail(
 # --- reads --------------------------------------------------------------------------------
 
 
-def to_invoice(record: dict[str, Any], include_remote_data: bool) -> Invoice:
+def _stamped_lines(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The invoice's lines with its timestamps, which stored lines share (see ``_new_record``)."""
     stamps = {"created_at": record["created_at"], "modified_at": record["modified_at"]}
-    lines = [{**stamps, **line} for line in record.get("line_items", [])]
+    return [{**stamps, **line} for line in record.get("line_items") or ()]
+
+
+def to_invoice(record: dict[str, Any], include_remote_data: bool) -> Invoice:
     remote_data = record.get("remote_data") if include_remote_data else None  # none before the ledger answers
+    lines = _stamped_lines(record)
     return Invoice.model_validate({**record, "line_items": lines, "remote_data": remote_data})
 
 
@@ -300,25 +304,29 @@ def fresh_invoice_document(record: dict[str, Any], include_remote_data: bool) ->
     stored invoices (GET, lists, a retry's answer) keep the model, which also reads what older
     versions stored; tests/integration/test_invoices.py holds this answer to theirs, byte for
     byte, over generated invoices."""
-    stamps = {"created_at": record["created_at"], "modified_at": record["modified_at"]}
-    document = {name: record.get(name) for name in _INVOICE_FIELDS}
-    lines = []
-    for stored_line in record.get("line_items") or ():
-        line = {**stamps, **stored_line}
-        lines.append({name: line.get(name) for name in _LINE_FIELDS})
-        if line.get("exchange_rate") is not None:
-            lines[-1]["exchange_rate"] = str(line["exchange_rate"])
-    document["line_items"] = lines
-    if document["exchange_rate"] is not None:
-        document["exchange_rate"] = str(document["exchange_rate"])
+    document = _dumped(record, _INVOICE_FIELDS)
+    document["line_items"] = [_dumped(line, _LINE_FIELDS) for line in _stamped_lines(record)]
     if not include_remote_data:
         document["remote_data"] = None
     return document
 
 
-def invoice_answer(status: int, invoice: Invoice) -> Answer:
+def _dumped(values: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """``fields`` of ``values`` as the model dumps them: every one, None if absent, in order;
+    the exchange rate as text (``ExchangeRateText``)."""
+    dumped = {name: values.get(name) for name in fields}
+    if dumped["exchange_rate"] is not None:
+        dumped["exchange_rate"] = str(dumped["exchange_rate"])
+    return dumped
+
+
+def _answer_of(status: int, document: dict[str, Any]) -> Answer:
     """The answer of a create: the invoice as JSON and where to GET it."""
-    return Answer(status, jsonutil.dumps(invoice.model_dump()), f"/accounting/invoices/{invoice.id}")
+    return Answer(status, jsonutil.dumps(document), f"/accounting/invoices/{document['id']}")
+
+
+def invoice_answer(status: int, invoice: Invoice) -> Answer:
+    return _answer_of(status, invoice.model_dump())
 
 
 def created_state(

@@ -37,13 +37,15 @@ from ledgerbridge import jsonutil
 from ledgerbridge.models import InvoiceInput
 
 
-def create(dynamodb: Any, table: str, connection_id: str, body: str | bytes, books_table: str = "") -> str:
+def create(
+    dynamodb: Any, table: str, connection_id: str, body: str | bytes, books_table: str | None = None
+) -> str:
     """Store, (with ``books_table``) record in the sandbox's books, settle."""
     invoice = InvoiceInput.model_validate(jsonutil.loads(body))
     key = {"connection_id": {"S": connection_id}, "id": {"S": str(uuid.uuid4())}}
     document = invoice.model_dump_json()
     dynamodb.put_item(TableName=table, Item={**key, "invoice": {"S": document}})
-    if books_table:
+    if books_table is not None:
         dynamodb.put_item(
             TableName=books_table,
             Item={
